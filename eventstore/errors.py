@@ -1,0 +1,81 @@
+"""One error hierarchy for the whole package.
+
+psycopg errors are translated into these once, in `eventstore.store`; the HTTP layer maps them to
+problem+json once. Callers never need to import psycopg to handle a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class EventStoreError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidInput(EventStoreError, ValueError):
+    """The caller sent something the store refuses. Nothing was written."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidTenantId(InvalidInput):
+    """A tenant id that does not match the strict pattern (hex levels of 32, or a GUID)."""
+
+
+class InvalidEventType(InvalidInput):
+    """An event type outside `EventType`; the message lists the valid ones."""
+
+    def __init__(self, value: object, valid: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown event type {value!r}; valid types are: {', '.join(valid)}", field="event_type"
+        )
+        self.value = value
+        self.valid = tuple(valid)
+
+
+class PayloadTooLarge(InvalidInput):
+    """A payload over the configured inline limit."""
+
+    def __init__(self, size: int, limit: int, *, field: str = "payload") -> None:
+        super().__init__(f"payload is {size} bytes, over the inline limit of {limit} bytes", field=field)
+        self.size = size
+        self.limit = limit
+
+
+class UnknownTenant(EventStoreError, LookupError):
+    """A tenant that was never onboarded."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(f"tenant {tenant_id} is not onboarded")
+        self.tenant_id = tenant_id
+
+
+class ConcurrencyConflict(EventStoreError):
+    """The stream's version did not match the expected version. Nothing was written."""
+
+    def __init__(self, stream_id: str, expected: object, actual_version: int) -> None:
+        shown = "no stream" if actual_version == 0 else f"version {actual_version}"
+        super().__init__(f"stream {stream_id!r} is at {shown}, expected {expected}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual_version = actual_version
+
+
+class DuplicateEventId(EventStoreError):
+    """An event id that is already stored with other content or at another position."""
+
+    def __init__(self, event_id: object, reason: str) -> None:
+        super().__init__(f"event {event_id} is already stored {reason}")
+        self.event_id = event_id
+        self.reason = reason
+
+
+class AppendOnlyViolation(EventStoreError):
+    """An attempt to change or remove stored events outside the maintenance path."""
+
+
+class StoreUnavailable(EventStoreError):
+    """The database could not be reached or failed in a way the caller may retry."""

@@ -1,0 +1,83 @@
+"""The event types the store accepts: one enum, member by member.
+
+The value is what is stored in the `event_type` column and what the change feed derives its CloudEvents
+`type` from, so values are never renamed once released.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from eventstore.errors import InvalidEventType
+
+
+class EventType(StrEnum):
+    TRIGGER_RECEIVED = "TriggerReceived"
+    """A `HostedWorkflowTrigger` arrived at the engine's front door (tenant audit stream)."""
+
+    INSTANCE_CREATION_REQUEST_RECEIVED = "InstanceCreationRequestReceived"
+    """A `StartWorkflowInstanceRequest` arrived at the engine's front door (tenant audit stream)."""
+
+    INSTANCE_CREATED = "InstanceCreated"
+    """The engine created the instance: workflow id, initial state, status and context."""
+
+    INSTANCE_CREATION_FAILED = "InstanceCreationFailed"
+    """The engine could not create the instance (unknown workflow, invalid context...)."""
+
+    TRANSITION_COMPLETED = "TransitionCompleted"
+    """A trigger moved the instance through a transition: previous and new state, status, context."""
+
+    TRANSITION_FAILED = "TransitionFailed"
+    """A transition failed and the instance faulted (Marain's `instance.faulted`)."""
+
+    WORKFLOW_STARTED = "WorkflowStarted"
+    """The instance began executing (engines that separate creation from start)."""
+
+    STEP_STARTED = "StepStarted"
+    """An action or step of a transition began."""
+
+    STEP_COMPLETED = "StepCompleted"
+    """An action or step finished successfully; replay skips steps recorded here."""
+
+    STEP_FAILED = "StepFailed"
+    """An action or step failed; the payload says why."""
+
+    DECISION_MADE = "DecisionMade"
+    """A condition or decision point was evaluated, with its outcome."""
+
+    USER_INPUT = "UserInput"
+    """A person supplied input to the instance."""
+
+    AGENT_RESPONSE = "AgentResponse"
+    """An automated agent (service, model) answered the instance."""
+
+    STATE_CHANGED = "StateChanged"
+    """The instance's state, status or context changed outside a transition."""
+
+    ERROR = "Error"
+    """An error worth recording that did not by itself fault the instance."""
+
+    WORKFLOW_PAUSED = "WorkflowPaused"
+    """The instance was paused; triggers are not processed until it resumes."""
+
+    WORKFLOW_RESUMED = "WorkflowResumed"
+    """A paused instance resumed."""
+
+    WORKFLOW_CANCELLED = "WorkflowCancelled"
+    """The instance was cancelled; it ends here."""
+
+    WORKFLOW_COMPLETED = "WorkflowCompleted"
+    """The instance reached its end."""
+
+    @classmethod
+    def parse(cls, value: object) -> EventType:
+        """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""
+        if isinstance(value, EventType):
+            return value
+        member = _BY_VALUE.get(value) if isinstance(value, str) else None
+        if member is None:
+            raise InvalidEventType(value, [m.value for m in cls])
+        return member
+
+
+_BY_VALUE: dict[str, EventType] = {m.value: m for m in EventType}

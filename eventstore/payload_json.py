@@ -1,0 +1,73 @@
+"""Which payloads get a JSONB copy, and why a JSON payload was refused.
+
+The hot path leaves JSON validation to PostgreSQL (the JSONB cast runs anyway) and only looks here
+for the two things JSONB cannot hold but JSON allows: `\\u0000` and unpaired surrogate escapes. Such
+payloads are still stored byte-exact; they just get no JSONB copy to search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from eventstore.models import is_json_content_type
+
+# A cheap byte scan: only payloads with one of these escapes need the full walk below.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNREPRESENTABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_strict(payload: bytes) -> Any:
+    """Parse as PostgreSQL would: UTF-8 only, no NaN/Infinity. Raises ValueError with the reason."""
+    text = payload.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _holds_unrepresentable(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNREPRESENTABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _UNREPRESENTABLE.search(key):
+                    return True
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def wants_json_copy(payload: bytes, content_type: str) -> bool:
+    """True when the payload should get a JSONB copy; PostgreSQL still validates it on insert."""
+    if not is_json_content_type(content_type):
+        return False
+    if not _SUSPECT_ESCAPE.search(payload):
+        return True
+    try:
+        parsed = parse_strict(payload)
+    except (ValueError, RecursionError):
+        return True  # let the insert fail; `json_problem` names the reason
+    return not _holds_unrepresentable(parsed)
+
+
+def json_problem(payload: bytes) -> str | None:
+    """Why a payload declared as JSON is not JSON, or None if it is."""
+    try:
+        parse_strict(payload)
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 ({exc.reason} at byte {exc.start})"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    except ValueError as exc:
+        return f"not valid JSON ({exc})"
+    except RecursionError:
+        return "nested too deeply"
+    return None

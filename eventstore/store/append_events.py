@@ -1,0 +1,261 @@
+"""Append a batch of events to one stream: one statement, one round trip, atomic.
+
+The statement compare-and-sets the `streams` row (which serialises writers of one stream and makes
+sequence numbers gapless), then inserts every event into `event_ids` (uniqueness: idempotency) and
+`events`. A conflict or a repeated event id aborts the whole statement; only then does a second query
+decide between "idempotent repeat" (return the first result) and a typed error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, PayloadTooLarge
+from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
+from eventstore.payload_json import json_problem, wants_json_copy
+from eventstore.store.partitions import create_partition_for
+from eventstore.store.streams import validate_stream_id
+
+_EVENT_COLUMNS = (
+    "event_id, event_type, payload, payload_sha256, payload_size, is_json, content_type, workflow_id, "
+    "workflow_instance_id, user_id, correlation_id, causation_id, source_system"
+)
+_ROW = (
+    "(%s, %s::uuid, %s::text, %s::bytea, %s::bytea, %s::int, %s::bool, %s::text, %s::text, %s::text, "
+    "%s::text, %s::text, %s::text, %s::text)"
+)
+
+# The compare-and-set for each kind of expectation. Each yields (stream_id, base): the version before
+# this append. No row means the expectation failed (except NO_STREAM, which fails by unique violation).
+_CAS = {
+    "any": "INSERT INTO {streams} AS s (stream_id, version) VALUES (%s, %s) "
+    "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version, updated_at = now() "
+    "RETURNING stream_id, version - %s AS base",
+    "no_stream": "INSERT INTO {streams} (stream_id, version) VALUES (%s, %s) RETURNING stream_id, 0::bigint AS base",
+    "stream_exists": "UPDATE {streams} SET version = version + %s, updated_at = now() WHERE stream_id = %s "
+    "RETURNING stream_id, version - %s AS base",
+    "exact": "UPDATE {streams} SET version = version + %s, updated_at = now() WHERE stream_id = %s AND version = %s "
+    "RETURNING stream_id, version - %s AS base",
+}
+
+
+@lru_cache(maxsize=4096)
+def _statement(schema: str, mode: str, count: int) -> bytes:
+    """The append statement for one schema, expectation and batch size, rendered once."""
+    template = (
+        "WITH s AS (" + _CAS[mode] + "), "
+        "v (ord, " + _EVENT_COLUMNS + ") AS (VALUES " + ", ".join([_ROW] * count) + "), "
+        "n AS MATERIALIZED ("
+        " SELECT v.*, s.stream_id, s.base + v.ord AS sequence_number,"
+        " nextval({sequence}) AS global_position, coalesce(%s::timestamptz, now()) AS recorded_at"
+        " FROM s CROSS JOIN v ORDER BY v.ord), "
+        "ids AS (INSERT INTO {event_ids} (event_id, stream_id, sequence_number, global_position, event_type,"
+        " payload_sha256, recorded_at) SELECT event_id, stream_id, sequence_number, global_position, event_type,"
+        " payload_sha256, recorded_at FROM n) "
+        "INSERT INTO {events} (global_position, stream_id, sequence_number, event_id, event_type, payload,"
+        " payload_sha256, payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id,"
+        " correlation_id, causation_id, source_system, recorded_at) "
+        "SELECT global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
+        " payload_size, CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END, content_type,"
+        " workflow_id, workflow_instance_id, user_id, correlation_id, causation_id, source_system, recorded_at"
+        " FROM n ORDER BY sequence_number "
+        "RETURNING sequence_number, global_position"
+    )
+    composed = sql.SQL(template).format(  # type: ignore[arg-type]
+        streams=sql.Identifier(schema, "streams"),
+        event_ids=sql.Identifier(schema, "event_ids"),
+        events=sql.Identifier(schema, "events"),
+        sequence=sql.Literal(f"{schema}.global_position_seq"),
+    )
+    return composed.as_bytes(None)
+
+
+def _mode(expected: ExpectedVersion) -> str:
+    if isinstance(expected, StreamState):
+        return expected.value
+    if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
+        raise InvalidInput(f"expected version must be a StreamState or an integer >= 0, got {expected!r}",
+                           field="expected_version")
+    return "no_stream" if expected == 0 else "exact"
+
+
+def _cas_params(mode: str, stream_id: str, count: int, expected: ExpectedVersion) -> list[Any]:
+    if mode == "any":
+        return [stream_id, count, count]
+    if mode == "no_stream":
+        return [stream_id, count]
+    if mode == "stream_exists":
+        return [count, stream_id, count]
+    return [count, stream_id, expected, count]
+
+
+def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[Any], list[bytes]]:
+    """The statement parameters of the events (in VALUES order) and their SHA-256 digests."""
+    params: list[Any] = []
+    digests: list[bytes] = []
+    seen: set[UUID] = set()
+    for index, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise InvalidInput(f"event {index} is a {type(event).__name__}, not a NewEvent", field=f"events[{index}]")
+        if event.event_id in seen:
+            raise InvalidInput(f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id")
+        seen.add(event.event_id)
+        payload = event.payload
+        size = len(payload)
+        if size > inline_limit:
+            raise PayloadTooLarge(size, inline_limit, field=f"events[{index}].payload")
+        digest = hashlib.sha256(payload).digest()
+        digests.append(digest)
+        params += (
+            index + 1, event.event_id, event.event_type.value, payload, digest, size,
+            wants_json_copy(payload, event.content_type), event.content_type, event.workflow_id,
+            event.workflow_instance_id, event.user_id, event.correlation_id, event.causation_id,
+            event.source_system,
+        )
+    return params, digests
+
+
+def append_events(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    stream_id: str,
+    events: Sequence[NewEvent],
+    expected: ExpectedVersion,
+    *,
+    inline_limit: int,
+    max_batch: int,
+    recorded_at: datetime | None = None,
+) -> AppendResult:
+    """Append `events` to `stream_id` in `schema` on an autocommit connection."""
+    validate_stream_id(stream_id)
+    if not events:
+        raise InvalidInput("an append needs at least one event", field="events")
+    if len(events) > max_batch:
+        raise InvalidInput(f"{len(events)} events in one append; at most {max_batch}", field="events")
+    mode = _mode(expected)
+    rows, digests = prepare_rows(events, inline_limit)
+    count = len(events)
+    statement = _statement(schema, mode, count)
+    params = [*_cas_params(mode, stream_id, count, expected), *rows, recorded_at]
+    for attempt in (1, 2):
+        try:
+            written = conn.execute(statement, params).fetchall()
+        except psycopg.errors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name or ""
+            if constraint.endswith("_pkey") and "event_ids" in constraint:
+                return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
+            if constraint == "streams_pkey":
+                return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
+            raise
+        except psycopg.errors.CheckViolation as exc:
+            if attempt == 1 and (exc.diag.message_primary or "").startswith("no partition of relation"):
+                # A month without a partition must not become an outage: create it and retry once.
+                create_partition_for(conn, schema, recorded_at)
+                continue
+            raise
+        except psycopg.errors.DataError as exc:
+            raise _invalid_payload(events, exc) from exc
+        if not written:
+            return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
+        return AppendResult(
+            stream_id=stream_id,
+            sequence_numbers=tuple(r[0] for r in written),
+            global_positions=tuple(r[1] for r in written),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _invalid_payload(events: Sequence[NewEvent], exc: psycopg.errors.DataError) -> InvalidInput:
+    for index, event in enumerate(events):
+        if wants_json_copy(event.payload, event.content_type):
+            problem = json_problem(event.payload)
+            if problem:
+                return InvalidInput(
+                    f"event {index} ({event.event_id}) is declared {event.content_type} but its payload is {problem}",
+                    field=f"events[{index}].payload",
+                )
+    return InvalidInput(f"payload refused by the database: {exc.diag.message_primary}", field="events")
+
+
+def stream_version(conn: psycopg.Connection[Any], schema: str, stream_id: str) -> int:
+    row = conn.execute(
+        sql.SQL("SELECT version FROM {} WHERE stream_id = %s").format(sql.Identifier(schema, "streams")),
+        (stream_id,),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _repeat_or_raise(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    stream_id: str,
+    events: Sequence[NewEvent],
+    digests: list[bytes],
+    expected: ExpectedVersion,
+    mode: str,
+) -> AppendResult:
+    """After a failed append: the first result if this batch was already stored as a whole, else an error.
+
+    Follows EventStoreDB: the same event ids at the same positions (consistent with the expected
+    version) with the same content are a repeat; an id stored elsewhere or with other content is an error.
+    """
+    ids = [e.event_id for e in events]
+    stored = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            sql.SQL(
+                "SELECT event_id, stream_id, sequence_number, global_position, event_type, payload_sha256 "
+                "FROM {} WHERE event_id = ANY(%s)"
+            ).format(sql.Identifier(schema, "event_ids")),
+            (ids,),
+        ).fetchall()
+    }
+    if not stored:
+        raise ConcurrencyConflict(stream_id, _describe(expected), stream_version(conn, schema, stream_id))
+    first_sequence: int | None = None
+    positions: list[int] = []
+    for index, (event, digest) in enumerate(zip(events, digests, strict=True)):
+        found = stored.get(event.event_id)
+        if found is None:
+            raise DuplicateEventId(
+                ids[next(i for i, e in enumerate(ids) if e in stored)],
+                "while other events of the same batch are not; a retry must resend the whole batch",
+            )
+        found_stream, found_sequence, found_position, found_type, found_digest = found
+        if found_stream != stream_id:
+            raise DuplicateEventId(event.event_id, f"in another stream ({found_stream!r})")
+        if first_sequence is None:
+            first_sequence = found_sequence
+        if found_sequence != first_sequence + index:
+            raise DuplicateEventId(event.event_id, f"at another position ({found_sequence})")
+        if found_type != event.event_type.value or bytes(found_digest) != digest:
+            raise DuplicateEventId(event.event_id, "with other content")
+        positions.append(found_position)
+    assert first_sequence is not None
+    consistent = (
+        mode in ("any", "stream_exists")
+        or (mode == "no_stream" and first_sequence == 1)
+        or (mode == "exact" and first_sequence == int(expected) + 1)
+    )
+    if not consistent:
+        raise ConcurrencyConflict(stream_id, _describe(expected), stream_version(conn, schema, stream_id))
+    return AppendResult(
+        stream_id=stream_id,
+        sequence_numbers=tuple(range(first_sequence, first_sequence + len(events))),
+        global_positions=tuple(positions),
+        repeated=True,
+    )
+
+
+def _describe(expected: ExpectedVersion) -> str:
+    if isinstance(expected, StreamState):
+        return {"any": "any version", "no_stream": "no stream", "stream_exists": "an existing stream"}[expected.value]
+    return "no stream" if expected == 0 else f"version {expected}"

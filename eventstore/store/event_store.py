@@ -1,0 +1,146 @@
+"""The store's entry point: tenants (onboarding, registry, migrations, partitions) and their events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+
+from eventstore.errors import InvalidInput
+from eventstore.settings import Settings
+from eventstore.store import migrations
+from eventstore.store.connection import Pools, translated_errors
+from eventstore.store.partitions import ensure_partitions, list_partitions
+from eventstore.store.registry import TenantRegistry
+from eventstore.store.tenant_events import TenantEvents
+from eventstore.tenancy import (
+    TenantPlacement,
+    container_name_for,
+    schema_name_for,
+    validate_container_name,
+    validate_schema_name,
+    validate_tenant_id,
+)
+
+Clock = Callable[[], datetime]
+
+
+class EventStore:
+    """Holds the connection pools and the tenant registry; hands out one `TenantEvents` per tenant.
+
+    `clock`, when given, stamps events instead of the database's now() (tests of month boundaries).
+    """
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.pools = Pools(settings)
+        self.control_schema = settings.schema_prefix + "control"
+        self._registry: TenantRegistry | None = None
+        self._tenants: dict[str, TenantEvents] = {}
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.pools.close()
+
+    @property
+    def registry(self) -> TenantRegistry:
+        if self._registry is None:
+            self.migrate_control()
+            self._registry = TenantRegistry(self.pools.app("default"), self.control_schema)
+        return self._registry
+
+    def migrate_control(self) -> int:
+        """Create or upgrade the control schema (tenant registry) and the application role."""
+        with translated_errors(), self.pools.owner("default").connection() as conn:
+            migrations.ensure_role(conn, self.settings.app_role)
+            version = migrations.migrate(conn, "control", self.control_schema, self.settings.app_role)
+            from psycopg import sql
+
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {role}; GRANT SELECT ON {table} TO {role}").format(
+                    schema=sql.Identifier(self.control_schema),
+                    table=sql.Identifier(self.control_schema, "tenants"),
+                    role=sql.Identifier(self.settings.app_role),
+                )
+            )
+        return version
+
+    def placement_for(
+        self, tenant_id: str, *, dsn_name: str | None = None, schema: str | None = None, container: str | None = None
+    ) -> TenantPlacement:
+        """Where a tenant goes: the defaults derived from its id, or the given overrides (validated)."""
+        canonical = validate_tenant_id(tenant_id)
+        if dsn_name is not None and dsn_name != "default" and dsn_name not in self.settings.dsns:
+            raise InvalidInput(f"no DSN named {dsn_name!r} is configured", field="dsnName")
+        return TenantPlacement(
+            tenant_id=canonical,
+            dsn_name=dsn_name or "default",
+            schema_name=validate_schema_name(schema) if schema else schema_name_for(canonical, self.settings.schema_prefix),
+            container_name=validate_container_name(container) if container else container_name_for(canonical),
+        )
+
+    def onboard_tenant(
+        self, tenant_id: str, *, dsn_name: str | None = None, schema: str | None = None, container: str | None = None
+    ) -> TenantPlacement:
+        """Create or migrate the tenant's schema and partitions, then register it. Idempotent."""
+        placement = self.placement_for(tenant_id, dsn_name=dsn_name, schema=schema, container=container)
+        existing = self.registry.find(placement.tenant_id)
+        if existing is not None and (dsn_name, schema, container) == (None, None, None):
+            placement = existing  # a plain re-onboard keeps whatever placement the tenant has
+        version = self._migrate_tenant(placement)
+        with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():
+            return self.registry.register(conn, placement, version)
+
+    def _migrate_tenant(self, placement: TenantPlacement) -> int:
+        if placement.dsn_name != "default":
+            with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
+                migrations.ensure_role(conn, self.settings.app_role)
+        with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
+            version = migrations.migrate(conn, "tenant", placement.schema_name, self.settings.app_role)
+            ensure_partitions(conn, placement.schema_name, self.settings.partitions_ahead)
+        return version
+
+    def migrate(self) -> list[tuple[TenantPlacement, int]]:
+        """Bring the control schema and every registered tenant's schema to the latest version."""
+        self.migrate_control()
+        done = []
+        for placement in self.registry.all():
+            version = self._migrate_tenant(placement)
+            with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():
+                self.registry.register(conn, placement, version)
+            done.append((placement, version))
+        return done
+
+    def tenant(self, tenant_id: str) -> TenantEvents:
+        """The tenant's events; `InvalidTenantId` or `UnknownTenant` before anything else happens."""
+        canonical = validate_tenant_id(tenant_id)
+        events = self._tenants.get(canonical)
+        if events is None:
+            events = TenantEvents(self, self.registry.get(canonical))
+            self._tenants[canonical] = events
+        return events
+
+    def tenants(self) -> list[TenantPlacement]:
+        return self.registry.all()
+
+    def ensure_partitions_for(
+        self, placement: TenantPlacement, months_ahead: int | None = None, now: datetime | None = None
+    ) -> list[str]:
+        ahead = self.settings.partitions_ahead if months_ahead is None else months_ahead
+        with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
+            return ensure_partitions(conn, placement.schema_name, ahead, now)
+
+    def ensure_partitions(self, months_ahead: int | None = None) -> dict[str, list[str]]:
+        """For every tenant: the current month and the next `months_ahead` (setting by default)."""
+        return {p.tenant_id: self.ensure_partitions_for(p, months_ahead) for p in self.registry.all()}
+
+    def partitions(self, tenant_id: str) -> list[str]:
+        placement = self.registry.get(validate_tenant_id(tenant_id))
+        with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
+            return list_partitions(conn, placement.schema_name)

@@ -1,0 +1,47 @@
+"""Monthly partitions of `events`: created ahead of time, and on demand when a month has none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+def _months(start: datetime, count: int) -> list[datetime]:
+    first = datetime(start.year, start.month, 1, tzinfo=UTC)
+    out = []
+    for offset in range(count):
+        year, month = divmod(first.month - 1 + offset, 12)
+        out.append(first.replace(year=first.year + year, month=month + 1))
+    return out
+
+
+def create_partition_for(conn: psycopg.Connection[Any], schema: str, at: datetime | None) -> str:
+    """Create the partition holding `at` (default: the database's now()); returns its name."""
+    row = conn.execute(
+        sql.SQL("SELECT {}(coalesce(%s::timestamptz, now()))").format(sql.Identifier(schema, "ensure_partition")),
+        (at,),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], schema: str, months_ahead: int, now: datetime | None = None) -> list[str]:
+    """Make sure the current month and the next `months_ahead` have partitions. Idempotent, concurrent-safe."""
+    if now is None:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None
+        now = row[0]
+    assert now is not None
+    return [create_partition_for(conn, schema, month) for month in _months(now.astimezone(UTC), months_ahead + 1)]
+
+
+def list_partitions(conn: psycopg.Connection[Any], schema: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname",
+        (f"{schema}.events",),
+    ).fetchall()
+    return [str(r[0]) for r in rows]

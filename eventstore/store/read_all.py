@@ -1,0 +1,47 @@
+"""Read a tenant's all-stream after a checkpoint, in commit-safe order, never skipping an event.
+
+A global sequence alone skips: transactions commit out of sequence order, so a reader can pass a
+position whose row commits later. Rows are read in (transaction_id, global_position) order and only
+from transactions older than the oldest one still running (`pg_snapshot_xmin`), which are all finished:
+nothing can appear behind the checkpoint afterwards. A long-open transaction delays the feed; it
+never makes it skip.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from eventstore.errors import InvalidInput
+from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
+from eventstore.store.read_stream import EVENT_COLUMNS
+
+
+@lru_cache(maxsize=1024)
+def _statement(schema: str) -> bytes:
+    template = (
+        "SELECT " + EVENT_COLUMNS + " FROM {events}"
+        " WHERE (transaction_id, global_position) > (%s::text::xid8, %s)"
+        " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        " ORDER BY transaction_id, global_position LIMIT %s"
+    )
+    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)  # type: ignore[arg-type]
+
+
+def read_all_after(
+    conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int = 1000
+) -> AllStreamPage:
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    cursor = conn.cursor(binary=True)
+    rows = cursor.execute(
+        _statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1)
+    ).fetchall()
+    more = len(rows) > limit
+    events = [RecordedEvent(*row) for row in rows[:limit]]
+    last = events[-1] if events else None
+    next_checkpoint = Checkpoint(last.transaction_id, last.global_position) if last else checkpoint
+    return AllStreamPage(events=events, next_checkpoint=next_checkpoint, more=more)

@@ -1,0 +1,53 @@
+"""Read one stream in order, forwards or backwards, from a sequence number, with a limit."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from eventstore.errors import InvalidInput
+from eventstore.models import RecordedEvent
+from eventstore.store.streams import validate_stream_id
+
+# The columns of `RecordedEvent`, in its field order. The payload comes back as the stored bytes:
+# nothing is decoded, which keeps reads close to a raw SELECT.
+EVENT_COLUMNS = (
+    "global_position, transaction_id::text::bigint, stream_id, sequence_number, event_id, event_type, payload, "
+    "payload_sha256, payload_size, blob_ref, content_type, workflow_id, workflow_instance_id, user_id, "
+    "correlation_id, causation_id, source_system, recorded_at"
+)
+
+
+@lru_cache(maxsize=1024)
+def _statement(schema: str, backwards: bool) -> bytes:
+    template = (
+        "SELECT " + EVENT_COLUMNS + " FROM {events} WHERE stream_id = %s AND sequence_number "
+        + ("<= %s ORDER BY sequence_number DESC" if backwards else ">= %s ORDER BY sequence_number")
+        + " LIMIT %s"
+    )
+    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)  # type: ignore[arg-type]
+
+
+def read_stream(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    stream_id: str,
+    from_sequence: int | None = None,
+    *,
+    backwards: bool = False,
+    limit: int = 1000,
+) -> list[RecordedEvent]:
+    """Events of `stream_id` from `from_sequence` (inclusive; default: the start, or the end backwards)."""
+    validate_stream_id(stream_id)
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    if from_sequence is None:
+        from_sequence = 2**62 if backwards else 1
+    elif from_sequence < 0:
+        raise InvalidInput("from_sequence must be >= 0", field="from_sequence")
+    cursor = conn.cursor(binary=True)
+    rows = cursor.execute(_statement(schema, backwards), (stream_id, from_sequence, limit)).fetchall()
+    return [RecordedEvent(*row) for row in rows]

@@ -1,0 +1,82 @@
+"""The tenant registry: which DSN, schema and Blob container hold each tenant's data."""
+
+from __future__ import annotations
+
+from threading import Lock
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from eventstore.errors import InvalidInput, UnknownTenant
+from eventstore.store.connection import translated_errors
+from eventstore.tenancy import TenantPlacement
+
+_COLUMNS = "tenant_id, dsn_name, schema_name, container_name"
+
+
+class TenantRegistry:
+    """Reads and writes `<prefix>control.tenants`. Placements are cached once found: they never move."""
+
+    def __init__(self, pool: ConnectionPool, control_schema: str) -> None:
+        self._pool = pool
+        self._table = sql.Identifier(control_schema, "tenants")
+        self._cache: dict[str, TenantPlacement] = {}
+        self._lock = Lock()
+
+    def get(self, tenant_id: str) -> TenantPlacement:
+        placement = self._cache.get(tenant_id)
+        if placement is not None:
+            return placement
+        placement = self.find(tenant_id)
+        if placement is None:
+            raise UnknownTenant(tenant_id)
+        return placement
+
+    def find(self, tenant_id: str) -> TenantPlacement | None:
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} WHERE tenant_id = %s").format(self._table)  # noqa: S608
+        with translated_errors(), self._pool.connection() as conn:
+            row = conn.execute(query, (tenant_id,)).fetchone()
+        if row is None:
+            return None
+        placement = TenantPlacement(
+            tenant_id=row[0], dsn_name=row[1], schema_name=row[2], container_name=row[3]
+        )
+        with self._lock:
+            self._cache[tenant_id] = placement
+        return placement
+
+    def all(self) -> list[TenantPlacement]:
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} ORDER BY tenant_id").format(self._table)  # noqa: S608
+        with translated_errors(), self._pool.connection() as conn:
+            rows = conn.execute(query).fetchall()
+        return [TenantPlacement(tenant_id=r[0], dsn_name=r[1], schema_name=r[2], container_name=r[3]) for r in rows]
+
+    def register(self, conn: psycopg.Connection[tuple[object, ...]], placement: TenantPlacement, version: int) -> TenantPlacement:
+        """Record a placement (after its schema exists). A tenant never moves: another placement is refused."""
+        query = sql.SQL(
+            "INSERT INTO {} AS t (" + _COLUMNS + ", schema_version) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (tenant_id) DO UPDATE SET schema_version = greatest(t.schema_version, EXCLUDED.schema_version) "
+            "RETURNING " + _COLUMNS
+        ).format(self._table)
+        try:
+            row = conn.execute(
+                query,
+                (placement.tenant_id, placement.dsn_name, placement.schema_name, placement.container_name, version),
+            ).fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            raise InvalidInput(
+                f"schema {placement.schema_name} in DSN {placement.dsn_name} already belongs to another tenant",
+                field="schema",
+            ) from exc
+        assert row is not None
+        stored = TenantPlacement(tenant_id=row[0], dsn_name=row[1], schema_name=row[2], container_name=row[3])
+        if stored != placement:
+            raise InvalidInput(
+                f"tenant {placement.tenant_id} is already placed in DSN {stored.dsn_name}, schema "
+                f"{stored.schema_name}, container {stored.container_name}; moving a tenant is not supported",
+                field="placement",
+            )
+        with self._lock:
+            self._cache[placement.tenant_id] = stored
+        return stored
