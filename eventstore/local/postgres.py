@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,12 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         try:
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver only needs a
+            # writable directory, which it gets either way.
+            if "XDG_RUNTIME_DIR" not in os.environ:
+                runtime = Path(tempfile.gettempdir()) / f"eventstore-runtime-{os.getuid()}"
+                runtime.mkdir(mode=0o700, exist_ok=True)
+                os.environ["XDG_RUNTIME_DIR"] = str(runtime)
             import pgserver
         except ImportError as exc:  # pragma: no cover - only without the [local] extra
             raise RuntimeError(

@@ -106,15 +106,18 @@ class EventStore:
             ensure_partitions(conn, placement.schema_name, self.settings.partitions_ahead)
         return version
 
-    def migrate(self) -> list[tuple[TenantPlacement, int]]:
+    def migrate(self, progress: Callable[[int, int, TenantPlacement, int], None] | None = None) -> list[tuple[TenantPlacement, int]]:
         """Bring the control schema and every registered tenant's schema to the latest version."""
         self.migrate_control()
         done = []
-        for placement in self.registry.all():
+        tenants = self.registry.all()
+        for index, placement in enumerate(tenants, 1):
             version = self._migrate_tenant(placement)
             with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():
                 self.registry.register(conn, placement, version)
             done.append((placement, version))
+            if progress:
+                progress(index, len(tenants), placement, version)
         return done
 
     def tenant(self, tenant_id: str) -> TenantEvents:

@@ -1,0 +1,82 @@
+"""`eventstore`: the one command-line entry point for people."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from eventstore.errors import EventStoreError
+from eventstore.local.environment import local_settings
+from eventstore.store import EventStore
+from eventstore.tenancy import TenantPlacement
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventstore",
+        description="Audit log, history and change feed for workflow engines. The database is "
+        "EVENTSTORE_DATABASE_URL, or an embedded PostgreSQL in .local/ when it is not set.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tenant = commands.add_parser("tenant", help="onboard and inspect tenants").add_subparsers(dest="action", required=True)
+    onboard = tenant.add_parser("onboard", help="create or migrate a tenant's schema (idempotent)")
+    onboard.add_argument("tenant_id")
+    onboard.add_argument("--dsn-name", help="named database (EVENTSTORE_DSNS__<name>); default: the main one")
+    onboard.add_argument("--schema", help="schema name; default: derived from the tenant id")
+    onboard.add_argument("--container", help="Blob container name; default: Marain's SHA-1 rule")
+    show = tenant.add_parser("show", help="where a tenant's data lives")
+    show.add_argument("tenant_id")
+    tenant.add_parser("list", help="every onboarded tenant")
+
+    commands.add_parser("migrate", help="bring the registry and every tenant's schema to the latest version")
+    partitions = commands.add_parser("partitions", help="create monthly partitions ahead of time")
+    partitions.add_argument("--months-ahead", type=int, default=None)
+    commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    with local_settings() as settings, EventStore(settings) as store:
+        if args.command == "tenant" and args.action == "onboard":
+            placement = store.onboard_tenant(
+                args.tenant_id, dsn_name=args.dsn_name, schema=args.schema, container=args.container
+            )
+            print(f"onboarded {placement.tenant_id}: dsn {placement.dsn_name}, schema {placement.schema_name}, "
+                  f"container {placement.container_name}")
+        elif args.command == "tenant" and args.action == "show":
+            p = store.tenant(args.tenant_id).placement
+            print(f"{p.tenant_id}: dsn {p.dsn_name}, schema {p.schema_name}, container {p.container_name}")
+            print("partitions: " + ", ".join(store.partitions(p.tenant_id)))
+        elif args.command == "tenant" and args.action == "list":
+            for p in store.tenants():
+                print(f"{p.tenant_id}  {p.dsn_name}  {p.schema_name}")
+        elif args.command == "migrate":
+            def progress(index: int, total: int, placement: TenantPlacement, version: int) -> None:
+                print(f"[{index}/{total}] {placement.tenant_id} at version {version}", flush=True)
+
+            done = store.migrate(progress)
+            print(f"control schema {store.control_schema} and {len(done)} tenant(s) migrated")
+        elif args.command == "partitions":
+            for tenant_id, names in store.ensure_partitions(args.months_ahead).items():
+                print(f"{tenant_id}: {', '.join(names)}", flush=True)
+        elif args.command == "demo":
+            from eventstore.demo import run_demo
+
+            run_demo(store)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except (EventStoreError, ValidationError, KeyError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"eventstore: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
