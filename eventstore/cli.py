@@ -22,7 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tenant = commands.add_parser("tenant", help="onboard and inspect tenants").add_subparsers(dest="action", required=True)
+    tenant = commands.add_parser("tenant", help="onboard and inspect tenants").add_subparsers(
+        dest="action", required=True
+    )
     onboard = tenant.add_parser("onboard", help="create or migrate a tenant's schema (idempotent)")
     onboard.add_argument("tenant_id")
     onboard.add_argument("--dsn-name", help="named database (EVENTSTORE_DSNS__<name>); default: the main one")
@@ -45,8 +47,10 @@ def _run(args: argparse.Namespace) -> None:
             placement = store.onboard_tenant(
                 args.tenant_id, dsn_name=args.dsn_name, schema=args.schema, container=args.container
             )
-            print(f"onboarded {placement.tenant_id}: dsn {placement.dsn_name}, schema {placement.schema_name}, "
-                  f"container {placement.container_name}")
+            print(
+                f"onboarded {placement.tenant_id}: dsn {placement.dsn_name}, schema {placement.schema_name}, "
+                f"container {placement.container_name}"
+            )
         elif args.command == "tenant" and args.action == "show":
             p = store.tenant(args.tenant_id).placement
             print(f"{p.tenant_id}: dsn {p.dsn_name}, schema {p.schema_name}, container {p.container_name}")
@@ -55,6 +59,7 @@ def _run(args: argparse.Namespace) -> None:
             for p in store.tenants():
                 print(f"{p.tenant_id}  {p.dsn_name}  {p.schema_name}")
         elif args.command == "migrate":
+
             def progress(index: int, total: int, placement: TenantPlacement, version: int) -> None:
                 print(f"[{index}/{total}] {placement.tenant_id} at version {version}", flush=True)
 

@@ -18,22 +18,28 @@ def run_demo(store: EventStore, say: Callable[[str], None] = print, tenant_id: s
     for index, step in enumerate(walk, 1):
         result = tenant.append(step.stream_id, [step.event])
         repeats += result.repeated
-        say(f"  [{index:2}/{len(walk)}] {step.stream_id:<48} #{result.version:<3} {step.event.event_type}"
-            + ("  (already recorded)" if result.repeated else ""))
+        say(
+            f"  [{index:2}/{len(walk)}] {step.stream_id:<48} #{result.version:<3} {step.event.event_type}"
+            + ("  (already recorded)" if result.repeated else "")
+        )
     if repeats:
         say(f"{repeats} of {len(walk)} events were already recorded: appends are idempotent on event id")
 
     say(f"\nAudit stream ({AUDIT_STREAM_ID}): messages received")
     for event in tenant.read_stream(AUDIT_STREAM_ID):
         body = event.json()
-        what = body.get("trigger", {}).get("triggerName") or body.get("startWorkflowInstanceRequest", {}).get("workflowId")
+        what = body.get("trigger", {}).get("triggerName") or body.get("startWorkflowInstanceRequest", {}).get(
+            "workflowId"
+        )
         say(f"  #{event.sequence_number:<3} {event.recorded_at:%Y-%m-%d %H:%M:%S} {event.event_type:<32} {what}")
 
     say(f"\nHistory of instance {CLAIM_INSTANCE_ID}")
     for event in tenant.replay(CLAIM_INSTANCE_ID):
         data = event.json().get("data", {})
-        say(f"  #{event.sequence_number:<3} {event.event_type:<20} {data.get('previousState', ''):>24} -> "
-            f"{data.get('newState', '')} ({data.get('newStatus', '')})  sha256 {event.payload_sha256.hex()[:12]}")
+        say(
+            f"  #{event.sequence_number:<3} {event.event_type:<20} {data.get('previousState', ''):>24} -> "
+            f"{data.get('newState', '')} ({data.get('newStatus', '')})  sha256 {event.payload_sha256.hex()[:12]}"
+        )
 
     version = tenant.stream_version(f"instance:{CLAIM_INSTANCE_ID}")
     say("\nState rebuilt at each sequence number")

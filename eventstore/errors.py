@@ -29,9 +29,7 @@ class InvalidEventType(InvalidInput):
     """An event type outside `EventType`; the message lists the valid ones."""
 
     def __init__(self, value: object, valid: Sequence[str]) -> None:
-        super().__init__(
-            f"unknown event type {value!r}; valid types are: {', '.join(valid)}", field="event_type"
-        )
+        super().__init__(f"unknown event type {value!r}; valid types are: {', '.join(valid)}", field="event_type")
         self.value = value
         self.valid = tuple(valid)
 

@@ -84,8 +84,6 @@ def invalid_input_from(exc: ValidationError) -> InvalidInput:
     return InvalidInput(f"{field}: {first['msg']}" if field else first["msg"], field=field)
 
 
-
-
 class AppendResult(BaseModel):
     """What an append wrote (or, for an idempotent repeat, what the first append wrote)."""
 

@@ -48,8 +48,12 @@ def apply(state: InstanceState, event: RecordedEvent) -> InstanceState:
     workflow_id = data.get("workflowId") or event.workflow_id
     if workflow_id and state.workflow_id is None:
         changes["workflow_id"] = workflow_id
-    if kind in (EventType.INSTANCE_CREATED, EventType.TRANSITION_COMPLETED, EventType.STATE_CHANGED,
-                EventType.WORKFLOW_STARTED):
+    if kind in (
+        EventType.INSTANCE_CREATED,
+        EventType.TRANSITION_COMPLETED,
+        EventType.STATE_CHANGED,
+        EventType.WORKFLOW_STARTED,
+    ):
         if "newState" in data:
             changes["state_id"] = data["newState"]
         if "newStatus" in data:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from eventstore.errors import InvalidInput, InvalidTenantId
 
 MAX_TENANT_LEVELS = 8
-_HEX_LEVELS = re.compile(r"(?:[0-9a-f]{32}){1,%d}" % MAX_TENANT_LEVELS)
+_HEX_LEVELS = re.compile(rf"(?:[0-9a-f]{{32}}){{1,{MAX_TENANT_LEVELS}}}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SIMPLE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
@@ -33,8 +33,7 @@ def validate_tenant_id(value: object) -> str:
     if _GUID.fullmatch(value):
         return value.lower()
     raise InvalidTenantId(
-        "tenant id must be lowercase hex in levels of 32 characters (at most "
-        f"{MAX_TENANT_LEVELS} levels) or a GUID",
+        f"tenant id must be lowercase hex in levels of 32 characters (at most {MAX_TENANT_LEVELS} levels) or a GUID",
         field="tenantId",
     )
 

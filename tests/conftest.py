@@ -12,6 +12,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -73,14 +74,14 @@ def tenant(store: EventStore) -> TenantEvents:
 
 
 @pytest.fixture
-def owner_conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def owner_conn(database_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """A connection as the database owner (not the application role), for inspecting what is stored."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
 
 
 @pytest.fixture
-def app_conn(database_url: str, settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+def app_conn(database_url: str, settings: Settings) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """A connection as the application role, as the functions connect."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.app_role)))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -23,7 +24,7 @@ from tests.conftest import random_tenant_id
 from tests.helpers import event
 
 
-def count_rows(conn: psycopg.Connection[tuple[object, ...]], tenant: TenantEvents, table: str) -> int:
+def count_rows(conn: psycopg.Connection[tuple[Any, ...]], tenant: TenantEvents, table: str) -> int:
     row = conn.execute(
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(tenant.placement.schema_name, table))
     ).fetchone()
@@ -32,8 +33,18 @@ def count_rows(conn: psycopg.Connection[tuple[object, ...]], tenant: TenantEvent
 
 
 def test_append_returns_positions_and_reads_back_in_order(tenant: TenantEvents) -> None:
-    batch = [event({"n": i}, workflow_id="wf", workflow_instance_id="i1", user_id="u", correlation_id="c",
-                   causation_id="k", source_system="engine") for i in range(5)]
+    batch = [
+        event(
+            {"n": i},
+            workflow_id="wf",
+            workflow_instance_id="i1",
+            user_id="u",
+            correlation_id="c",
+            causation_id="k",
+            source_system="engine",
+        )
+        for i in range(5)
+    ]
     result = tenant.append("instance:i1", batch)
     assert result.sequence_numbers == (1, 2, 3, 4, 5)
     assert list(result.global_positions) == sorted(result.global_positions)
@@ -46,8 +57,14 @@ def test_append_returns_positions_and_reads_back_in_order(tenant: TenantEvents) 
     assert first.payload == batch[0].payload
     assert first.payload_sha256 == hashlib.sha256(batch[0].payload).digest()
     assert first.payload_size == len(batch[0].payload)
-    assert (first.workflow_id, first.workflow_instance_id, first.user_id, first.correlation_id,
-            first.causation_id, first.source_system) == ("wf", "i1", "u", "c", "k", "engine")
+    assert (
+        first.workflow_id,
+        first.workflow_instance_id,
+        first.user_id,
+        first.correlation_id,
+        first.causation_id,
+        first.source_system,
+    ) == ("wf", "i1", "u", "c", "k", "engine")
     assert first.event_type == EventType.STEP_COMPLETED
     assert tenant.stream_version("instance:i1") == 5
 
@@ -75,8 +92,9 @@ def test_read_forwards_backwards_from_and_limit(tenant: TenantEvents) -> None:
         (3, False, False),
     ],
 )
-def test_expected_version(tenant: TenantEvents, expected: StreamState | int, ok_when_absent: bool,
-                          ok_when_at_2: bool) -> None:
+def test_expected_version(
+    tenant: TenantEvents, expected: StreamState | int, ok_when_absent: bool, ok_when_at_2: bool
+) -> None:
     if ok_when_absent:
         assert tenant.append("absent", [event()], expected).sequence_numbers == (1,)
     else:
@@ -101,8 +119,9 @@ def test_bad_expected_version_is_refused(tenant: TenantEvents) -> None:
             tenant.append("s", [event()], bad)  # type: ignore[arg-type]
 
 
-def test_idempotent_repeat_returns_the_first_result(tenant: TenantEvents,
-                                                    owner_conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_idempotent_repeat_returns_the_first_result(
+    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[Any, ...]]
+) -> None:
     batch = [event({"n": i}) for i in range(3)]
     first = tenant.append("s", batch, StreamState.NO_STREAM)
     tenant.append("s", [event()])
@@ -117,8 +136,9 @@ def test_idempotent_repeat_returns_the_first_result(tenant: TenantEvents,
         tenant.append("s", batch, 2)
 
 
-def test_same_id_other_content_or_place_is_an_error(tenant: TenantEvents,
-                                                    owner_conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_same_id_other_content_or_place_is_an_error(
+    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[Any, ...]]
+) -> None:
     original = event({"n": 1})
     other = event({"n": 2})
     tenant.append("s", [original, other])
@@ -138,8 +158,9 @@ def test_same_id_other_content_or_place_is_an_error(tenant: TenantEvents,
     assert tenant.stream_version("elsewhere") == 0
 
 
-def test_bad_batches_write_nothing(tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[object, ...]],
-                                   settings: Settings) -> None:
+def test_bad_batches_write_nothing(
+    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[Any, ...]], settings: Settings
+) -> None:
     tenant.append("s", [event()])
     same = uuid4()
     cases: list[tuple[list[NewEvent], type[Exception]]] = [
@@ -183,16 +204,21 @@ def test_batch_size_limit(tenant: TenantEvents, settings: Settings) -> None:
 
 
 def test_json_that_jsonb_cannot_hold_is_stored_exactly_without_a_copy(
-    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[object, ...]]
+    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[Any, ...]]
 ) -> None:
-    payloads = [b'{"text": "nul \\u0000 here"}', b'["\\ud800 lone"]', b'{"ok": "\\\\u0000 is not a NUL"}',
-                b'{"pair": "\\ud83d\\ude00"}', b"not json at all \x00\xff"]
-    types = ["application/json", "application/json", "application/json", "application/json",
-             "application/octet-stream"]
+    payloads = [
+        b'{"text": "nul \\u0000 here"}',
+        b'["\\ud800 lone"]',
+        b'{"ok": "\\\\u0000 is not a NUL"}',
+        b'{"pair": "\\ud83d\\ude00"}',
+        b"not json at all \x00\xff",
+    ]
+    types = ["application/json", "application/json", "application/json", "application/json", "application/octet-stream"]
     tenant.append("s", [event(p, content_type=t) for p, t in zip(payloads, types, strict=True)])
     assert [e.payload for e in tenant.read_stream("s")] == payloads
     copies = owner_conn.execute(
         sql.SQL("SELECT payload_json IS NOT NULL FROM {} ORDER BY sequence_number").format(
-            sql.Identifier(tenant.placement.schema_name, "events"))
+            sql.Identifier(tenant.placement.schema_name, "events")
+        )
     ).fetchall()
     assert [c[0] for c in copies] == [False, False, True, True, False]

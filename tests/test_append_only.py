@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -7,7 +9,7 @@ from psycopg import sql
 from eventstore import TenantEvents
 from tests.helpers import event
 
-Conn = psycopg.Connection[tuple[object, ...]]
+Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 def statements(schema: str) -> list[sql.Composed]:
@@ -26,15 +28,17 @@ def statements(schema: str) -> list[sql.Composed]:
     ]
 
 
-def stored(conn: Conn, schema: str) -> list[tuple[object, ...]]:
+def stored(conn: Conn, schema: str) -> list[tuple[Any, ...]]:
     return conn.execute(
         sql.SQL("SELECT event_id, event_type, payload FROM {} ORDER BY global_position").format(
-            sql.Identifier(schema, "events"))
+            sql.Identifier(schema, "events")
+        )
     ).fetchall()
 
 
-def test_application_role_may_not_change_or_remove_events(tenant: TenantEvents, app_conn: Conn,
-                                                          owner_conn: Conn) -> None:
+def test_application_role_may_not_change_or_remove_events(
+    tenant: TenantEvents, app_conn: Conn, owner_conn: Conn
+) -> None:
     tenant.append("s", [event(), event()])
     schema = tenant.placement.schema_name
     before = stored(owner_conn, schema)
@@ -43,7 +47,9 @@ def test_application_role_may_not_change_or_remove_events(tenant: TenantEvents, 
             app_conn.execute(statement)
     partition = owner_conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(%s) LIMIT 1", (f"{schema}.events",)).fetchone()
+        "WHERE i.inhparent = to_regclass(%s) LIMIT 1",
+        (f"{schema}.events",),
+    ).fetchone()
     assert partition is not None
     for ddl in ("DROP TABLE {}", "ALTER TABLE {} DISABLE TRIGGER ALL"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
@@ -61,18 +67,20 @@ def test_triggers_refuse_changes_even_for_the_owner(tenant: TenantEvents, owner_
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             owner_conn.execute(statement)
     partitions = owner_conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "WHERE i.inhparent = to_regclass(%s)", (f"{schema}.events",)).fetchall()
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)",
+        (f"{schema}.events",),
+    ).fetchall()
     assert partitions
     for (name,) in partitions:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
             owner_conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(schema, str(name))))
     # Row triggers reach the partition that holds the rows, addressed directly.
-    (current,) = owner_conn.execute(sql.SQL("SELECT DISTINCT tableoid::regclass::text FROM {}").format(
-        sql.Identifier(schema, "events"))).fetchall()
+    (current,) = owner_conn.execute(
+        sql.SQL("SELECT DISTINCT tableoid::regclass::text FROM {}").format(sql.Identifier(schema, "events"))
+    ).fetchall()
     for template in ("DELETE FROM {}", "UPDATE {} SET event_type = 'Error'"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
-            owner_conn.execute(sql.SQL(template.replace("{}", str(current[0]))))  # type: ignore[arg-type]
+            owner_conn.execute(sql.SQL(template.replace("{}", str(current[0]))))
     assert stored(owner_conn, schema) == before
 
 
@@ -81,8 +89,7 @@ def test_the_maintenance_path_is_the_only_way_through(tenant: TenantEvents, owne
     schema = tenant.placement.schema_name
     with owner_conn.transaction():
         owner_conn.execute("SET LOCAL eventstore.maintenance = 'on'")
-        owner_conn.execute(sql.SQL("DELETE FROM {} WHERE sequence_number = 2").format(
-            sql.Identifier(schema, "events")))
+        owner_conn.execute(sql.SQL("DELETE FROM {} WHERE sequence_number = 2").format(sql.Identifier(schema, "events")))
     assert len(stored(owner_conn, schema)) == 1
     # The flag was transaction-local: the next statement is refused again.
     with pytest.raises(psycopg.errors.InsufficientPrivilege):

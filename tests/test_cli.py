@@ -9,8 +9,9 @@ from tests.conftest import random_tenant_id
 
 def run(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EVENTSTORE_DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "eventstore", *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "eventstore", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_demo_records_the_walk_and_prints_history_and_state(database_url: str) -> None:

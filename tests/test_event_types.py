@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 from uuid import uuid4
 
 import pytest
@@ -9,11 +10,27 @@ import pytest
 import eventstore.event_types as module
 from eventstore import EventType, InvalidEventType, InvalidInput, NewEvent
 
-ISSUE_TYPES = (
-    "TriggerReceived InstanceCreationRequestReceived InstanceCreated InstanceCreationFailed TransitionCompleted "
-    "TransitionFailed WorkflowStarted StepStarted StepCompleted StepFailed DecisionMade UserInput AgentResponse "
-    "StateChanged Error WorkflowPaused WorkflowResumed WorkflowCancelled WorkflowCompleted"
-).split()
+ISSUE_TYPES = [
+    "TriggerReceived",
+    "InstanceCreationRequestReceived",
+    "InstanceCreated",
+    "InstanceCreationFailed",
+    "TransitionCompleted",
+    "TransitionFailed",
+    "WorkflowStarted",
+    "StepStarted",
+    "StepCompleted",
+    "StepFailed",
+    "DecisionMade",
+    "UserInput",
+    "AgentResponse",
+    "StateChanged",
+    "Error",
+    "WorkflowPaused",
+    "WorkflowResumed",
+    "WorkflowCancelled",
+    "WorkflowCompleted",
+]
 
 
 def test_the_enum_holds_exactly_the_agreed_types() -> None:
@@ -24,7 +41,7 @@ def test_every_member_is_documented() -> None:
     tree = ast.parse(inspect.getsource(module))
     body = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "EventType").body
     documented = set()
-    for current, following in zip(body, body[1:], strict=False):
+    for current, following in itertools.pairwise(body):
         if (
             isinstance(current, ast.Assign)
             and isinstance(following, ast.Expr)

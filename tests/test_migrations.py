@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -17,8 +18,9 @@ def test_every_migration_is_numbered_and_has_a_note() -> None:
         assert all(m.note for m in found)
 
 
-def test_concurrent_onboarding_of_one_tenant_migrates_once(store: EventStore,
-                                                          owner_conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_concurrent_onboarding_of_one_tenant_migrates_once(
+    store: EventStore, owner_conn: psycopg.Connection[tuple[Any, ...]]
+) -> None:
     tenant_id = random_tenant_id()
     with ThreadPoolExecutor(4) as pool:
         placements = list(pool.map(lambda _: store.onboard_tenant(tenant_id), range(4)))

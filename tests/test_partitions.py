@@ -24,8 +24,14 @@ def test_ensure_partitions_is_idempotent_and_safe_concurrently(store: EventStore
     later = datetime(2040, 3, 15, tzinfo=UTC)
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(lambda _: tenant.ensure_partitions(months_ahead=5, now=later), range(12)))
-    expected = ["events_2040m03", "events_2040m04", "events_2040m05", "events_2040m06", "events_2040m07",
-                "events_2040m08"]
+    expected = [
+        "events_2040m03",
+        "events_2040m04",
+        "events_2040m05",
+        "events_2040m06",
+        "events_2040m07",
+        "events_2040m08",
+    ]
     assert all(r == expected for r in results)
     assert set(expected) <= set(store.partitions(tenant_id))
     assert tenant.ensure_partitions(months_ahead=5, now=later) == expected
@@ -34,9 +40,13 @@ def test_ensure_partitions_is_idempotent_and_safe_concurrently(store: EventStore
 def test_append_across_a_month_boundary_creates_the_missing_partition(store: EventStore, settings: Settings) -> None:
     tenant_id = random_tenant_id()
     store.onboard_tenant(tenant_id)
-    moments = iter([datetime(2031, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
-                    datetime(2032, 1, 1, 0, 0, 0, tzinfo=UTC) + timedelta(microseconds=1),
-                    datetime(2032, 1, 1, 0, 0, 5, tzinfo=UTC)])
+    moments = iter(
+        [
+            datetime(2031, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+            datetime(2032, 1, 1, 0, 0, 0, tzinfo=UTC) + timedelta(microseconds=1),
+            datetime(2032, 1, 1, 0, 0, 5, tzinfo=UTC),
+        ]
+    )
     clocked = EventStore(settings, clock=lambda: next(moments))
     try:
         tenant = clocked.tenant(tenant_id)

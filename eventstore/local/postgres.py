@@ -27,7 +27,7 @@ class EmbeddedPostgres:
                 "pip install 'eventstore[local]'"
             ) from exc
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")
+        self._server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         self.dsn: str = self._server.get_uri()
 
     def stop(self) -> None:

@@ -69,7 +69,7 @@ def _statement(schema: str, mode: str, count: int) -> bytes:
         " FROM n ORDER BY sequence_number "
         "RETURNING sequence_number, global_position"
     )
-    composed = sql.SQL(template).format(  # type: ignore[arg-type]
+    composed = sql.SQL(template).format(
         streams=sql.Identifier(schema, "streams"),
         event_ids=sql.Identifier(schema, "event_ids"),
         events=sql.Identifier(schema, "events"),
@@ -82,8 +82,9 @@ def _mode(expected: ExpectedVersion) -> str:
     if isinstance(expected, StreamState):
         return expected.value
     if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
-        raise InvalidInput(f"expected version must be a StreamState or an integer >= 0, got {expected!r}",
-                           field="expected_version")
+        raise InvalidInput(
+            f"expected version must be a StreamState or an integer >= 0, got {expected!r}", field="expected_version"
+        )
     return "no_stream" if expected == 0 else "exact"
 
 
@@ -106,7 +107,9 @@ def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[An
         if not isinstance(event, NewEvent):
             raise InvalidInput(f"event {index} is a {type(event).__name__}, not a NewEvent", field=f"events[{index}]")
         if event.event_id in seen:
-            raise InvalidInput(f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id")
+            raise InvalidInput(
+                f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id"
+            )
         seen.add(event.event_id)
         payload = event.payload
         size = len(payload)
@@ -115,9 +118,19 @@ def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[An
         digest = hashlib.sha256(payload).digest()
         digests.append(digest)
         params += (
-            index + 1, event.event_id, event.event_type.value, payload, digest, size,
-            wants_json_copy(payload, event.content_type), event.content_type, event.workflow_id,
-            event.workflow_instance_id, event.user_id, event.correlation_id, event.causation_id,
+            index + 1,
+            event.event_id,
+            event.event_type.value,
+            payload,
+            digest,
+            size,
+            wants_json_copy(payload, event.content_type),
+            event.content_type,
+            event.workflow_id,
+            event.workflow_instance_id,
+            event.user_id,
+            event.correlation_id,
+            event.causation_id,
             event.source_system,
         )
     return params, digests

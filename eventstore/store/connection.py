@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import Lock
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -59,7 +60,7 @@ class Pools:
                 raise StoreUnavailable(f"no database configured for DSN {dsn_name!r} (EVENTSTORE_DATABASE_URL)")
             role = settings.app_role
 
-            def set_role(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+            def set_role(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
 
             pool: ConnectionPool = ConnectionPool(

@@ -81,7 +81,9 @@ class EventStore:
         return TenantPlacement(
             tenant_id=canonical,
             dsn_name=dsn_name or "default",
-            schema_name=validate_schema_name(schema) if schema else schema_name_for(canonical, self.settings.schema_prefix),
+            schema_name=validate_schema_name(schema)
+            if schema
+            else schema_name_for(canonical, self.settings.schema_prefix),
             container_name=validate_container_name(container) if container else container_name_for(canonical),
         )
 
@@ -106,7 +108,9 @@ class EventStore:
             ensure_partitions(conn, placement.schema_name, self.settings.partitions_ahead)
         return version
 
-    def migrate(self, progress: Callable[[int, int, TenantPlacement, int], None] | None = None) -> list[tuple[TenantPlacement, int]]:
+    def migrate(
+        self, progress: Callable[[int, int, TenantPlacement, int], None] | None = None
+    ) -> list[tuple[TenantPlacement, int]]:
         """Bring the control schema and every registered tenant's schema to the latest version."""
         self.migrate_control()
         done = []

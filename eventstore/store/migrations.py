@@ -6,11 +6,12 @@ Each file is `NNNN_name.sql` whose first line is `-- note: ...`. `{schema}`, `{s
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -50,20 +51,19 @@ def latest_version(kind: Kind) -> int:
     return migrations(kind)[-1].version
 
 
-def ensure_role(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+def ensure_role(conn: psycopg.Connection[tuple[Any, ...]], role: str) -> None:
     """Create the application role if missing, and let the owner SET ROLE to it."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if not exists:
-        try:
+        # Another process may create it between our check and our CREATE.
+        with contextlib.suppress(psycopg.errors.DuplicateObject):
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-        except psycopg.errors.DuplicateObject:
-            pass  # another process created it between our check and our CREATE
     member = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", (role,)).fetchone()
     if not (member and member[0]):
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], kind: Kind, schema: str, app_role: str) -> int:
+def migrate(conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, schema: str, app_role: str) -> int:
     """Bring `schema` to the latest `kind` version; safe to run concurrently. Returns the version."""
     ident = sql.Identifier(schema)
     with conn.transaction():
@@ -84,7 +84,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], kind: Kind, schema: st
         for migration in migrations(kind):
             if migration.version <= current:
                 continue
-            statement = sql.SQL(migration.text).format(  # type: ignore[arg-type]
+            statement = sql.SQL(migration.text).format(
                 schema=ident, schema_literal=sql.Literal(schema), app_role=sql.Identifier(app_role)
             )
             conn.execute(statement)

@@ -28,7 +28,9 @@ def create_partition_for(conn: psycopg.Connection[Any], schema: str, at: datetim
     return str(row[0])
 
 
-def ensure_partitions(conn: psycopg.Connection[Any], schema: str, months_ahead: int, now: datetime | None = None) -> list[str]:
+def ensure_partitions(
+    conn: psycopg.Connection[Any], schema: str, months_ahead: int, now: datetime | None = None
+) -> list[str]:
     """Make sure the current month and the next `months_ahead` have partitions. Idempotent, concurrent-safe."""
     if now is None:
         row = conn.execute("SELECT now()").fetchone()

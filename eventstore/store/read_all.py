@@ -28,7 +28,7 @@ def _statement(schema: str) -> bytes:
         " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
         " ORDER BY transaction_id, global_position LIMIT %s"
     )
-    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)  # type: ignore[arg-type]
+    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)
 
 
 def read_all_after(

@@ -24,11 +24,13 @@ EVENT_COLUMNS = (
 @lru_cache(maxsize=1024)
 def _statement(schema: str, backwards: bool) -> bytes:
     template = (
-        "SELECT " + EVENT_COLUMNS + " FROM {events} WHERE stream_id = %s AND sequence_number "
+        "SELECT "
+        + EVENT_COLUMNS
+        + " FROM {events} WHERE stream_id = %s AND sequence_number "
         + ("<= %s ORDER BY sequence_number DESC" if backwards else ">= %s ORDER BY sequence_number")
         + " LIMIT %s"
     )
-    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)  # type: ignore[arg-type]
+    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)
 
 
 def read_stream(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from threading import Lock
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -34,29 +35,30 @@ class TenantRegistry:
         return placement
 
     def find(self, tenant_id: str) -> TenantPlacement | None:
-        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} WHERE tenant_id = %s").format(self._table)  # noqa: S608
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} WHERE tenant_id = %s").format(self._table)
         with translated_errors(), self._pool.connection() as conn:
             row = conn.execute(query, (tenant_id,)).fetchone()
         if row is None:
             return None
-        placement = TenantPlacement(
-            tenant_id=row[0], dsn_name=row[1], schema_name=row[2], container_name=row[3]
-        )
+        placement = TenantPlacement(tenant_id=row[0], dsn_name=row[1], schema_name=row[2], container_name=row[3])
         with self._lock:
             self._cache[tenant_id] = placement
         return placement
 
     def all(self) -> list[TenantPlacement]:
-        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} ORDER BY tenant_id").format(self._table)  # noqa: S608
+        query = sql.SQL("SELECT " + _COLUMNS + " FROM {} ORDER BY tenant_id").format(self._table)
         with translated_errors(), self._pool.connection() as conn:
             rows = conn.execute(query).fetchall()
         return [TenantPlacement(tenant_id=r[0], dsn_name=r[1], schema_name=r[2], container_name=r[3]) for r in rows]
 
-    def register(self, conn: psycopg.Connection[tuple[object, ...]], placement: TenantPlacement, version: int) -> TenantPlacement:
+    def register(
+        self, conn: psycopg.Connection[tuple[Any, ...]], placement: TenantPlacement, version: int
+    ) -> TenantPlacement:
         """Record a placement (after its schema exists). A tenant never moves: another placement is refused."""
         query = sql.SQL(
             "INSERT INTO {} AS t (" + _COLUMNS + ", schema_version) VALUES (%s, %s, %s, %s, %s) "
-            "ON CONFLICT (tenant_id) DO UPDATE SET schema_version = greatest(t.schema_version, EXCLUDED.schema_version) "
+            "ON CONFLICT (tenant_id) DO UPDATE"
+            " SET schema_version = greatest(t.schema_version, EXCLUDED.schema_version) "
             "RETURNING " + _COLUMNS
         ).format(self._table)
         try:

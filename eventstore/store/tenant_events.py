@@ -56,8 +56,13 @@ class TenantEvents:
         recorded_at = self._store.clock() if self._store.clock else None
         with translated_errors(), self._pool.connection() as conn:
             return append_events(
-                conn, self._schema, stream_id, events, expected_version,
-                inline_limit=settings.inline_payload_limit, max_batch=settings.max_batch_size,
+                conn,
+                self._schema,
+                stream_id,
+                events,
+                expected_version,
+                inline_limit=settings.inline_payload_limit,
+                max_batch=settings.max_batch_size,
                 recorded_at=recorded_at,
             )
 

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from eventstore import EventStore
+from tests.conftest import random_tenant_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter: the functions read their settings from the environment once per process.
+PROBE = """
+import json
+from azure.functions.timer import TimerRequest
+from function_app import app
+functions = {f.get_function_name(): f for f in app.get_functions()}
+timer = functions["ensure_partitions"]
+timer.get_user_function()(TimerRequest(past_due=False))
+print(json.dumps({name: f.get_bindings_dict()["bindings"][0]["type"] for name, f in functions.items()}))
+"""
+
+
+def test_the_app_registers_its_blueprints_and_the_partition_timer_works(store: EventStore, database_url: str) -> None:
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    env = {**os.environ, "EVENTSTORE_DATABASE_URL": database_url, "EVENTSTORE_PARTITIONS_AHEAD": "7"}
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"ensure_partitions": "timerTrigger"}
+    assert len(store.partitions(tenant_id)) >= 8
