@@ -222,3 +222,33 @@ def test_json_that_jsonb_cannot_hold_is_stored_exactly_without_a_copy(
         )
     ).fetchall()
     assert [c[0] for c in copies] == [False, False, True, True, False]
+
+
+@pytest.mark.parametrize("size", [1, 7, 8, 50])
+def test_every_batch_size_keeps_the_same_guarantees(
+    tenant: TenantEvents, owner_conn: psycopg.Connection[tuple[Any, ...]], size: int
+) -> None:
+    """Small batches go in one statement and large ones by COPY: both must behave identically."""
+    batch = [event({"n": n}) for n in range(size)]
+    first = tenant.append("s", batch, StreamState.NO_STREAM)
+    assert first.sequence_numbers == tuple(range(1, size + 1))
+    assert list(first.global_positions) == sorted(first.global_positions)
+    again = tenant.append("s", batch, StreamState.NO_STREAM)
+    assert again.repeated and again.global_positions == first.global_positions
+    with pytest.raises(ConcurrencyConflict) as caught:
+        tenant.append("s", [event() for _ in range(size)], size - 1 if size > 1 else StreamState.NO_STREAM)
+    assert caught.value.actual_version == size
+    changed = [*batch[:-1], NewEvent(event_id=batch[-1].event_id, event_type="Error", payload=b"{}")]
+    with pytest.raises(DuplicateEventId):
+        tenant.append("s", changed)
+    for bad in (b'{"a": NaN}', b"\xff\xfe", b"[1, 2"):
+        with pytest.raises(InvalidInput):
+            tenant.append("s", [*[event() for _ in range(size - 1)], event(bad)], size)
+    odd = [event(b'{"nul": "\\u0000"}'), *[event(b'{"x" : 1 ,"x":2}') for _ in range(size - 1)]]
+    result = tenant.append("s", odd, size)
+    read = tenant.read_stream("s", size + 1)
+    assert [e.payload for e in read] == [e.payload for e in odd]
+    assert [e.global_position for e in read] == list(result.global_positions)
+    assert count_rows(owner_conn, tenant, "events") == 2 * size
+    assert count_rows(owner_conn, tenant, "event_ids") == 2 * size
+    assert tenant.stream_version("s") == 2 * size

@@ -76,3 +76,15 @@ def test_concurrent_appends_into_a_missing_month_all_succeed(store: EventStore, 
         assert store.partitions(tenant_id).count("events_2033m06") == 1
     finally:
         clocked.close()
+
+
+def test_a_large_batch_into_a_missing_month_creates_it(store: EventStore, settings: Settings) -> None:
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    clocked = EventStore(settings, clock=lambda: datetime(2034, 2, 28, 23, 59, tzinfo=UTC))
+    try:
+        result = clocked.tenant(tenant_id).append("s", [event({"n": n}) for n in range(20)])
+        assert result.version == 20
+        assert "events_2034m02" in store.partitions(tenant_id)
+    finally:
+        clocked.close()

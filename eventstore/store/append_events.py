@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -23,6 +23,9 @@ from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamSta
 from eventstore.payload_json import json_problem, wants_json_copy
 from eventstore.store.partitions import create_partition_for
 from eventstore.store.streams import validate_stream_id
+
+# From this many events on, an append binds nothing per row and uses COPY instead (see `_write_copy`).
+COPY_THRESHOLD = 8
 
 _EVENT_COLUMNS = (
     "event_id, event_type, payload, payload_sha256, payload_size, is_json, content_type, workflow_id, "
@@ -98,10 +101,15 @@ def _cas_params(mode: str, stream_id: str, count: int, expected: ExpectedVersion
     return [count, stream_id, expected, count]
 
 
-def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[Any], list[bytes]]:
-    """The statement parameters of the events (in VALUES order) and their SHA-256 digests."""
-    params: list[Any] = []
-    digests: list[bytes] = []
+class _Checked(NamedTuple):
+    event: NewEvent
+    digest: bytes
+    is_json: bool
+
+
+def check_events(events: Sequence[NewEvent], inline_limit: int) -> list[_Checked]:
+    """Refuse what the database must never see; hash each payload and decide on its JSONB copy."""
+    checked: list[_Checked] = []
     seen: set[UUID] = set()
     for index, event in enumerate(events):
         if not isinstance(event, NewEvent):
@@ -111,20 +119,34 @@ def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[An
                 f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id"
             )
         seen.add(event.event_id)
-        payload = event.payload
-        size = len(payload)
+        size = len(event.payload)
         if size > inline_limit:
             raise PayloadTooLarge(size, inline_limit, field=f"events[{index}].payload")
-        digest = hashlib.sha256(payload).digest()
-        digests.append(digest)
+        checked.append(
+            _Checked(event, hashlib.sha256(event.payload).digest(), wants_json_copy(event.payload, event.content_type))
+        )
+    return checked
+
+
+def _write_values(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    mode: str,
+    cas: list[Any],
+    checked: list[_Checked],
+    recorded_at: datetime | None,
+) -> list[tuple[int, int]]:
+    """Small batches: everything in one autocommit statement, one round trip."""
+    params = list(cas)
+    for ordinal, (event, digest, is_json) in enumerate(checked, 1):
         params += (
-            index + 1,
+            ordinal,
             event.event_id,
             event.event_type.value,
-            payload,
+            event.payload,
             digest,
-            size,
-            wants_json_copy(payload, event.content_type),
+            len(event.payload),
+            is_json,
             event.content_type,
             event.workflow_id,
             event.workflow_instance_id,
@@ -133,7 +155,80 @@ def prepare_rows(events: Sequence[NewEvent], inline_limit: int) -> tuple[list[An
             event.causation_id,
             event.source_system,
         )
-    return params, digests
+    params.append(recorded_at)
+    return conn.execute(_statement(schema, mode, len(checked)), params).fetchall()
+
+
+@lru_cache(maxsize=1024)
+def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes, bytes]:
+    """For the COPY path: the compare-and-set that also reserves positions, and the two COPYs."""
+    reserve = sql.SQL(
+        "WITH s AS (" + _CAS[mode] + ") "
+        "SELECT s.base, coalesce(%s::timestamptz, now()), nextval({sequence})"
+        " FROM s CROSS JOIN generate_series(1, %s) AS g(i) ORDER BY g.i"
+    ).format(streams=sql.Identifier(schema, "streams"), sequence=sql.Literal(f"{schema}.global_position_seq"))
+    copy_ids = sql.SQL(
+        "COPY {} (event_id, stream_id, sequence_number, global_position, event_type, payload_sha256, recorded_at)"
+        " FROM STDIN"
+    ).format(sql.Identifier(schema, "event_ids"))
+    copy_events = sql.SQL(
+        "COPY {} (global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
+        " payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id, correlation_id,"
+        " causation_id, source_system, recorded_at) FROM STDIN"
+    ).format(sql.Identifier(schema, "events"))
+    return reserve.as_bytes(None), copy_ids.as_bytes(None), copy_events.as_bytes(None)
+
+
+def _write_copy(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    mode: str,
+    stream_id: str,
+    cas: list[Any],
+    checked: list[_Checked],
+    recorded_at: datetime | None,
+) -> list[tuple[int, int]]:
+    """Large batches: compare-and-set and reserve positions, then COPY; one transaction.
+
+    Binding 14 parameters per row costs more client CPU than the whole COPY of the row (measured: ~5.5 ms
+    against ~1.5 ms per 100 events), so past a handful of events a few extra round trips are cheaper.
+    """
+    reserve, copy_ids, copy_events = _copy_statements(schema, mode)
+    json_texts = [e.payload.decode("utf-8") if is_json else None for e, _, is_json in checked]
+    with conn.transaction():
+        reserved = conn.execute(reserve, [*cas, recorded_at, len(checked)]).fetchall()
+        if not reserved:
+            return []
+        base, at = reserved[0][0], reserved[0][1]
+        written = [(base + i, row[2]) for i, row in enumerate(reserved, 1)]
+        cursor = conn.cursor()
+        with cursor.copy(copy_ids) as copy:
+            for (sequence, position), (event, digest, _) in zip(written, checked, strict=True):
+                copy.write_row((event.event_id, stream_id, sequence, position, event.event_type.value, digest, at))
+        with cursor.copy(copy_events) as copy:
+            for (sequence, position), (event, digest, _), text in zip(written, checked, json_texts, strict=True):
+                copy.write_row(
+                    (
+                        position,
+                        stream_id,
+                        sequence,
+                        event.event_id,
+                        event.event_type.value,
+                        event.payload,
+                        digest,
+                        len(event.payload),
+                        text,
+                        event.content_type,
+                        event.workflow_id,
+                        event.workflow_instance_id,
+                        event.user_id,
+                        event.correlation_id,
+                        event.causation_id,
+                        event.source_system,
+                        at,
+                    )
+                )
+    return written
 
 
 def append_events(
@@ -154,18 +249,18 @@ def append_events(
     if len(events) > max_batch:
         raise InvalidInput(f"{len(events)} events in one append; at most {max_batch}", field="events")
     mode = _mode(expected)
-    rows, digests = prepare_rows(events, inline_limit)
-    count = len(events)
-    statement = _statement(schema, mode, count)
-    params = [*_cas_params(mode, stream_id, count, expected), *rows, recorded_at]
+    checked = check_events(events, inline_limit)
+    digests = [c.digest for c in checked]
+    cas = _cas_params(mode, stream_id, len(events), expected)
     for attempt in (1, 2):
         try:
-            written = conn.execute(statement, params).fetchall()
+            if len(events) >= COPY_THRESHOLD:
+                written = _write_copy(conn, schema, mode, stream_id, cas, checked, recorded_at)
+            else:
+                written = _write_values(conn, schema, mode, cas, checked, recorded_at)
         except psycopg.errors.UniqueViolation as exc:
             constraint = exc.diag.constraint_name or ""
-            if constraint.endswith("_pkey") and "event_ids" in constraint:
-                return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
-            if constraint == "streams_pkey":
+            if constraint in ("event_ids_pkey", "streams_pkey"):
                 return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
             raise
         except psycopg.errors.CheckViolation as exc:
@@ -174,7 +269,7 @@ def append_events(
                 create_partition_for(conn, schema, recorded_at)
                 continue
             raise
-        except psycopg.errors.DataError as exc:
+        except (psycopg.errors.DataError, UnicodeDecodeError) as exc:
             raise _invalid_payload(events, exc) from exc
         if not written:
             return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
@@ -186,7 +281,7 @@ def append_events(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _invalid_payload(events: Sequence[NewEvent], exc: psycopg.errors.DataError) -> InvalidInput:
+def _invalid_payload(events: Sequence[NewEvent], exc: Exception) -> InvalidInput:
     for index, event in enumerate(events):
         if wants_json_copy(event.payload, event.content_type):
             problem = json_problem(event.payload)
@@ -195,7 +290,8 @@ def _invalid_payload(events: Sequence[NewEvent], exc: psycopg.errors.DataError) 
                     f"event {index} ({event.event_id}) is declared {event.content_type} but its payload is {problem}",
                     field=f"events[{index}].payload",
                 )
-    return InvalidInput(f"payload refused by the database: {exc.diag.message_primary}", field="events")
+    reason = exc.diag.message_primary if isinstance(exc, psycopg.Error) else str(exc)
+    return InvalidInput(f"payload refused by the database: {reason}", field="events")
 
 
 def stream_version(conn: psycopg.Connection[Any], schema: str, stream_id: str) -> int:
