@@ -71,3 +71,18 @@ def json_problem(payload: bytes) -> str | None:
     except RecursionError:
         return "nested too deeply"
     return None
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def json_depth(payload: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for byte in _STRING.sub(b'""', payload):
+        step = _DEPTH_STEP.get(byte)
+        if step:
+            depth += step
+            deepest = max(deepest, depth)
+    return deepest

@@ -20,7 +20,7 @@ from psycopg import sql
 
 from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, PayloadTooLarge
 from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
-from eventstore.payload_json import json_problem, wants_json_copy
+from eventstore.payload_json import json_depth, json_problem, wants_json_copy
 from eventstore.store.partitions import create_partition_for
 from eventstore.store.streams import validate_stream_id
 
@@ -36,25 +36,42 @@ _ROW = (
     "%s::text, %s::text, %s::text, %s::text)"
 )
 
+# Writers of one stream first take a transaction-scoped advisory lock on it. Waiting for it assigns no
+# transaction id, so ids are handed out in lock order and a stream's events never reach the all-stream
+# (ordered by transaction id) out of sequence order. Without it, writers racing to create a stream are
+# given their ids before they queue on the row and may then take it in any order.
+_LOCK = "l (locked) AS (SELECT pg_advisory_xact_lock(hashtextextended({lock_prefix} || %s, 0))), "
+
 # The compare-and-set for each kind of expectation. Each yields (stream_id, base): the version before
 # this append. No row means the expectation failed (except NO_STREAM, which fails by unique violation).
 _CAS = {
-    "any": "INSERT INTO {streams} AS s (stream_id, version) VALUES (%s, %s) "
+    "any": "INSERT INTO {streams} AS s (stream_id, version) SELECT %s, %s FROM l "
     "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version, updated_at = now() "
     "RETURNING stream_id, version - %s AS base",
-    "no_stream": "INSERT INTO {streams} (stream_id, version) VALUES (%s, %s) RETURNING stream_id, 0::bigint AS base",
-    "stream_exists": "UPDATE {streams} SET version = version + %s, updated_at = now() WHERE stream_id = %s "
+    "no_stream": "INSERT INTO {streams} (stream_id, version) SELECT %s, %s FROM l "
+    "RETURNING stream_id, 0::bigint AS base",
+    "stream_exists": "UPDATE {streams} SET version = version + %s, updated_at = now() FROM l WHERE stream_id = %s "
     "RETURNING stream_id, version - %s AS base",
-    "exact": "UPDATE {streams} SET version = version + %s, updated_at = now() WHERE stream_id = %s AND version = %s "
-    "RETURNING stream_id, version - %s AS base",
+    "exact": "UPDATE {streams} SET version = version + %s, updated_at = now() FROM l "
+    "WHERE stream_id = %s AND version = %s RETURNING stream_id, version - %s AS base",
 }
+
+
+def _names(schema: str) -> dict[str, sql.Composable]:
+    return {
+        "streams": sql.Identifier(schema, "streams"),
+        "event_ids": sql.Identifier(schema, "event_ids"),
+        "events": sql.Identifier(schema, "events"),
+        "sequence": sql.Literal(f"{schema}.global_position_seq"),
+        "lock_prefix": sql.Literal(f"{schema}/"),
+    }
 
 
 @lru_cache(maxsize=4096)
 def _statement(schema: str, mode: str, count: int) -> bytes:
     """The append statement for one schema, expectation and batch size, rendered once."""
     template = (
-        "WITH s AS (" + _CAS[mode] + "), "
+        "WITH " + _LOCK + "s AS (" + _CAS[mode] + "), "
         "v (ord, " + _EVENT_COLUMNS + ") AS (VALUES " + ", ".join([_ROW] * count) + "), "
         "n AS MATERIALIZED ("
         " SELECT v.*, s.stream_id, s.base + v.ord AS sequence_number,"
@@ -72,13 +89,7 @@ def _statement(schema: str, mode: str, count: int) -> bytes:
         " FROM n ORDER BY sequence_number "
         "RETURNING sequence_number, global_position"
     )
-    composed = sql.SQL(template).format(
-        streams=sql.Identifier(schema, "streams"),
-        event_ids=sql.Identifier(schema, "event_ids"),
-        events=sql.Identifier(schema, "events"),
-        sequence=sql.Literal(f"{schema}.global_position_seq"),
-    )
-    return composed.as_bytes(None)
+    return sql.SQL(template).format(**_names(schema)).as_bytes(None)
 
 
 def _mode(expected: ExpectedVersion) -> str:
@@ -92,13 +103,14 @@ def _mode(expected: ExpectedVersion) -> str:
 
 
 def _cas_params(mode: str, stream_id: str, count: int, expected: ExpectedVersion) -> list[Any]:
+    """Parameters of `_LOCK` and `_CAS[mode]`, in statement order."""
     if mode == "any":
-        return [stream_id, count, count]
+        return [stream_id, stream_id, count, count]
     if mode == "no_stream":
-        return [stream_id, count]
+        return [stream_id, stream_id, count]
     if mode == "stream_exists":
-        return [count, stream_id, count]
-    return [count, stream_id, expected, count]
+        return [stream_id, count, stream_id, count]
+    return [stream_id, count, stream_id, expected, count]
 
 
 class _Checked(NamedTuple):
@@ -163,10 +175,10 @@ def _write_values(
 def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes, bytes]:
     """For the COPY path: the compare-and-set that also reserves positions, and the two COPYs."""
     reserve = sql.SQL(
-        "WITH s AS (" + _CAS[mode] + ") "
+        "WITH " + _LOCK + "s AS (" + _CAS[mode] + ") "
         "SELECT s.base, coalesce(%s::timestamptz, now()), nextval({sequence})"
         " FROM s CROSS JOIN generate_series(1, %s) AS g(i) ORDER BY g.i"
-    ).format(streams=sql.Identifier(schema, "streams"), sequence=sql.Literal(f"{schema}.global_position_seq"))
+    ).format(**_names(schema))
     copy_ids = sql.SQL(
         "COPY {} (event_id, stream_id, sequence_number, global_position, event_type, payload_sha256, recorded_at)"
         " FROM STDIN"
@@ -252,23 +264,32 @@ def append_events(
     checked = check_events(events, inline_limit)
     digests = [c.digest for c in checked]
     cas = _cas_params(mode, stream_id, len(events), expected)
-    for attempt in (1, 2):
+    partition_created = False
+    while True:
         try:
             if len(events) >= COPY_THRESHOLD:
                 written = _write_copy(conn, schema, mode, stream_id, cas, checked, recorded_at)
             else:
                 written = _write_values(conn, schema, mode, cas, checked, recorded_at)
         except psycopg.errors.UniqueViolation as exc:
-            constraint = exc.diag.constraint_name or ""
-            if constraint in ("event_ids_pkey", "streams_pkey"):
+            if exc.diag.constraint_name in ("event_ids_pkey", "streams_pkey"):
                 return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
             raise
         except psycopg.errors.CheckViolation as exc:
-            if attempt == 1 and (exc.diag.message_primary or "").startswith("no partition of relation"):
+            if not partition_created and (exc.diag.message_primary or "").startswith("no partition of relation"):
                 # A month without a partition must not become an outage: create it and retry once.
                 create_partition_for(conn, schema, recorded_at)
+                partition_created = True
                 continue
             raise
+        except psycopg.errors.StatementTooComplex as exc:
+            # JSON nested deeper than the server's parser goes: still a valid payload, so it is kept
+            # byte-exact, without the JSONB copy (which only serves queries).
+            flattened = _without_deep_json_copies(checked)
+            if flattened is None:
+                raise _invalid_payload(events, exc) from exc
+            checked = flattened
+            continue
         except (psycopg.errors.DataError, UnicodeDecodeError) as exc:
             raise _invalid_payload(events, exc) from exc
         if not written:
@@ -278,7 +299,12 @@ def append_events(
             sequence_numbers=tuple(r[0] for r in written),
             global_positions=tuple(r[1] for r in written),
         )
-    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _without_deep_json_copies(checked: list[_Checked]) -> list[_Checked] | None:
+    """`checked` with no JSONB copy for deeply nested payloads, or None if none of them is."""
+    changed = [c._replace(is_json=False) if c.is_json and json_depth(c.event.payload) > 1000 else c for c in checked]
+    return changed if changed != checked else None
 
 
 def _invalid_payload(events: Sequence[NewEvent], exc: Exception) -> InvalidInput:

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from eventstore.errors import AppendOnlyViolation, StoreUnavailable
+from eventstore.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable
 from eventstore.settings import Settings
 
 
@@ -23,6 +23,9 @@ def translated_errors() -> Iterator[None]:
     except psycopg.errors.InsufficientPrivilege as exc:
         raise AppendOnlyViolation(str(exc).splitlines()[0]) from exc
     except psycopg.OperationalError as exc:
+        if (exc.sqlstate or "").startswith("54"):
+            # A program limit (too complex, too many arguments...): retrying the same request cannot help.
+            raise InvalidInput(f"request exceeds a database limit: {exc.diag.message_primary}") from exc
         raise StoreUnavailable(f"database unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
 
 
