@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -100,10 +101,10 @@ class AppendResult(BaseModel):
         return self.sequence_numbers[-1]
 
 
-# Reads build one of these per row, so they are slotted dataclasses rather than pydantic models:
-# validation would triple the cost of a 10,000-event read and the values come straight from the database.
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
+# Reads build one of these per row: a NamedTuple is immutable and built straight from the database row
+# (~0.2 µs), where a frozen dataclass costs ~2 µs and pydantic validation more; the values come from the
+# database, so there is nothing to validate.
+class RecordedEvent(NamedTuple):
     """An event as stored. `payload` holds the exact bytes received."""
 
     global_position: int
@@ -127,8 +128,6 @@ class RecordedEvent:
 
     def json(self) -> Any:
         """The payload parsed as JSON (only for JSON payloads stored inline)."""
-        import json
-
         if self.payload is None:
             raise InvalidInput(f"event {self.event_id} keeps its payload in Blob storage ({self.blob_ref})")
         return json.loads(self.payload)

@@ -21,7 +21,7 @@ def statements(schema: str) -> list[sql.Composed]:
         sql.SQL("UPDATE {} SET payload = 'x'::bytea").format(events),
         sql.SQL("DELETE FROM {}").format(events),
         sql.SQL("TRUNCATE {}").format(events),
-        sql.SQL("UPDATE {} SET event_type = 'Error'").format(ids),
+        sql.SQL("UPDATE {} SET sequence_number = 99").format(ids),
         sql.SQL("DELETE FROM {}").format(ids),
         sql.SQL("TRUNCATE {}").format(ids),
         sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "streams")),

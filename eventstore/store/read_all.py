@@ -23,10 +23,11 @@ from eventstore.store.read_stream import EVENT_COLUMNS
 @lru_cache(maxsize=1024)
 def _statement(schema: str) -> bytes:
     template = (
-        "SELECT " + EVENT_COLUMNS + " FROM {events}"
-        " WHERE (transaction_id, global_position) > (%s::text::xid8, %s)"
-        " AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-        " ORDER BY transaction_id, global_position LIMIT %s"
+        "SELECT " + EVENT_COLUMNS + " FROM {events} AS e"
+        " WHERE (e.transaction_id, e.global_position) > (%s::text::xid8, %s)"
+        " AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        # Qualified, so the sort is on the xid8 column and its index, not on the bigint output column.
+        " ORDER BY e.transaction_id, e.global_position LIMIT %s"
     )
     return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)
 
@@ -41,7 +42,7 @@ def read_all_after(
         _statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1)
     ).fetchall()
     more = len(rows) > limit
-    events = [RecordedEvent(*row) for row in rows[:limit]]
+    events = [RecordedEvent._make(row) for row in rows[:limit]]
     last = events[-1] if events else None
     next_checkpoint = Checkpoint(last.transaction_id, last.global_position) if last else checkpoint
     return AllStreamPage(events=events, next_checkpoint=next_checkpoint, more=more)

@@ -15,7 +15,8 @@ from eventstore.store.streams import validate_stream_id
 # The columns of `RecordedEvent`, in its field order. The payload comes back as the stored bytes:
 # nothing is decoded, which keeps reads close to a raw SELECT.
 EVENT_COLUMNS = (
-    "global_position, transaction_id::text::bigint, stream_id, sequence_number, event_id, event_type, payload, "
+    "global_position, transaction_id::text::bigint AS transaction_number, stream_id, sequence_number, event_id, "
+    "event_type, payload, "
     "payload_sha256, payload_size, blob_ref, content_type, workflow_id, workflow_instance_id, user_id, "
     "correlation_id, causation_id, source_system, recorded_at"
 )
@@ -52,4 +53,4 @@ def read_stream(
         raise InvalidInput("from_sequence must be >= 0", field="from_sequence")
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(_statement(schema, backwards), (stream_id, from_sequence, limit)).fetchall()
-    return [RecordedEvent(*row) for row in rows]
+    return [RecordedEvent._make(row) for row in rows]

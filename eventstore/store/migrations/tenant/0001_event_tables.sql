@@ -9,17 +9,13 @@ CREATE TABLE {schema}.streams (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Uniqueness cannot live on `events` (PostgreSQL wants the partition key in every unique constraint),
--- so it lives here: one row per event id, and one per (stream, sequence number).
+-- Uniqueness of event ids cannot live on `events` (PostgreSQL wants the partition key in every unique
+-- constraint), so it lives here; the row says where the event is, `events` holds the rest. Sequence
+-- numbers need no unique index: the compare-and-set on `streams` hands each one out exactly once.
 CREATE TABLE {schema}.event_ids (
     event_id         uuid PRIMARY KEY,
     stream_id        text NOT NULL,
-    sequence_number  bigint NOT NULL,
-    global_position  bigint NOT NULL,
-    event_type       text NOT NULL,
-    payload_sha256   bytea NOT NULL,
-    recorded_at      timestamptz NOT NULL,
-    UNIQUE (stream_id, sequence_number)
+    sequence_number  bigint NOT NULL
 );
 
 CREATE SEQUENCE {schema}.global_position_seq AS bigint;
