@@ -377,10 +377,12 @@ def append_events(
             raise _invalid_payload(events, exc) from exc
         if not written:
             return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
-        return AppendResult(
+        # Built from the database's own answer: validating it again would only cost time on the hot path.
+        return AppendResult.model_construct(
             stream_id=stream_id,
             sequence_numbers=tuple(r[0] for r in written),
             global_positions=tuple(r[1] for r in written),
+            repeated=False,
         )
 
 
