@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -30,6 +31,7 @@ ExpectedVersion = int | StreamState
 """`StreamState`, or the exact version (number of events) the stream must have; 0 means no stream."""
 
 
+@lru_cache(maxsize=256)
 def is_json_content_type(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or media.endswith("+json") or media == "text/json"

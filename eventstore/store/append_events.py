@@ -256,22 +256,23 @@ _COPY_EVENT_TYPES = [
 
 
 @lru_cache(maxsize=1024)
-def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes, bytes]:
-    """For the COPY path: the compare-and-set that also reserves positions, and the two COPYs."""
+def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes]:
+    """For the COPY path: the compare-and-set that also claims the event ids and reserves positions, and
+    the COPY of the events."""
     reserve = sql.SQL(
-        "WITH " + _LOCK + "s AS (" + _CAS[mode] + ") "
+        "WITH " + _LOCK + "s AS (" + _CAS[mode] + "), "
+        "ids AS (INSERT INTO {event_ids} (event_id, stream_id, sequence_number)"
+        " SELECT i.event_id, s.stream_id, s.version - %s + i.ord"
+        " FROM s CROSS JOIN unnest(%s::uuid[]) WITH ORDINALITY AS i(event_id, ord)) "
         "SELECT s.version, coalesce(%s::timestamptz, now()), nextval({sequence})"
         " FROM s CROSS JOIN generate_series(1, %s) AS g(i) ORDER BY g.i"
     ).format(**_names(schema))
-    copy_ids = sql.SQL("COPY {} (event_id, stream_id, sequence_number) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(schema, "event_ids")
-    )
     copy_events = sql.SQL(
         "COPY {} (global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
         " payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id, correlation_id,"
         " causation_id, source_system, recorded_at) FROM STDIN (FORMAT BINARY)"
     ).format(sql.Identifier(schema, "events"))
-    return reserve.as_bytes(None), copy_ids.as_bytes(None), copy_events.as_bytes(None)
+    return reserve.as_bytes(None), copy_events.as_bytes(None)
 
 
 def _write_copy(
@@ -283,20 +284,17 @@ def _write_copy(
     checked: list[_Checked],
     recorded_at: datetime | None,
 ) -> list[tuple[int, int]]:
-    reserve, copy_ids, copy_events = _copy_statements(schema, mode)
+    reserve, copy_events = _copy_statements(schema, mode)
     count = len(checked)
     with conn.transaction():
-        reserved = conn.execute(reserve, [*cas, recorded_at, count]).fetchall()
+        ids = [c.event.event_id for c in checked]
+        reserved = conn.execute(reserve, [*cas, count, ids, recorded_at, count]).fetchall()
         if not reserved:
             return []
         version, at = reserved[0][0], reserved[0][1]
         written = [(version - count + i, row[2]) for i, row in enumerate(reserved, 1)]
         cursor = conn.cursor()
         cursor.adapters.register_dumper(None, _RawJsonbDumper)
-        with cursor.copy(copy_ids) as copy:
-            copy.set_types(["uuid", "text", "int8"])
-            for (sequence, _), (event, _, _) in zip(written, checked, strict=True):
-                copy.write_row((event.event_id, stream_id, sequence))
         with cursor.copy(copy_events) as copy:
             copy.set_types(_COPY_EVENT_TYPES)
             for (sequence, position), (event, digest, is_json) in zip(written, checked, strict=True):
