@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
@@ -17,3 +19,25 @@ def event(
     """A NewEvent with a fresh id; `payload` may be bytes or anything JSON-serialisable."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload if payload is not None else {"n": 1}).encode()
     return NewEvent(event_id=fields.pop("event_id", uuid4()), event_type=event_type, payload=body, **fields)
+
+
+def run_threads(count: int, target: Callable[[int], None]) -> None:
+    """Run `target(index)` in `count` threads released together; re-raise the first failure."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def body(index: int) -> None:
+        try:
+            start.wait(timeout=30)
+            target(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i,), name=f"worker-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread did not finish"
+    if errors:
+        raise errors[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -22,7 +22,7 @@ from psycopg import sql
 
 from eventstore import START, AppendResult, Checkpoint, NewEvent, RecordedEvent, Settings, StreamState, TenantEvents
 from eventstore.store.append_events import append_events
-from tests.helpers import event
+from tests.helpers import event, run_threads
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -53,28 +53,6 @@ def read_everything(tenant: TenantEvents, after: Checkpoint = START, limit: int 
         after = page.next_checkpoint
         if not page.more:
             return events
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> None:
-    """Run `target(index)` in `count` threads released together; re-raise the first failure."""
-    start = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def body(index: int) -> None:
-        try:
-            start.wait(timeout=30)
-            target(index)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
 
 
 def test_an_open_transaction_holds_back_later_commits_and_is_never_skipped(

@@ -6,39 +6,15 @@ Every test here runs real threads against the real PostgreSQL of the fixtures; n
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Callable
 from itertools import pairwise
 from uuid import UUID, uuid4
 
 import pytest
 
 from eventstore import AppendResult, ConcurrencyConflict, NewEvent, StreamState, TenantEvents
-from tests.helpers import event
+from tests.helpers import event, run_threads
 
 WRITERS = 8
-
-
-def run_threads(count: int, target: Callable[[int], None]) -> None:
-    """Run `target(index)` in `count` threads started together; re-raise the first failure."""
-    start = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def body(index: int) -> None:
-        try:
-            start.wait(timeout=30)
-            target(index)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=body, args=(i,), name=f"writer-{i}") for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a writer thread did not finish"
-    if errors:
-        raise errors[0]
 
 
 @pytest.mark.slow
