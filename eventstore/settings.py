@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore.tenancy import validate_identifier_prefix
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_nested_delimiter="__", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="EVENTSTORE_", env_nested_delimiter="__", frozen=True, populate_by_name=True
+    )
 
     database_url: str = Field(
         default="",
@@ -28,7 +30,16 @@ class Settings(BaseSettings):
     app_role: str = Field(default="eventstore_app", description="Role with SELECT/INSERT only on events.")
     schema_prefix: str = Field(default="es_", description="Prefix of the per-tenant schema names.")
     inline_payload_limit: int = Field(
-        default=256 * 1024, gt=0, description="Largest payload stored in the row, in bytes."
+        default=256 * 1024,
+        gt=0,
+        description="Largest payload kept in the row, in bytes; larger ones go to Blob storage when it is "
+        "configured, and are refused otherwise.",
+    )
+    max_payload_size: int = Field(default=64 * 1024 * 1024, gt=0, description="Largest payload accepted at all.")
+    blob_connection_string: str = Field(
+        default="",
+        validation_alias=AliasChoices("EVENTSTORE_BLOB_CONNECTION_STRING", "AzureWebJobsStorage"),
+        description="Blob storage for large payloads; defaults to the Functions storage account.",
     )
     partitions_ahead: int = Field(
         default=3, ge=0, le=36, description="Monthly partitions kept ready after the current month."

@@ -14,7 +14,7 @@ CPU than the whole COPY of the row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -36,16 +36,16 @@ COPY_THRESHOLD = 32
 
 _EVENT_COLUMNS = (
     "event_id, event_type, payload, payload_sha256, payload_size, is_json, content_type, workflow_id, "
-    "workflow_instance_id, user_id, correlation_id, causation_id, source_system"
+    "workflow_instance_id, user_id, correlation_id, causation_id, source_system, blob_ref"
 )
 _ROW = (
     "(%s, %s::uuid, %s::text, %s::bytea, %s::bytea, %s::int, %s::bool, %s::text, %s::text, %s::text, "
-    "%s::text, %s::text, %s::text, %s::text)"
+    "%s::text, %s::text, %s::text, %s::text, %s::text)"
 )
 _INSERT_EVENTS = (
     "INSERT INTO {events} (global_position, stream_id, sequence_number, event_id, event_type, payload,"
     " payload_sha256, payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id,"
-    " correlation_id, causation_id, source_system, recorded_at) "
+    " correlation_id, causation_id, source_system, blob_ref, recorded_at) "
 )
 
 # Writers of one stream first take a transaction-scoped advisory lock on it. Waiting for it assigns no
@@ -90,7 +90,7 @@ def _one_statement(schema: str, mode: str) -> bytes:
         + _INSERT_EVENTS
         + "SELECT global_position, stream_id, sequence_number, %s, %s, payload, %s, %s,"
         " CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END,"
-        " %s, %s, %s, %s, %s, %s, %s, recorded_at FROM p RETURNING sequence_number, global_position"
+        " %s, %s, %s, %s, %s, %s, %s, %s, recorded_at FROM p RETURNING sequence_number, global_position"
     )
     return sql.SQL(template).format(**_names(schema)).as_bytes(None)
 
@@ -110,7 +110,8 @@ def _values_statement(schema: str, mode: str, count: int) -> bytes:
         + _INSERT_EVENTS
         + "SELECT global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
         " payload_size, CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END, content_type,"
-        " workflow_id, workflow_instance_id, user_id, correlation_id, causation_id, source_system, recorded_at"
+        " workflow_id, workflow_instance_id, user_id, correlation_id, causation_id, source_system, blob_ref,"
+        " recorded_at"
         " FROM n ORDER BY sequence_number "
         "RETURNING sequence_number, global_position"
     )
@@ -140,10 +141,22 @@ class _Checked(NamedTuple):
     event: NewEvent
     digest: bytes
     is_json: bool
+    blob_ref: str | None = None
+
+    @property
+    def row_payload(self) -> bytes | None:
+        """What the row keeps: the payload, or nothing when it lives in Blob storage."""
+        return None if self.blob_ref else self.event.payload
 
 
-def check_events(events: Sequence[NewEvent], inline_limit: int) -> list[_Checked]:
-    """Refuse what the database must never see; hash each payload and decide on its JSONB copy."""
+def check_events(
+    events: Sequence[NewEvent], inline_limit: int, blob_refs: Mapping[UUID, str] | None = None
+) -> list[_Checked]:
+    """Refuse what the database must never see; hash each payload and decide on its JSONB copy.
+
+    Events named in `blob_refs` already have their payload in Blob storage: the row keeps the reference,
+    the hash and the size, and no JSONB copy.
+    """
     checked: list[_Checked] = []
     seen: set[UUID] = set()
     for index, event in enumerate(events):
@@ -155,6 +168,10 @@ def check_events(events: Sequence[NewEvent], inline_limit: int) -> list[_Checked
             )
         seen.add(event.event_id)
         size = len(event.payload)
+        blob_ref = blob_refs.get(event.event_id) if blob_refs else None
+        if blob_ref is not None:
+            checked.append(_Checked(event, hashlib.sha256(event.payload).digest(), False, blob_ref))
+            continue
         if size > inline_limit:
             raise PayloadTooLarge(size, inline_limit, field=f"events[{index}].payload")
         checked.append(
@@ -171,17 +188,17 @@ def _write_one(
     checked: _Checked,
     recorded_at: datetime | None,
 ) -> list[tuple[int, int]]:
-    event, digest, is_json = checked
+    event = checked.event
     # In the order of `_one_statement`'s placeholders.
     params = [
         *cas,
         recorded_at,
-        event.payload,
-        is_json,
+        checked.row_payload,
+        checked.is_json,
         event.event_id,
         event.event_id,
         event.event_type.value,
-        digest,
+        checked.digest,
         len(event.payload),
         event.content_type,
         event.workflow_id,
@@ -190,6 +207,7 @@ def _write_one(
         event.correlation_id,
         event.causation_id,
         event.source_system,
+        checked.blob_ref,
     ]
     return conn.execute(_one_statement(schema, mode), params).fetchall()
 
@@ -203,15 +221,16 @@ def _write_values(
     recorded_at: datetime | None,
 ) -> list[tuple[int, int]]:
     params = list(cas)
-    for ordinal, (event, digest, is_json) in enumerate(checked, 1):
+    for ordinal, c in enumerate(checked, 1):
+        event = c.event
         params += (
             ordinal,
             event.event_id,
             event.event_type.value,
-            event.payload,
-            digest,
+            c.row_payload,
+            c.digest,
             len(event.payload),
-            is_json,
+            c.is_json,
             event.content_type,
             event.workflow_id,
             event.workflow_instance_id,
@@ -219,6 +238,7 @@ def _write_values(
             event.correlation_id,
             event.causation_id,
             event.source_system,
+            c.blob_ref,
         )
     params += (len(checked), recorded_at)
     return conn.execute(_values_statement(schema, mode, len(checked)), params).fetchall()
@@ -251,6 +271,7 @@ _COPY_EVENT_TYPES = [
     "text",
     "text",
     "text",
+    "text",
     "timestamptz",
 ]
 
@@ -270,7 +291,7 @@ def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes]:
     copy_events = sql.SQL(
         "COPY {} (global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
         " payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id, correlation_id,"
-        " causation_id, source_system, recorded_at) FROM STDIN (FORMAT BINARY)"
+        " causation_id, source_system, blob_ref, recorded_at) FROM STDIN (FORMAT BINARY)"
     ).format(sql.Identifier(schema, "events"))
     return reserve.as_bytes(None), copy_events.as_bytes(None)
 
@@ -297,7 +318,8 @@ def _write_copy(
         cursor.adapters.register_dumper(None, _RawJsonbDumper)
         with cursor.copy(copy_events) as copy:
             copy.set_types(_COPY_EVENT_TYPES)
-            for (sequence, position), (event, digest, is_json) in zip(written, checked, strict=True):
+            for (sequence, position), c in zip(written, checked, strict=True):
+                event = c.event
                 copy.write_row(
                     (
                         position,
@@ -305,10 +327,10 @@ def _write_copy(
                         sequence,
                         event.event_id,
                         event.event_type.value,
-                        event.payload,
-                        digest,
+                        c.row_payload,
+                        c.digest,
                         len(event.payload),
-                        event.payload if is_json else None,
+                        c.row_payload if c.is_json else None,
                         event.content_type,
                         event.workflow_id,
                         event.workflow_instance_id,
@@ -316,6 +338,7 @@ def _write_copy(
                         event.correlation_id,
                         event.causation_id,
                         event.source_system,
+                        c.blob_ref,
                         at,
                     )
                 )
@@ -332,6 +355,7 @@ def append_events(
     inline_limit: int,
     max_batch: int,
     recorded_at: datetime | None = None,
+    blob_refs: Mapping[UUID, str] | None = None,
 ) -> AppendResult:
     """Append `events` to `stream_id` in `schema` on an autocommit connection."""
     validate_stream_id(stream_id)
@@ -340,7 +364,7 @@ def append_events(
     if len(events) > max_batch:
         raise InvalidInput(f"{len(events)} events in one append; at most {max_batch}", field="events")
     mode = _mode(expected)
-    checked = check_events(events, inline_limit)
+    checked = check_events(events, inline_limit, blob_refs)
     digests = [c.digest for c in checked]
     cas = _cas_params(mode, stream_id, len(events), expected)
     partition_created = False

@@ -7,6 +7,7 @@ from datetime import datetime
 from types import TracebackType
 
 from eventstore.errors import InvalidInput
+from eventstore.payloads import BlobPayloads
 from eventstore.settings import Settings
 from eventstore.store import migrations
 from eventstore.store.connection import Pools, translated_errors
@@ -37,6 +38,7 @@ class EventStore:
         self.pools = Pools(settings)
         self.control_schema = settings.schema_prefix + "control"
         self._registry: TenantRegistry | None = None
+        self._payloads: BlobPayloads | None = None
         self._tenants: dict[str, TenantEvents] = {}
 
     def __enter__(self) -> EventStore:
@@ -47,6 +49,13 @@ class EventStore:
 
     def close(self) -> None:
         self.pools.close()
+
+    @property
+    def payloads(self) -> BlobPayloads | None:
+        """Blob storage for large payloads, or None when no connection string is configured."""
+        if self._payloads is None and self.settings.blob_connection_string:
+            self._payloads = BlobPayloads(self.settings.blob_connection_string)
+        return self._payloads
 
     @property
     def registry(self) -> TenantRegistry:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
-from eventstore.errors import InvalidInput
+from eventstore.errors import InvalidInput, PayloadTooLarge, StoreUnavailable
+from eventstore.event_types import EventType
 from eventstore.models import (
     START,
     AllStreamPage,
@@ -18,11 +21,15 @@ from eventstore.models import (
     RecordedEvent,
     StreamState,
 )
+from eventstore.payloads import verify
 from eventstore.state import fold
 from eventstore.store.append_events import append_events, stream_version
 from eventstore.store.connection import translated_errors
+from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
+from eventstore.store.read_event import read_event
 from eventstore.store.read_stream import read_stream
+from eventstore.store.search_events import search_events
 from eventstore.store.streams import instance_stream_id
 from eventstore.tenancy import TenantPlacement
 
@@ -54,6 +61,7 @@ class TenantEvents:
         """Append atomically; returns sequence numbers and global positions (the first ones, on a repeat)."""
         settings = self._store.settings
         recorded_at = self._store.clock() if self._store.clock else None
+        blob_refs = self._put_large_payloads(events)
         with translated_errors(), self._pool.connection() as conn:
             return append_events(
                 conn,
@@ -64,7 +72,96 @@ class TenantEvents:
                 inline_limit=settings.inline_payload_limit,
                 max_batch=settings.max_batch_size,
                 recorded_at=recorded_at,
+                blob_refs=blob_refs,
             )
+
+    def _put_large_payloads(self, events: Sequence[NewEvent]) -> dict[UUID, str] | None:
+        """Payloads over the inline limit go to the tenant's Blob container first (when one is configured)."""
+        settings = self._store.settings
+        large = [e for e in events if isinstance(e, NewEvent) and len(e.payload) > settings.inline_payload_limit]
+        if not large:
+            return None
+        for index, event in enumerate(events):
+            if isinstance(event, NewEvent) and len(event.payload) > settings.max_payload_size:
+                raise PayloadTooLarge(len(event.payload), settings.max_payload_size, field=f"events[{index}].payload")
+        payloads = self._store.payloads
+        if payloads is None:
+            return None  # the append refuses them with PayloadTooLarge (inline limit)
+        return {
+            e.event_id: payloads.put(self.placement.container_name, e.payload, hashlib.sha256(e.payload).digest())
+            for e in large
+        }
+
+    def get_event(self, event_id: UUID) -> RecordedEvent | None:
+        """One event by id, or None."""
+        with translated_errors(), self._pool.connection() as conn:
+            return read_event(conn, self._schema, event_id)
+
+    def payload_of(self, event: RecordedEvent) -> bytes:
+        """The exact payload received, from the row or from Blob storage, its SHA-256 verified."""
+        if event.blob_ref is None:
+            assert event.payload is not None
+            verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
+            return event.payload
+        payloads = self._store.payloads
+        if payloads is None:
+            raise StoreUnavailable(f"event {event.event_id} keeps its payload in Blob storage, which is not configured")
+        return payloads.get(event.blob_ref, event.payload_sha256)
+
+    def search(
+        self,
+        after: Checkpoint = START,
+        limit: int = 100,
+        *,
+        recorded_from: datetime | None = None,
+        recorded_to: datetime | None = None,
+        event_types: Sequence[str] = (),
+        workflow_id: str | None = None,
+        stream_id: str | None = None,
+    ) -> AllStreamPage:
+        """Events matching the filters, in commit-safe order after `after`."""
+        types = [EventType.parse(t).value for t in event_types]
+        with translated_errors(), self._pool.connection() as conn:
+            return search_events(
+                conn,
+                self._schema,
+                after,
+                limit,
+                recorded_from=recorded_from,
+                recorded_to=recorded_to,
+                event_types=types,
+                workflow_id=workflow_id,
+                stream_id=stream_id,
+            )
+
+    def list_instances(
+        self, status: str | None = None, after: str = "", limit: int = 100, scan: int = 1000
+    ) -> tuple[list[InstanceState], str | None]:
+        """Instances (optionally only those whose rebuilt status is `status`), in instance id order.
+
+        Looks at no more than `scan` instances per call; returns the states found and the instance id to
+        continue after, or None when every instance has been looked at. Status comes from the rebuilt
+        state, so it is exactly what `rebuild_state` says.
+        """
+        if limit < 1 or scan < 1:
+            raise InvalidInput("limit must be at least 1", field="limit")
+        found: list[InstanceState] = []
+        cursor = instance_stream_id(after) if after else ""
+        prefix = instance_stream_id("x")[:-1]
+        while len(found) < limit and scan > 0:
+            with translated_errors(), self._pool.connection() as conn:
+                streams = list_streams(conn, self._schema, prefix, cursor, min(scan, 200))
+            if not streams:
+                return found, None
+            for stream in streams:
+                scan -= 1
+                cursor = stream
+                state = self.rebuild_state(stream.removeprefix(prefix))
+                if status is None or state.status == status:
+                    found.append(state)
+                    if len(found) == limit:
+                        break
+        return found, cursor.removeprefix(prefix)
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's version (its last sequence number); 0 when it has no events."""

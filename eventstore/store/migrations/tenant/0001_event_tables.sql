@@ -2,8 +2,10 @@
 
 -- One row per stream: its version (= last sequence number). The compare-and-set on this row is what
 -- makes sequence numbers gapless under concurrency.
+-- Stream ids compare byte-wise ("C"): prefix ranges and ordering then mean the same on every server,
+-- whatever its default collation.
 CREATE TABLE {schema}.streams (
-    stream_id   text PRIMARY KEY,
+    stream_id   text COLLATE "C" PRIMARY KEY,
     version     bigint NOT NULL CHECK (version > 0),
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
@@ -14,7 +16,7 @@ CREATE TABLE {schema}.streams (
 -- numbers need no unique index: the compare-and-set on `streams` hands each one out exactly once.
 CREATE TABLE {schema}.event_ids (
     event_id         uuid PRIMARY KEY,
-    stream_id        text NOT NULL,
+    stream_id        text COLLATE "C" NOT NULL,
     sequence_number  bigint NOT NULL
 );
 
@@ -25,7 +27,7 @@ CREATE TABLE {schema}.events (
     -- The writing transaction: all-stream readers order by (transaction_id, global_position) and stop
     -- at the oldest transaction still open, so an event that commits late is never skipped.
     transaction_id        xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    stream_id             text NOT NULL,
+    stream_id             text COLLATE "C" NOT NULL,
     sequence_number       bigint NOT NULL CHECK (sequence_number > 0),
     event_id              uuid NOT NULL,
     event_type            text NOT NULL,
