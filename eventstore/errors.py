@@ -75,5 +75,9 @@ class AppendOnlyViolation(EventStoreError):
     """An attempt to change or remove stored events outside the maintenance path."""
 
 
+class PayloadIntegrityError(EventStoreError):
+    """A stored payload is missing or no longer matches the SHA-256 recorded with its event."""
+
+
 class StoreUnavailable(EventStoreError):
     """The database could not be reached or failed in a way the caller may retry."""

@@ -58,6 +58,22 @@ class NewEvent(BaseModel):
     def _known_type(cls, value: object) -> EventType:
         return EventType.parse(value)
 
+    @field_validator(
+        "content_type",
+        "workflow_id",
+        "workflow_instance_id",
+        "user_id",
+        "correlation_id",
+        "causation_id",
+        "source_system",
+    )
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL text cannot hold U+0000; refuse it here, naming the field, rather than in the database.
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain the NUL character")
+        return value
+
     @field_validator("payload", mode="before")
     @classmethod
     def _payload_bytes(cls, value: object) -> object:
@@ -152,8 +168,8 @@ class Checkpoint:
             checkpoint = cls(int(xid), int(position))
         except ValueError:
             raise InvalidInput(f"checkpoint {text!r} is not '<transaction id>:<position>'") from None
-        if checkpoint.transaction_id < 0 or checkpoint.global_position < 0:
-            raise InvalidInput(f"checkpoint {text!r} has a negative part")
+        if not (0 <= checkpoint.transaction_id < 2**63 and 0 <= checkpoint.global_position < 2**63):
+            raise InvalidInput(f"checkpoint {text!r} is out of range")
         return checkpoint
 
 

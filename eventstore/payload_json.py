@@ -69,7 +69,9 @@ def json_problem(payload: bytes) -> str | None:
     except ValueError as exc:
         return f"not valid JSON ({exc})"
     except RecursionError:
-        return "nested too deeply"
+        # Deeper than Python's parser goes; PostgreSQL's stops earlier still. Not a reason to refuse what
+        # arrived: it is kept byte-exact without a JSONB copy.
+        return None
     return None
 
 
@@ -86,3 +88,13 @@ def json_depth(payload: bytes) -> int:
             depth += step
             deepest = max(deepest, depth)
     return deepest
+
+
+# numeric holds up to 131072 digits before the point and an exponent of about +-16383.
+_HUGE_NUMBER = re.compile(rb"[eE][+-]?\d{5,}|\d{1000,}")
+MAX_JSONB_DEPTH = 1000
+
+
+def jsonb_may_refuse(payload: bytes) -> bool:
+    """Valid JSON that PostgreSQL's JSONB may still refuse: very deep nesting or numbers out of range."""
+    return json_depth(payload) > MAX_JSONB_DEPTH or bool(_HUGE_NUMBER.search(_STRING.sub(b'""', payload)))

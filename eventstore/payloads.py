@@ -12,14 +12,10 @@ import hashlib
 from threading import Lock
 from typing import TYPE_CHECKING
 
-from eventstore.errors import EventStoreError, StoreUnavailable
+from eventstore.errors import PayloadIntegrityError, StoreUnavailable
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
-
-
-class PayloadIntegrityError(EventStoreError):
-    """A stored payload no longer matches the SHA-256 recorded with its event."""
 
 
 class BlobPayloads:
@@ -75,3 +71,6 @@ class BlobPayloads:
 def verify(payload: bytes, digest: bytes, where: str) -> None:
     if hashlib.sha256(payload).digest() != digest:
         raise PayloadIntegrityError(f"payload {where} does not match its recorded SHA-256")
+
+
+__all__ = ["BlobPayloads", "PayloadIntegrityError", "verify"]

@@ -51,12 +51,12 @@ class Settings(BaseSettings):
     @field_validator("app_role")
     @classmethod
     def _role_is_simple(cls, value: str) -> str:
-        return validate_identifier_prefix(value, "EVENTSTORE_APP_ROLE", allow_empty=False)
+        return validate_identifier_prefix(value, "EVENTSTORE_APP_ROLE")
 
     @field_validator("schema_prefix")
     @classmethod
     def _prefix_is_simple(cls, value: str) -> str:
-        return validate_identifier_prefix(value, "EVENTSTORE_SCHEMA_PREFIX", allow_empty=False)
+        return validate_identifier_prefix(value, "EVENTSTORE_SCHEMA_PREFIX")
 
     def dsn(self, name: str) -> str:
         """The DSN registered under `name`; `default` is `database_url`."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from eventstore.event_types import EventType
-from eventstore.models import InstanceState, RecordedEvent
+from eventstore.models import InstanceState, RecordedEvent, is_json_content_type
 
 FAULTED = "faulted"
 COMPLETE = "complete"
@@ -19,7 +19,7 @@ CANCELLED = "cancelled"
 
 
 def _data(event: RecordedEvent) -> dict[str, Any]:
-    if event.payload is None or not event.content_type.split(";")[0].strip().lower().endswith("json"):
+    if event.payload is None or not is_json_content_type(event.content_type):
         return {}
     try:
         body = event.json()

@@ -50,14 +50,19 @@ def container_name_for(tenant_id: str, logical_name: str = PAYLOAD_CONTAINER_LOG
     return hashlib.sha1(f"{canonical}-{logical_name}".encode(), usedforsecurity=False).hexdigest()
 
 
-def validate_identifier_prefix(value: str, setting: str, *, allow_empty: bool) -> str:
+def validate_identifier_prefix(value: str, setting: str) -> str:
     """A schema/role name or prefix that needs no quoting and leaves room for a 40-character hash."""
-    if (not value and allow_empty) or (_SIMPLE_IDENTIFIER.fullmatch(value) and len(value) <= 20):
+    if _SIMPLE_IDENTIFIER.fullmatch(value) and len(value) <= 20:
         return value
     raise ValueError(f"{setting} must match [a-z_][a-z0-9_]* and be at most 20 characters, got {value!r}")
 
 
+_RESERVED_SCHEMAS = re.compile(r"public|information_schema|pg_.*")
+
+
 def validate_schema_name(value: str) -> str:
+    if _RESERVED_SCHEMAS.fullmatch(value):
+        raise InvalidInput(f"schema {value} is reserved", field="schema")
     if _SIMPLE_IDENTIFIER.fullmatch(value) and len(value) <= 63:
         return value
     raise InvalidInput("schema must match [a-z_][a-z0-9_]* and be at most 63 characters", field="schema")

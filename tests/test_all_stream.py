@@ -226,10 +226,10 @@ def test_all_stream_keeps_each_streams_order_when_writers_create_it_concurrently
     """Eight writers append (StreamState.ANY) to a stream that does not exist yet, many times over.
 
     Each stream's events must come out of the all-stream in sequence order, as they do from the stream.
-    Fails today (package bug): a writer that loses the race to insert the new `streams` row has already
-    taken its transaction id (at its speculative insert) before it waits, and the losers then take the
-    row in any order, so a later sequence number can carry an older xid and the all-stream, ordered by
-    (transaction_id, global_position), delivers it first.
+    Guards the per-stream advisory lock: without it a writer that loses the race to insert the new
+    `streams` row has already taken its transaction id (at its speculative insert) before it waits, the
+    losers then take the row in any order, and a later sequence number can carry an older xid, which the
+    all-stream, ordered by (transaction_id, global_position), delivers first.
     """
     writers, rounds_per_check, checks = 8, 50, 8
     checkpoint = START

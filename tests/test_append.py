@@ -253,3 +253,28 @@ def test_every_batch_size_keeps_the_same_guarantees(
     assert count_rows(owner_conn, tenant, "events") == 2 * size
     assert count_rows(owner_conn, tenant, "event_ids") == 2 * size
     assert tenant.stream_version("s") == 2 * size
+
+
+def test_ids_stored_elsewhere_in_the_same_stream_are_a_duplicate_not_a_conflict(tenant: TenantEvents) -> None:
+    """The expectation holds (the stream is at 3), so a retry at a fresh version could never succeed:
+    the caller must hear that the ids are the problem."""
+    batch = [event(), event()]
+    tenant.append("s", batch)
+    tenant.append("s", [event()])
+    for size in (1, 2):
+        with pytest.raises(DuplicateEventId, match="another position"):
+            tenant.append("s", batch[:size] if size == 1 else batch, 3)
+
+
+def test_metadata_with_nul_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        NewEvent.parse({"event_id": str(uuid4()), "event_type": "Error", "payload": b"{}", "user_id": "a\x00b"})
+    assert caught.value.field == "user_id"
+
+
+def test_read_bounds_are_checked_before_the_database(tenant: TenantEvents) -> None:
+    for kwargs in ({"limit": 2**63}, {"from_sequence": 2**63}, {"from_sequence": -1}):
+        with pytest.raises(InvalidInput):
+            tenant.read_stream("s", **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        tenant.read_all(limit=2**63)

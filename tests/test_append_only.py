@@ -87,3 +87,15 @@ def test_the_maintenance_path_is_the_only_way_through(tenant: TenantEvents, owne
     # The flag was transaction-local: the next statement is refused again.
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         owner_conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "events")))
+
+
+def test_stream_versions_only_move_forward(tenant: TenantEvents, app_conn: Conn, owner_conn: Conn) -> None:
+    """A version that went back would hand out a sequence number twice: refused for every role."""
+    tenant.append("s", [event(), event()])
+    streams = sql.Identifier(tenant.placement.schema_name, "streams")
+    for conn in (app_conn, owner_conn):
+        for change in ("SET version = version - 1", "SET version = version", "SET stream_id = 'renamed'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute(sql.SQL("UPDATE {} " + change).format(streams))
+    assert tenant.append("s", [event()]).sequence_numbers == (3,)
+    assert [e.sequence_number for e in tenant.read_stream("s")] == [1, 2, 3]

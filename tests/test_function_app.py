@@ -31,5 +31,5 @@ def test_the_app_registers_its_blueprints_and_the_partition_timer_works(store: E
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {"ensure_partitions": "timerTrigger"}
+    assert json.loads(result.stdout.splitlines()[-1])["ensure_partitions"] == "timerTrigger"
     assert len(store.partitions(tenant_id)) >= 8

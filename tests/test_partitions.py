@@ -83,8 +83,29 @@ def test_a_large_batch_into_a_missing_month_creates_it(store: EventStore, settin
     store.onboard_tenant(tenant_id)
     clocked = EventStore(settings, clock=lambda: datetime(2034, 2, 28, 23, 59, tzinfo=UTC))
     try:
-        result = clocked.tenant(tenant_id).append("s", [event({"n": n}) for n in range(20)])
-        assert result.version == 20
+        result = clocked.tenant(tenant_id).append("s", [event({"n": n}) for n in range(40)])
+        assert result.version == 40
         assert "events_2034m02" in store.partitions(tenant_id)
+    finally:
+        clocked.close()
+
+
+def test_a_missing_month_is_created_while_a_reader_holds_the_table(
+    store: EventStore, settings: Settings, database_url: str
+) -> None:
+    """Creating the partition must not wait for open readers (nor queue every writer behind them)."""
+    import psycopg
+
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    schema = store.tenant(tenant_id).placement.schema_name
+    clocked = EventStore(settings, clock=lambda: datetime(2036, 3, 1, tzinfo=UTC))
+    try:
+        with psycopg.connect(database_url) as reader:
+            reader.execute(f'SELECT count(*) FROM "{schema}".events').fetchone()  # noqa: S608 (validated name)
+            # The reader's transaction stays open, holding ACCESS SHARE on events, while we append.
+            result = clocked.tenant(tenant_id).append("s", [event() for _ in range(40)])
+            assert result.version == 40
+        assert "events_2036m03" in store.partitions(tenant_id)
     finally:
         clocked.close()

@@ -8,8 +8,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventstore import START, EventStore, EventType, InvalidEventType, InvalidInput, PayloadTooLarge, Settings
-from eventstore.payloads import PayloadIntegrityError
+from eventstore import (
+    START,
+    EventStore,
+    EventType,
+    InvalidEventType,
+    InvalidInput,
+    PayloadIntegrityError,
+    PayloadTooLarge,
+    Settings,
+)
 from eventstore.samples import CLAIM_INSTANCE_ID, FAILED_INSTANCE_ID, FAULTED_INSTANCE_ID, expense_claim_walk
 from tests.conftest import random_tenant_id
 from tests.helpers import event

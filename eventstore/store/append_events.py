@@ -26,7 +26,7 @@ from psycopg.adapt import Dumper
 
 from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, PayloadTooLarge
 from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
-from eventstore.payload_json import json_depth, json_problem, wants_json_copy
+from eventstore.payload_json import json_problem, jsonb_may_refuse, wants_json_copy
 from eventstore.store.partitions import create_partition_for
 from eventstore.store.streams import validate_stream_id
 
@@ -381,22 +381,23 @@ def append_events(
                 return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
             raise
         except psycopg.errors.CheckViolation as exc:
-            if not partition_created and (exc.diag.message_primary or "").startswith("no partition of relation"):
+            # No partition for the row: sqlstate 23514 on the table itself, with no constraint named.
+            if not partition_created and exc.diag.constraint_name is None and exc.diag.table_name == "events":
                 # A month without a partition must not become an outage: create it and retry once.
                 create_partition_for(conn, schema, recorded_at)
                 partition_created = True
                 continue
             raise
-        except psycopg.errors.StatementTooComplex as exc:
-            # JSON nested deeper than the server's parser goes: still a valid payload, so it is kept
-            # byte-exact, without the JSONB copy (which only serves queries).
-            flattened = _without_deep_json_copies(checked)
+        except (psycopg.errors.StatementTooComplex, psycopg.errors.DataError) as exc:
+            # Valid JSON beyond what JSONB holds (nesting deeper than the server's parser goes, numbers
+            # outside numeric's range) is still a valid payload: keep it byte-exact, without the JSONB
+            # copy, which only serves queries. Anything else is the caller's bad input.
+            invalid = _invalid_payload(events, exc)
+            flattened = None if invalid.field != "events" else _without_unrepresentable_copies(checked)
             if flattened is None:
-                raise _invalid_payload(events, exc) from exc
+                raise invalid from exc
             checked = flattened
             continue
-        except psycopg.errors.DataError as exc:
-            raise _invalid_payload(events, exc) from exc
         if not written:
             return _repeat_or_raise(conn, schema, stream_id, events, digests, expected, mode)
         # Built from the database's own answer: validating it again would only cost time on the hot path.
@@ -408,9 +409,9 @@ def append_events(
         )
 
 
-def _without_deep_json_copies(checked: list[_Checked]) -> list[_Checked] | None:
-    """`checked` with no JSONB copy for deeply nested payloads, or None if none of them is."""
-    changed = [c._replace(is_json=False) if c.is_json and json_depth(c.event.payload) > 1000 else c for c in checked]
+def _without_unrepresentable_copies(checked: list[_Checked]) -> list[_Checked] | None:
+    """`checked` without JSONB copies for payloads JSONB may not hold, or None if there are none."""
+    changed = [c._replace(is_json=False) if c.is_json and jsonb_may_refuse(c.event.payload) else c for c in checked]
     return changed if changed != checked else None
 
 
@@ -455,7 +456,7 @@ def _repeat_or_raise(
         for row in conn.execute(
             sql.SQL(
                 "SELECT i.event_id, i.stream_id, i.sequence_number, e.global_position, e.event_type,"
-                " e.payload_sha256 FROM {} AS i JOIN {} AS e USING (stream_id, sequence_number)"
+                " e.payload_sha256 FROM {} AS i LEFT JOIN {} AS e USING (stream_id, sequence_number)"
                 " WHERE i.event_id = ANY(%s)"
             ).format(sql.Identifier(schema, "event_ids"), sql.Identifier(schema, "events")),
             (ids,),
@@ -473,6 +474,8 @@ def _repeat_or_raise(
                 "while other events of the same batch are not; a retry must resend the whole batch",
             )
         found_stream, found_sequence, found_position, found_type, found_digest = found
+        if found_position is None:
+            raise DuplicateEventId(event.event_id, "as an id whose event was removed; ids are never reused")
         if found_stream != stream_id:
             raise DuplicateEventId(event.event_id, f"in another stream ({found_stream!r})")
         if first_sequence is None:
@@ -489,7 +492,18 @@ def _repeat_or_raise(
         or (mode == "exact" and first_sequence == int(expected) + 1)
     )
     if not consistent:
-        raise ConcurrencyConflict(stream_id, _describe(expected), stream_version(conn, schema, stream_id))
+        actual = stream_version(conn, schema, stream_id)
+        expectation_holds = (
+            mode == "any"
+            or (mode == "stream_exists" and actual > 0)
+            or (mode == "no_stream" and actual == 0)
+            or (mode == "exact" and actual == int(expected))
+        )
+        if expectation_holds:
+            # The stream is where the caller expected it: the ids, not the version, are the problem, and
+            # retrying at a fresh version would fail forever.
+            raise DuplicateEventId(events[0].event_id, f"at another position ({first_sequence})")
+        raise ConcurrencyConflict(stream_id, _describe(expected), actual)
     return AppendResult(
         stream_id=stream_id,
         sequence_numbers=tuple(range(first_sequence, first_sequence + len(events))),

@@ -21,7 +21,11 @@ def translated_errors() -> Iterator[None]:
     try:
         yield
     except psycopg.errors.InsufficientPrivilege as exc:
-        raise AppendOnlyViolation(str(exc).splitlines()[0]) from exc
+        message = exc.diag.message_primary or str(exc)
+        if "append-only" in message:
+            raise AppendOnlyViolation(message) from exc
+        # Any other denial is a deployment problem (grants, role membership), not the caller's doing.
+        raise StoreUnavailable(f"database permissions are misconfigured: {message}") from exc
     except psycopg.OperationalError as exc:
         if (exc.sqlstate or "").startswith("54"):
             # A program limit (too complex, too many arguments...): retrying the same request cannot help.

@@ -101,9 +101,19 @@ class EventStore:
     ) -> TenantPlacement:
         """Create or migrate the tenant's schema and partitions, then register it. Idempotent."""
         placement = self.placement_for(tenant_id, dsn_name=dsn_name, schema=schema, container=container)
+        if placement.schema_name == self.control_schema:
+            raise InvalidInput(f"schema {placement.schema_name} is the registry's own", field="schema")
         existing = self.registry.find(placement.tenant_id)
-        if existing is not None and (dsn_name, schema, container) == (None, None, None):
-            placement = existing  # a plain re-onboard keeps whatever placement the tenant has
+        if existing is not None:
+            if (dsn_name, schema, container) == (None, None, None):
+                placement = existing  # a plain re-onboard keeps whatever placement the tenant has
+            elif placement != existing:
+                # Refuse before migrating anything, so a refused move leaves no orphan schema behind.
+                raise InvalidInput(
+                    f"tenant {placement.tenant_id} is already placed in DSN {existing.dsn_name}, schema "
+                    f"{existing.schema_name}, container {existing.container_name}; moving a tenant is not supported",
+                    field="placement",
+                )
         version = self._migrate_tenant(placement)
         with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():
             return self.registry.register(conn, placement, version)

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from eventstore.errors import InvalidInput
 from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
-from eventstore.store.read_stream import EVENT_COLUMNS
+from eventstore.store.read_stream import EVENT_COLUMNS, MAX_LIMIT
 
 
 @lru_cache(maxsize=1024)
@@ -35,8 +35,8 @@ def _statement(schema: str) -> bytes:
 def read_all_after(
     conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int = 1000
 ) -> AllStreamPage:
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1", field="limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
         _statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1)

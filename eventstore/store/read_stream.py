@@ -12,6 +12,10 @@ from eventstore.errors import InvalidInput
 from eventstore.models import RecordedEvent
 from eventstore.store.streams import validate_stream_id
 
+# The most events one read returns; larger reads page.
+MAX_LIMIT = 100_000
+_MAX_SEQUENCE = 2**62
+
 # The columns of `RecordedEvent`, in its field order. The payload comes back as the stored bytes:
 # nothing is decoded, which keeps reads close to a raw SELECT.
 EVENT_COLUMNS = (
@@ -45,12 +49,12 @@ def read_stream(
 ) -> list[RecordedEvent]:
     """Events of `stream_id` from `from_sequence` (inclusive; default: the start, or the end backwards)."""
     validate_stream_id(stream_id)
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1", field="limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if from_sequence is None:
-        from_sequence = 2**62 if backwards else 1
-    elif from_sequence < 0:
-        raise InvalidInput("from_sequence must be >= 0", field="from_sequence")
+        from_sequence = _MAX_SEQUENCE if backwards else 1
+    elif not 0 <= from_sequence <= _MAX_SEQUENCE:
+        raise InvalidInput(f"from_sequence must be between 0 and {_MAX_SEQUENCE}", field="from_sequence")
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(_statement(schema, backwards), (stream_id, from_sequence, limit)).fetchall()
     return [RecordedEvent._make(row) for row in rows]

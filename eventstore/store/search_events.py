@@ -15,7 +15,7 @@ from psycopg import sql
 
 from eventstore.errors import InvalidInput
 from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
-from eventstore.store.read_stream import EVENT_COLUMNS
+from eventstore.store.read_stream import EVENT_COLUMNS, MAX_LIMIT
 
 
 def search_events(
@@ -31,8 +31,8 @@ def search_events(
     stream_id: str | None = None,
 ) -> AllStreamPage:
     """Events matching every given filter (`recorded_from` inclusive, `recorded_to` exclusive)."""
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1", field="limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     if recorded_from and recorded_to and recorded_from >= recorded_to:
         raise InvalidInput("'from' must be before 'to'", field="from")
     filters = [

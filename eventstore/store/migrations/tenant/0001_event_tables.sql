@@ -85,7 +85,25 @@ CREATE TRIGGER event_ids_append_only BEFORE UPDATE OR DELETE ON {schema}.event_i
     FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
 CREATE TRIGGER event_ids_no_truncate BEFORE TRUNCATE ON {schema}.event_ids
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.refuse_change();
--- Stream versions move forward with each append; they are never deleted.
+-- Stream versions only move forward (each append hands out version+1..version+n, so a version that never
+-- goes back can never hand out a sequence number twice), and streams are never renamed or deleted.
+CREATE FUNCTION {schema}.guard_stream_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.stream_id IS DISTINCT FROM OLD.stream_id OR NEW.version <= OLD.version THEN
+        IF coalesce(current_setting('eventstore.maintenance', true), '') = 'on' THEN
+            RETURN NEW;
+        END IF;
+        RAISE EXCEPTION 'eventstore: stream % may only move forward (version % to %): the event log is append-only',
+            OLD.stream_id, OLD.version, NEW.version
+            USING ERRCODE = 'insufficient_privilege', HINT = 'changes go through the maintenance path';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER streams_forward_only BEFORE UPDATE ON {schema}.streams
+    FOR EACH ROW EXECUTE FUNCTION {schema}.guard_stream_version();
 CREATE TRIGGER streams_no_delete BEFORE DELETE ON {schema}.streams
     FOR EACH ROW EXECUTE FUNCTION {schema}.refuse_change();
 CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON {schema}.streams
@@ -94,6 +112,8 @@ CREATE TRIGGER streams_no_truncate BEFORE TRUNCATE ON {schema}.streams
 -- Creates the month's partition of `events` (and its TRUNCATE guard: statement triggers are not
 -- inherited by partitions). SECURITY DEFINER so the application role, which may not create tables,
 -- can still turn a missing partition into a created one instead of an outage at a month boundary.
+-- CREATE TABLE ... PARTITION OF would take ACCESS EXCLUSIVE on `events` and queue every writer behind
+-- any open reader; a free-standing table then ATTACH PARTITION needs only SHARE UPDATE EXCLUSIVE.
 CREATE FUNCTION {schema}.ensure_partition(p_at timestamptz) RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -103,8 +123,11 @@ BEGIN
     -- Serialise creators of this schema's partitions; the loser finds the table and returns.
     PERFORM pg_advisory_xact_lock(hashtextextended({schema_literal} || '.ensure_partition', 0));
     IF to_regclass(format('%I.%I', {schema_literal}, v_name)) IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)',
-                       {schema_literal}, v_name, {schema_literal},
+        SET LOCAL lock_timeout = '10s';
+        EXECUTE format('CREATE TABLE %I.%I (LIKE %I.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       {schema_literal}, v_name, {schema_literal});
+        EXECUTE format('ALTER TABLE %I.events ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+                       {schema_literal}, {schema_literal}, v_name,
                        v_month AT TIME ZONE 'UTC', (v_month + interval '1 month') AT TIME ZONE 'UTC');
         EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I.%I FOR EACH STATEMENT '
                        'EXECUTE FUNCTION %I.refuse_change()',
