@@ -1,0 +1,194 @@
+"""The HTTP API's wire models (camelCase, frozen): query strings, request and response bodies.
+
+The OpenAPI document is generated from these, and the handlers parse with and answer in them, so the
+two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+from eventstore.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# --- query strings (values arrive as text; pydantic converts) ---------------------------------------
+
+
+def _limit() -> int:
+    return Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Most items in one page.")
+
+
+def _continuation() -> str | None:
+    return Field(
+        default=None,
+        max_length=2048,
+        description="The `continuation` of the previous page; only valid with the same filters.",
+    )
+
+
+class HistoryQuery(_Wire):
+    from_sequence: int = Field(default=1, ge=1, alias="fromSequence", description="First sequence number to return.")
+    limit: int = _limit()
+    continuation: str | None = _continuation()
+
+
+class StateQuery(_Wire):
+    at_sequence: int | None = Field(
+        default=None, ge=0, alias="atSequence", description="Rebuild the state after this event (default: the last)."
+    )
+
+
+class EventQuery(_Wire):
+    format: Literal["raw", "envelope"] = Field(
+        default="raw",
+        description="`raw`: the exact payload with its stored content type; `envelope`: metadata and payload as JSON.",
+    )
+
+
+class AuditQuery(_Wire):
+    recorded_from: AwareDatetime | None = Field(
+        default=None, alias="from", description="Recorded at or after (RFC 3339 with offset)."
+    )
+    recorded_to: AwareDatetime | None = Field(default=None, alias="to", description="Recorded before (RFC 3339).")
+    event_type: str | None = Field(
+        default=None, alias="eventType", max_length=2000, description="Event types, comma-separated."
+    )
+    workflow_id: str | None = Field(default=None, alias="workflowId", min_length=1, max_length=512)
+    instance_id: str | None = Field(
+        default=None, alias="instanceId", min_length=1, max_length=256, description="Only this instance's events."
+    )
+    limit: int = _limit()
+    continuation: str | None = _continuation()
+
+
+class InstancesQuery(_Wire):
+    status: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$",
+        description="Only instances whose rebuilt status is this (Marain: initializing, waiting, "
+        "processingTransition, faulted, complete; also cancelled).",
+    )
+    limit: int = _limit()
+    continuation: str | None = _continuation()
+
+
+# --- request bodies ---------------------------------------------------------------------------------
+
+
+class TenantPlacementRequest(_Wire):
+    """Where to place a new tenant; every member is optional (defaults derive from the tenant id)."""
+
+    dsn_name: str | None = Field(default=None, alias="dsnName", min_length=1, max_length=64)
+    schema_name: str | None = Field(default=None, alias="schema", min_length=1, max_length=63)
+    container: str | None = Field(default=None, min_length=3, max_length=63)
+
+
+# --- responses --------------------------------------------------------------------------------------
+
+
+class TenantPlacementResponse(_Wire):
+    tenant_id: str = Field(alias="tenantId")
+    dsn_name: str = Field(alias="dsnName")
+    schema_name: str = Field(alias="schema")
+    container: str
+
+
+class MessageAccepted(_Wire):
+    """A message recorded in the tenant's audit stream (or, when `repeated`, recorded before)."""
+
+    event_id: str = Field(alias="eventId")
+    sequence_number: int = Field(alias="sequenceNumber")
+    global_position: int = Field(alias="globalPosition")
+    repeated: bool
+
+
+class OutcomesAppended(_Wire):
+    """Where the events of an append were stored (the first append's positions when `repeated`)."""
+
+    event_ids: list[str] = Field(alias="eventIds")
+    sequence_numbers: list[int] = Field(alias="sequenceNumbers")
+    global_positions: list[int] = Field(alias="globalPositions")
+    version: int = Field(description="The stream's version after the append; use it in If-Match.")
+    repeated: bool
+
+
+class EventItem(_Wire):
+    """One recorded event. `payload` is the exact stored JSON when it is JSON kept in the row; otherwise
+    `payloadUrl` returns its bytes (and `payloadBase64` carries them in the envelope format)."""
+
+    event_id: str = Field(alias="eventId")
+    event_type: str = Field(alias="eventType")
+    stream_id: str = Field(alias="streamId")
+    sequence_number: int = Field(alias="sequenceNumber")
+    global_position: int = Field(alias="globalPosition")
+    workflow_id: str | None = Field(default=None, alias="workflowId")
+    workflow_instance_id: str | None = Field(default=None, alias="workflowInstanceId")
+    user_id: str | None = Field(default=None, alias="userId")
+    correlation_id: str | None = Field(default=None, alias="correlationId")
+    causation_id: str | None = Field(default=None, alias="causationId")
+    source_system: str | None = Field(default=None, alias="sourceSystem")
+    content_type: str = Field(alias="contentType")
+    payload_sha256: str = Field(alias="payloadSha256", description="SHA-256 of the exact payload, hex.")
+    payload_size: int = Field(alias="payloadSize")
+    recorded_at: datetime = Field(alias="recordedAt")
+    payload: JsonValue = Field(default=None, description="The payload, inline, when it is JSON stored in the row.")
+    payload_url: str | None = Field(default=None, alias="payloadUrl", description="Where the exact payload is.")
+    payload_base64: str | None = Field(
+        default=None, alias="payloadBase64", description="Only with format=envelope: a non-JSON payload's bytes."
+    )
+
+
+class HistoryPage(_Wire):
+    workflow_instance_id: str = Field(alias="workflowInstanceId")
+    events: list[EventItem]
+    continuation: str | None = Field(description="Pass it back for the next page; null at the end of the history.")
+
+
+class AuditPage(_Wire):
+    events: list[EventItem]
+    continuation: str | None = Field(description="Pass it back for the next page; null when nothing more matches.")
+
+
+class InstanceStateResponse(_Wire):
+    """An instance's state rebuilt from its events (a projection; the events are the record)."""
+
+    workflow_instance_id: str = Field(alias="workflowInstanceId")
+    workflow_id: str | None = Field(default=None, alias="workflowId")
+    state_id: str | None = Field(default=None, alias="stateId")
+    status: str | None = None
+    context: dict[str, JsonValue] = Field(default_factory=dict)
+    last_sequence: int = Field(alias="lastSequence", description="The sequence the state was rebuilt at.")
+    last_event_type: str | None = Field(default=None, alias="lastEventType")
+    last_error: str | None = Field(default=None, alias="lastError")
+    paused: bool = False
+
+
+class InstancesPage(_Wire):
+    instances: list[InstanceStateResponse]
+    continuation: str | None = Field(description="Pass it back for the next page; null when every instance was seen.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with this API's extension members."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type: str = Field(description="A URN naming the kind of problem (urn:eventstore:problem:...).")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="The request path.")
+    field: str | None = Field(default=None, description="The input member, parameter or header at fault.")
+    actual_version: int | None = Field(default=None, alias="actualVersion", description="On 409: the stream's version.")
+    valid_event_types: list[str] | None = Field(default=None, alias="validEventTypes")
+    accepted: list[str] | None = Field(default=None, description="On 415: the content types accepted.")
+    event_id: str | None = Field(default=None, alias="eventId")
+    size: int | None = None
+    limit: int | None = None

@@ -1,0 +1,163 @@
+"""The OpenAPI 3.1 document, generated from the route table and the wire models' JSON schemas."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from eventstore.http import models
+from eventstore.http.problems import PROBLEM_CONTENT_TYPE
+from eventstore.http.routes import OPERATIONS, PATH_PARAMETERS, Operation, Reply
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+_STATUS_TEXT = {
+    400: "Bad request: invalid ids, JSON, parameters or content.",
+    404: "Unknown tenant, instance or event.",
+    409: "Conflict: the stream's version differs from If-Match (see actualVersion), or an event id is taken.",
+    413: "The body or a payload is over the configured limit.",
+    415: "Unsupported content type (see accepted).",
+    503: "The store is unavailable; retry after Retry-After seconds.",
+}
+_PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: {"type": "urn:eventstore:problem:invalid-input", "title": "Invalid request", "status": 400,
+          "detail": "operationId 'x' is not a UUID", "field": "operationId"},
+    404: {"type": "urn:eventstore:problem:unknown-tenant", "title": "Unknown tenant", "status": 404,
+          "detail": "tenant 75b9...4f82 is not onboarded"},
+    409: {"type": "urn:eventstore:problem:concurrency-conflict", "title": "Concurrency conflict", "status": 409,
+          "detail": "stream 'instance:x' is at version 3, expected version 2", "actualVersion": 3},
+    413: {"type": "urn:eventstore:problem:payload-too-large", "title": "Content Too Large", "status": 413,
+          "detail": "payload is 70000000 bytes, over the limit", "size": 70000000, "limit": 67108864},
+    415: {"type": "urn:eventstore:problem:unsupported-content-type", "title": "Unsupported Media Type",
+          "status": 415, "detail": "'text/plain' is not accepted here", "accepted": ["application/json"]},
+    503: {"type": "urn:eventstore:problem:store-unavailable", "title": "Service Unavailable", "status": 503,
+          "detail": "the store is unavailable; retry later"},
+}  # fmt: skip
+
+
+class _Schemas:
+    """Collects component schemas from pydantic types; each type's schema refers to components by name."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {}
+
+    def of(self, shape: Any) -> dict[str, Any]:
+        schema = TypeAdapter(shape).json_schema(ref_template=_REF_TEMPLATE, mode="validation")
+        for name, definition in schema.pop("$defs", {}).items():
+            self.components.setdefault(name, definition)
+        title = schema.get("title")
+        if isinstance(shape, type) and title == shape.__name__ and schema.get("type") == "object":
+            self.components.setdefault(title, schema)
+            return {"$ref": _REF_TEMPLATE.format(model=title)}
+        return schema
+
+
+def _query_parameters(op: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
+    if op.query is None:
+        return []
+    schema = op.query.model_json_schema(ref_template=_REF_TEMPLATE)
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.components.setdefault(name, definition)
+    required = set(schema.get("required", []))
+    parameters = []
+    for name, definition in schema["properties"].items():
+        prop = dict(definition)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            parameter["description"] = description
+        parameters.append(parameter)
+    return parameters
+
+
+def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": reply.description}
+    if reply.headers:
+        answer["headers"] = {h.name: {"description": h.description, "schema": h.schema} for h in reply.headers}
+    content: dict[str, Any] = {}
+    if reply.model is not None:
+        media: dict[str, Any] = {"schema": schemas.of(reply.model)}
+        if reply.example is not None:
+            media["example"] = reply.example
+        content[reply.content_type or "application/json"] = media
+        if reply.content_type is None:
+            content["*/*"] = {"schema": {"description": "The exact payload, with its stored content type."}}
+    if content:
+        answer["content"] = content
+    return answer
+
+
+def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, **PATH_PARAMETERS[name]} for name in op.path_parameters
+    ]
+    parameters += _query_parameters(op, schemas)
+    parameters += [
+        {"name": h.name, "in": "header", "required": False, "description": h.description, "schema": h.schema}
+        for h in op.headers
+    ]
+    document: dict[str, Any] = {
+        "operationId": op.name,
+        "summary": op.summary,
+        "description": op.description,
+        "tags": [op.tag],
+        "security": {"FUNCTION": [{"functionKey": []}], "ADMIN": [{"adminKey": []}], "ANONYMOUS": []}[op.auth_level],
+        "responses": {str(reply.status): _reply(reply, schemas) for reply in op.replies},
+    }
+    if parameters:
+        document["parameters"] = parameters
+    if op.body is not None:
+        body: dict[str, Any] = {
+            "description": op.body.description,
+            "required": op.body.required,
+            "content": {media: {"schema": schemas.of(shape)} for media, shape in op.body.content.items()},
+        }
+        if op.body.example is not None:
+            for media in body["content"].values():
+                media["example"] = op.body.example
+        document["requestBody"] = body
+    problem = schemas.of(models.Problem)
+    for status in op.errors:
+        document["responses"][str(status)] = {
+            "description": _STATUS_TEXT[status],
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": problem, "example": _PROBLEM_EXAMPLES[status]}},
+            **({"headers": {"Retry-After": {"schema": {"type": "integer"}}}} if status == 503 else {}),
+        }
+    return document
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (paths relative to the `/api` server)."""
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault("/" + op.route, {})[op.method.lower()] = _operation(op, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "eventstore",
+            "version": "1",
+            "description": "Audit log, history and change feed for workflow engines (Marain.Workflow shaped). "
+            "Errors are RFC 9457 problem+json. A tenant's data is reachable only under its own route.",
+        },
+        "servers": [{"url": "/api"}],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.components.items())),
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                                "description": "A function key (or `?code=`); auth level FUNCTION."},
+                "adminKey": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                             "description": "The host's master key; auth level ADMIN."},
+            },
+        },
+    }  # fmt: skip
+
+
+@cache
+def openapi_bytes() -> bytes:
+    return json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode("utf-8")

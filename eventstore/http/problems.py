@@ -1,0 +1,164 @@
+"""RFC 9457 problem details: every error an HTTP function answers, mapped from `eventstore.errors` once.
+
+`answers_problems` wraps a handler so that any exception becomes `application/problem+json` with the
+status below. Handlers parse and validate everything before their single store call, and an append is
+atomic, so a request answered with a problem has stored nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import azure.functions as func
+from pydantic import ValidationError
+
+from eventstore.errors import (
+    ConcurrencyConflict,
+    DuplicateEventId,
+    InvalidEventType,
+    InvalidInput,
+    InvalidTenantId,
+    PayloadTooLarge,
+    StoreUnavailable,
+    UnknownTenant,
+)
+from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
+from eventstore.ingest import UnsupportedContentType
+from eventstore.models import invalid_input_from
+from eventstore.payloads import PayloadIntegrityError
+from eventstore.query import UnknownEvent, UnknownInstance
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:eventstore:problem:"
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemKind:
+    status: int
+    title: str
+    slug: str
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.slug
+
+
+class HttpProblem(Exception):
+    """A problem that only exists at the HTTP level (an unknown route, a tenant placed elsewhere...)."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, *, slug: str, extensions: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.kind = ProblemKind(status, title, slug)
+        self.detail = detail
+        self.extensions = dict(extensions or {})
+
+
+# Most specific first: the first class an exception is an instance of decides its status.
+PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
+    (UnsupportedContentType, ProblemKind(415, "Unsupported Media Type", "unsupported-content-type")),
+    (PayloadTooLarge, ProblemKind(413, "Content Too Large", "payload-too-large")),
+    (InvalidEventType, ProblemKind(400, "Unknown event type", "invalid-event-type")),
+    (InvalidTenantId, ProblemKind(400, "Invalid tenant id", "invalid-tenant-id")),
+    (InvalidInput, ProblemKind(400, "Invalid request", "invalid-input")),
+    (ValidationError, ProblemKind(400, "Invalid request", "invalid-input")),
+    (UnknownTenant, ProblemKind(404, "Unknown tenant", "unknown-tenant")),
+    (UnknownInstance, ProblemKind(404, "Unknown workflow instance", "unknown-instance")),
+    (UnknownEvent, ProblemKind(404, "Unknown event", "unknown-event")),
+    (ConcurrencyConflict, ProblemKind(409, "Concurrency conflict", "concurrency-conflict")),
+    (DuplicateEventId, ProblemKind(409, "Duplicate event id", "duplicate-event-id")),
+    (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
+    (PayloadIntegrityError, ProblemKind(500, "Stored payload failed its integrity check", "payload-integrity")),
+)
+INTERNAL_ERROR = ProblemKind(500, "Internal Server Error", "internal-error")
+
+
+def kind_of(exc: BaseException) -> ProblemKind:
+    if isinstance(exc, HttpProblem):
+        return exc.kind
+    for cls, kind in PROBLEM_KINDS:
+        if isinstance(exc, cls):
+            return kind
+    return INTERNAL_ERROR
+
+
+def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]]:
+    """The `detail` text and the extension members for `exc`."""
+    if isinstance(exc, HttpProblem):
+        return exc.detail, exc.extensions
+    if isinstance(exc, ValidationError):
+        exc = invalid_input_from(exc)
+    if kind.status >= 500:
+        # Never echo internals (DSNs, hosts, stack frames): they are logged instead.
+        if isinstance(exc, StoreUnavailable):
+            return "the store is unavailable; retry later", {}
+        return "the request failed on the server; the cause has been logged", {}
+    extensions: dict[str, Any] = {}
+    if isinstance(exc, InvalidInput) and exc.field:
+        extensions["field"] = exc.field
+    if isinstance(exc, InvalidEventType):
+        extensions["validEventTypes"] = list(exc.valid)
+    if isinstance(exc, PayloadTooLarge):
+        extensions.update(size=exc.size, limit=exc.limit)
+    if isinstance(exc, UnsupportedContentType):
+        extensions["accepted"] = list(exc.accepted)
+    if isinstance(exc, ConcurrencyConflict):
+        extensions["actualVersion"] = exc.actual_version
+    if isinstance(exc, DuplicateEventId):
+        extensions["eventId"] = str(exc.event_id)
+    return str(exc), extensions
+
+
+def problem_body(exc: BaseException, instance: str | None = None) -> tuple[ProblemKind, dict[str, Any]]:
+    kind = kind_of(exc)
+    detail, extensions = _details(exc, kind)
+    body: dict[str, Any] = {"type": kind.type, "title": kind.title, "status": kind.status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return kind, body
+
+
+def problem_response(exc: BaseException, instance: str | None = None) -> func.HttpResponse:
+    """The problem+json answer for `exc`."""
+    kind, body = problem_body(exc, instance)
+    headers = {"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store"}
+    if kind.status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    COUNTERS.add(HTTP_PROBLEMS, status=str(kind.status))
+    if kind.status >= 500:
+        log.error("%s answered %d: %s", instance, kind.status, exc, exc_info=exc)
+    else:
+        log.info("%s answered %d: %s", instance, kind.status, exc)
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        status_code=kind.status,
+        headers=headers,
+        mimetype=PROBLEM_CONTENT_TYPE,
+    )
+
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def answers_problems(handler: Handler) -> Handler:
+    """Wrap `handler` so that every error it raises is answered as problem+json."""
+
+    @functools.wraps(handler)
+    def wrapped(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req)
+        except Exception as exc:
+            return problem_response(exc, urlsplit(req.url).path or None)
+
+    return wrapped

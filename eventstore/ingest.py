@@ -1,0 +1,661 @@
+"""Ingest: the wire shapes the HTTP and queue functions accept, mapped to `NewEvent`s and appended.
+
+Pure domain: no Azure Functions imports, callable and testable without the runtime.
+
+Messages (`POST /api/tenants/{tenantId}/messages`, queue `workflow-messages`)
+    The body is a Marain `WorkflowMessageEnvelope` (`eventstore/samples/envelope-*.json`). On the queue
+    the tenant is the envelope's `tenantId`; over HTTP it must equal the route's tenant. The envelope
+    is recorded in the tenant's audit stream, byte-exact, as `TriggerReceived` (`isTrigger`) or
+    `InstanceCreationRequestReceived` (`isStartWorkflowRequest`), with the `operationId` as event id:
+    the same message delivered twice is the same event, stored once.
+
+Outcomes (`POST /api/tenants/{tenantId}/instances/{instanceId}/events`, queue `workflow-outcomes`)
+    One event or a batch (a JSON array, appended atomically). Each item is either
+    (a) our own shape: `{"eventId", "eventType", "payload", "userId"?, "correlationId"?, "causationId"?,
+        "sourceSystem"?, "workflowId"?, "contentType"?}` where `payload` is any JSON value, stored as
+        the exact text the client wrote (never re-serialised), or
+    (b) a Marain engine CloudEvent (`specversion` present; `engine-cloudevents.json`), stored as its
+        exact bytes with content type `application/cloudevents+json`. Its `id` is the event id when it
+        is a UUID, otherwise `uuid5(CLOUDEVENT_ID_NAMESPACE, json.dumps([source, id]))` (CloudEvents
+        identify an event by source + id). Optional extension attributes `userid`, `correlationid`
+        and `causationid` fill the matching metadata; `source` becomes the source system.
+    On the `workflow-outcomes` queue a message is either
+        `{"tenantId": ..., "workflowInstanceId": ..., "events": [<item>, ...]}`, or
+        a single engine CloudEvent (tenant = `maraintenantid`, instance = `subject` or
+        `data.workflowInstanceId`), or a JSON array of such CloudEvents (all of one tenant and instance).
+
+Queue messages are base64 on the wire (host.json `messageEncoding`); the functions receive the decoded
+bytes, which is what these functions take.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr, ValidationError
+
+from eventstore.errors import InvalidInput
+from eventstore.event_types import EventType
+from eventstore.models import (
+    JSON_CONTENT_TYPE,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    StreamState,
+    invalid_input_from,
+    is_json_content_type,
+)
+from eventstore.store import AUDIT_STREAM_ID, EventStore, instance_stream_id
+from eventstore.tenancy import validate_tenant_id
+
+_M = TypeVar("_M", bound=BaseModel)
+
+CLOUDEVENT_CONTENT_TYPE = "application/cloudevents+json"
+CLOUDEVENT_BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
+ENVELOPE_CONTENT_TYPE = "application/vnd.marain.workflows.hosted.messageenvelope"
+
+# The one place Marain engine CloudEvent types meet our event types.
+CLOUDEVENT_TYPES: Mapping[str, EventType] = {
+    "io.marain.workflow.instance.created": EventType.INSTANCE_CREATED,
+    "io.marain.workflow.instance.transition-completed": EventType.TRANSITION_COMPLETED,
+    "io.marain.workflow.instance.faulted": EventType.TRANSITION_FAILED,
+}
+
+CLOUDEVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:eventstore:cloudevent-id")
+"""Namespace of the uuid5 that stands in for a CloudEvent `id` that is not a UUID."""
+
+MESSAGE_CONTENT_TYPES = (JSON_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE)
+OUTCOME_CONTENT_TYPES = (JSON_CONTENT_TYPE, CLOUDEVENT_CONTENT_TYPE, CLOUDEVENT_BATCH_CONTENT_TYPE)
+
+
+class UnsupportedContentType(InvalidInput):
+    """A body whose declared content type this endpoint does not take (HTTP 415)."""
+
+    def __init__(self, content_type: str | None, accepted: Sequence[str]) -> None:
+        shown = repr(content_type) if content_type else "no content type"
+        super().__init__(f"{shown} is not accepted here; send one of: {', '.join(accepted)}", field="Content-Type")
+        self.content_type = content_type
+        self.accepted = tuple(accepted)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Exact spans of JSON values. JSON is parsed value by value with `raw_decode` on the decoded text, so
+# the text of each member is known exactly and can be stored as the client wrote it.
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_int(text: str) -> int | float:
+    # Python refuses to convert integers of more than 4300 digits; JSON allows them. Only the payload's
+    # text is stored, so a stand-in value is enough.
+    return int(text) if len(text) <= 4000 else float(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_parse_int)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A JSON value and where its text lies in the document (character offsets)."""
+
+    value: Any
+    start: int
+    end: int
+
+
+class _Document:
+    """A JSON text, decoded from UTF-8, walked member by member."""
+
+    def __init__(self, raw: bytes, what: str) -> None:
+        self.what = what
+        self.raw = raw
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{what} is not UTF-8 ({exc.reason} at byte {exc.start})", field="body") from None
+
+    def bytes_of(self, span: Span) -> bytes:
+        # The text came from strict UTF-8 decoding, so encoding a slice gives back the exact bytes.
+        return self.text[span.start : span.end].encode("utf-8")
+
+    def _skip(self, index: int) -> int:
+        match = _WHITESPACE.match(self.text, index)
+        assert match is not None
+        return match.end()
+
+    def _fail(self, message: str, index: int) -> InvalidInput:
+        line = self.text.count("\n", 0, index) + 1
+        column = index - (self.text.rfind("\n", 0, index) + 1) + 1
+        return InvalidInput(f"{self.what} is not valid JSON ({message} at line {line} column {column})", field="body")
+
+    def value_at(self, index: int) -> Span:
+        try:
+            value, end = _DECODER.raw_decode(self.text, index)
+        except json.JSONDecodeError as exc:
+            raise self._fail(exc.msg, exc.pos) from None
+        except ValueError as exc:  # NaN / Infinity
+            raise self._fail(str(exc), index) from None
+        except RecursionError:
+            raise self._fail("nested too deeply", index) from None
+        return Span(value, index, end)
+
+    def root(self) -> int:
+        """Where the single top-level value starts (after checking nothing but whitespace follows it)."""
+        start = self._skip(0)
+        if start == len(self.text):
+            raise InvalidInput(f"{self.what} is empty", field="body")
+        return start
+
+    def expect_end(self, end: int) -> None:
+        after = self._skip(end)
+        if after != len(self.text):
+            raise self._fail("extra data after the JSON value", after)
+
+    def object_at(self, index: int, where: str) -> tuple[dict[str, Span], int]:
+        """The members of the object starting at `index`, each with its span; a repeated name is refused."""
+        text = self.text
+        if not text.startswith("{", index):
+            raise InvalidInput(f"{where} must be a JSON object", field=where)
+        members: dict[str, Span] = {}
+        index = self._skip(index + 1)
+        if text.startswith("}", index):
+            return members, index + 1
+        while True:
+            if not text.startswith('"', index):
+                raise self._fail("expecting a member name in double quotes", index)
+            name = self.value_at(index)
+            index = self._skip(name.end)
+            if not text.startswith(":", index):
+                raise self._fail("expecting ':'", index)
+            span = self.value_at(self._skip(index + 1))
+            if name.value in members:
+                raise InvalidInput(f"{where} has the member {name.value!r} twice", field=f"{where}.{name.value}")
+            members[name.value] = span
+            index = self._skip(span.end)
+            if text.startswith(",", index):
+                index = self._skip(index + 1)
+            elif text.startswith("}", index):
+                return members, index + 1
+            else:
+                raise self._fail("expecting ',' or '}'", index)
+
+    def array_at(self, index: int, walk: Callable[[int, int], int]) -> int:
+        """Walk the array at `index`: `walk(item_index, item_start)` returns each item's end; the array's end."""
+        text = self.text
+        index = self._skip(index + 1)
+        if text.startswith("]", index):
+            return index + 1
+        position = 0
+        while True:
+            index = self._skip(walk(position, index))
+            position += 1
+            if text.startswith(",", index):
+                index = self._skip(index + 1)
+            elif text.startswith("]", index):
+                return index + 1
+            else:
+                raise self._fail("expecting ',' or ']'", index)
+
+
+def _at(problem: InvalidInput, where: str | None) -> InvalidInput:
+    """`problem` located under `where` (`events[2]`): its field and message name the item."""
+    if where:
+        problem.field = f"{where}.{problem.field}" if problem.field else where
+        problem.args = (f"{where}: {problem.args[0]}" if problem.args else where,)
+    return problem
+
+
+def _validated(model: type[_M], data: Mapping[str, Any], where: str | None) -> _M:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _at(invalid_input_from(exc), where) from None
+
+
+def _values(members: Mapping[str, Span], opaque: str | None = None) -> dict[str, Any]:
+    """Member values for validation; the `opaque` member (a payload, kept as text) only needs to be there."""
+    return {name: None if name == opaque else span.value for name, span in members.items()}
+
+
+def _media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type value, lowered; a charset other than UTF-8 is refused."""
+    if not content_type:
+        return ""
+    media, *params = (part.strip() for part in content_type.split(";"))
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise InvalidInput(
+                f"JSON bodies are UTF-8; charset {value.strip()!r} is not accepted", field="Content-Type"
+            )
+    return media.lower()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Messages: WorkflowMessageEnvelope
+
+
+class _WireModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+
+class HostedWorkflowTrigger(_WireModel):
+    """Marain's `HostedWorkflowTrigger` (only what ingest reads; other members are kept in the bytes)."""
+
+    id: StrictStr | None = None
+    trigger_name: StrictStr | None = Field(default=None, alias="triggerName")
+    subjects: list[StrictStr] = Field(default_factory=list)
+
+
+class StartWorkflowInstanceRequest(_WireModel):
+    """Marain's `StartWorkflowInstanceRequest`."""
+
+    workflow_id: StrictStr = Field(alias="workflowId", min_length=1)
+    workflow_instance_id: StrictStr | None = Field(default=None, alias="workflowInstanceId", min_length=1)
+    request_id: StrictStr | None = Field(default=None, alias="requestId")
+
+
+class WorkflowMessageEnvelope(_WireModel):
+    """Marain's `WorkflowMessageEnvelope`: a trigger or a start request for one tenant."""
+
+    tenant_id: StrictStr = Field(alias="tenantId")
+    operation_id: StrictStr = Field(alias="operationId")
+    is_trigger: StrictBool = Field(default=False, alias="isTrigger")
+    is_start_workflow_request: StrictBool = Field(default=False, alias="isStartWorkflowRequest")
+    trigger: HostedWorkflowTrigger | None = None
+    start_workflow_instance_request: StartWorkflowInstanceRequest | None = Field(
+        default=None, alias="startWorkflowInstanceRequest"
+    )
+    properties: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+def parse_envelope(raw_body: bytes) -> WorkflowMessageEnvelope:
+    """The envelope in `raw_body`, checked for the rules ingest relies on."""
+    document = _Document(raw_body, "the message")
+    start = document.root()
+    members, end = document.object_at(start, "message")
+    document.expect_end(end)
+    envelope = _validated(WorkflowMessageEnvelope, _values(members), None)
+    if envelope.is_trigger == envelope.is_start_workflow_request:
+        raise InvalidInput("exactly one of isTrigger and isStartWorkflowRequest must be true", field="isTrigger")
+    if envelope.is_trigger and envelope.trigger is None:
+        raise InvalidInput("a trigger envelope (isTrigger) needs its 'trigger'", field="trigger")
+    if envelope.is_start_workflow_request and envelope.start_workflow_instance_request is None:
+        raise InvalidInput(
+            "a start-request envelope (isStartWorkflowRequest) needs its 'startWorkflowInstanceRequest'",
+            field="startWorkflowInstanceRequest",
+        )
+    return envelope
+
+
+def _operation_id(envelope: WorkflowMessageEnvelope) -> UUID:
+    try:
+        return UUID(envelope.operation_id)
+    except ValueError:
+        raise InvalidInput(f"operationId {envelope.operation_id!r} is not a UUID", field="operationId") from None
+
+
+def _instance_of(envelope: WorkflowMessageEnvelope) -> str | None:
+    start = envelope.start_workflow_instance_request
+    if start is not None and start.workflow_instance_id:
+        return start.workflow_instance_id
+    named = envelope.properties.get("WorkflowInstanceId")
+    if isinstance(named, str) and named:
+        return named
+    if envelope.trigger is not None and len(envelope.trigger.subjects) == 1 and envelope.trigger.subjects[0]:
+        return envelope.trigger.subjects[0]
+    return None
+
+
+def _envelope_event(envelope: WorkflowMessageEnvelope, raw_body: bytes, source: str) -> NewEvent:
+    start = envelope.start_workflow_instance_request
+    event_id = _operation_id(envelope)
+    kind = EventType.TRIGGER_RECEIVED if envelope.is_trigger else EventType.INSTANCE_CREATION_REQUEST_RECEIVED
+    return NewEvent.parse(
+        {
+            "event_id": event_id,
+            "event_type": kind,
+            "payload": raw_body,
+            "content_type": JSON_CONTENT_TYPE,
+            "workflow_id": start.workflow_id if start is not None else None,
+            "workflow_instance_id": _instance_of(envelope),
+            "correlation_id": envelope.operation_id,
+            "source_system": source,
+        }
+    )
+
+
+def envelope_to_event(tenant_id: str, raw_body: bytes, source: str) -> tuple[str, NewEvent]:
+    """The audit-stream event for a message envelope received for `tenant_id` (the route's or queue's)."""
+    canonical = validate_tenant_id(tenant_id)
+    envelope = parse_envelope(raw_body)
+    if _canonical_or_none(envelope.tenant_id) != canonical:
+        raise InvalidInput(
+            f"the envelope's tenantId {envelope.tenant_id!r} is not the tenant it was sent to ({canonical})",
+            field="tenantId",
+        )
+    return AUDIT_STREAM_ID, _envelope_event(envelope, raw_body, source)
+
+
+def _canonical_or_none(tenant_id: str) -> str | None:
+    try:
+        return validate_tenant_id(tenant_id)
+    except InvalidInput:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecorded:
+    """What recording one message wrote (or, on a repeat, what the first delivery wrote)."""
+
+    tenant_id: str
+    event_id: UUID
+    result: AppendResult
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """application/json or any */*+json (UTF-8: another charset is refused)."""
+    media = _media_type(content_type)
+    return media == JSON_CONTENT_TYPE or media.endswith("+json")
+
+
+def check_message_content_type(content_type: str | None) -> None:
+    """Messages are JSON: application/json, Marain's envelope type, or any */*+json."""
+    if not is_json_media_type(content_type) and _media_type(content_type) != ENVELOPE_CONTENT_TYPE:
+        raise UnsupportedContentType(content_type, MESSAGE_CONTENT_TYPES)
+
+
+def record_message(store: EventStore, tenant_id: str, raw_body: bytes, source: str) -> MessageRecorded:
+    """Record a message sent for `tenant_id`; idempotent on its operationId."""
+    tenant = store.tenant(tenant_id)  # InvalidTenantId / UnknownTenant before the body is looked at
+    stream_id, event = envelope_to_event(tenant.tenant_id, raw_body, source)
+    result = tenant.append(stream_id, [event], StreamState.ANY)
+    return MessageRecorded(tenant.tenant_id, event.event_id, result)
+
+
+def record_queued_message(store: EventStore, raw_body: bytes) -> MessageRecorded:
+    """Record a `workflow-messages` queue message: the tenant is the envelope's own `tenantId`."""
+    envelope = parse_envelope(raw_body)
+    return record_message(store, envelope.tenant_id, raw_body, "queue")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Outcomes: our own event shape, or Marain engine CloudEvents
+
+
+class OutcomeEvent(BaseModel):
+    """Our own outcome shape. `payload` is any JSON value; it is stored as the exact text sent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    event_id: UUID = Field(alias="eventId")
+    event_type: StrictStr = Field(alias="eventType", description="One of the event types (`EventType`).")
+    payload: JsonValue = Field(description="Any JSON value; stored byte-exact as written in the request.")
+    user_id: StrictStr | None = Field(default=None, alias="userId", max_length=512)
+    correlation_id: StrictStr | None = Field(default=None, alias="correlationId", max_length=512)
+    causation_id: StrictStr | None = Field(default=None, alias="causationId", max_length=512)
+    source_system: StrictStr | None = Field(default=None, alias="sourceSystem", max_length=512)
+    workflow_id: StrictStr | None = Field(default=None, alias="workflowId", min_length=1, max_length=512)
+    content_type: StrictStr = Field(
+        default=JSON_CONTENT_TYPE,
+        alias="contentType",
+        description="A JSON media type (application/json or */*+json): the payload is JSON text.",
+    )
+
+
+class EngineCloudEvent(_WireModel):
+    """A CloudEvent 1.0 emitted by the Marain engine (structured mode). Extension attributes are kept."""
+
+    id: StrictStr = Field(min_length=1)
+    source: StrictStr = Field(min_length=1)
+    specversion: Literal["1.0"]
+    type: StrictStr
+    subject: StrictStr | None = None
+    time: StrictStr | None = None
+    datacontenttype: StrictStr | None = None
+    data: JsonValue = None
+    maraintenantid: StrictStr | None = None
+    userid: StrictStr | None = None
+    correlationid: StrictStr | None = None
+    causationid: StrictStr | None = None
+
+
+def cloudevent_event_id(source: str, event_id: str) -> UUID:
+    """The event id for a CloudEvent: its `id` if that is a UUID, else a uuid5 of source and id."""
+    try:
+        return UUID(event_id)
+    except ValueError:
+        return uuid5(CLOUDEVENT_ID_NAMESPACE, json.dumps([source, event_id], ensure_ascii=False))
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    members: dict[str, Span]
+    span: Span
+    where: str
+
+
+def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEvent:
+    native = _validated(OutcomeEvent, _values(item.members, "payload"), item.where)
+    try:
+        event_type = EventType.parse(native.event_type)
+    except InvalidInput as exc:
+        exc.field = "eventType"
+        raise _at(exc, item.where) from None
+    if not is_json_content_type(native.content_type):
+        raise InvalidInput(
+            f"contentType {native.content_type!r} is not a JSON media type; the payload is JSON text",
+            field=f"{item.where}.contentType",
+        )
+    return _new_event(
+        {
+            "event_id": native.event_id,
+            "event_type": event_type,
+            "payload": document.bytes_of(item.members["payload"]),
+            "content_type": native.content_type,
+            "workflow_id": native.workflow_id,
+            "workflow_instance_id": instance_id,
+            "user_id": native.user_id,
+            "correlation_id": native.correlation_id,
+            "causation_id": native.causation_id,
+            "source_system": native.source_system,
+        },
+        item.where,
+    )
+
+
+def _cloudevent(document: _Document, item: _Item, tenant_id: str, instance_id: str, whole: bool) -> NewEvent:
+    event = _validated(EngineCloudEvent, _values(item.members, "data"), item.where)
+    event_type = CLOUDEVENT_TYPES.get(event.type)
+    if event_type is None:
+        raise InvalidInput(
+            f"CloudEvent type {event.type!r} is not one this store maps; known types: {', '.join(CLOUDEVENT_TYPES)}",
+            field=f"{item.where}.type",
+        )
+    if event.maraintenantid is not None and _canonical_or_none(event.maraintenantid) != tenant_id:
+        raise InvalidInput(
+            f"the CloudEvent's maraintenantid {event.maraintenantid!r} is not the tenant it was sent to",
+            field=f"{item.where}.maraintenantid",
+        )
+    data_span = item.members.get("data")
+    data = data_span.value if data_span is not None and isinstance(data_span.value, dict) else {}
+    named = {"subject": event.subject, "data.workflowInstanceId": data.get("workflowInstanceId")}
+    for where, value in named.items():
+        if value is not None and value != instance_id:
+            raise InvalidInput(
+                f"the CloudEvent's {where} {value!r} names another instance than {instance_id!r}",
+                field=f"{item.where}.{where}",
+            )
+    workflow_id = data.get("workflowId")
+    return _new_event(
+        {
+            "event_id": cloudevent_event_id(event.source, event.id),
+            "event_type": event_type,
+            # A single CloudEvent body is kept whole, exactly as received; a batch keeps each item's text.
+            "payload": document.raw if whole else document.bytes_of(item.span),
+            "content_type": CLOUDEVENT_CONTENT_TYPE,
+            "workflow_id": workflow_id if isinstance(workflow_id, str) and workflow_id else None,
+            "workflow_instance_id": instance_id,
+            "user_id": event.userid,
+            "correlation_id": event.correlationid,
+            "causation_id": event.causationid,
+            "source_system": event.source,
+        },
+        item.where,
+    )
+
+
+def _new_event(fields: dict[str, Any], where: str) -> NewEvent:
+    return _validated(NewEvent, fields, where)
+
+
+def _items(document: _Document, start: int, where: str, single: str = "event") -> tuple[list[_Item], int, bool]:
+    """The event items at `start` (an object, named `single`, or an array of objects, named `where[i]`),
+    their end, and whether it was an array."""
+    if not document.text.startswith("[", start):
+        members, end = document.object_at(start, single)
+        return [_Item(members, Span(None, start, end), single)], end, False
+    items: list[_Item] = []
+
+    def walk(position: int, item_start: int) -> int:
+        label = f"{where}[{position}]"
+        members, item_end = document.object_at(item_start, label)
+        items.append(_Item(members, Span(None, item_start, item_end), label))
+        return item_end
+
+    end = document.array_at(start, walk)
+    if not items:
+        raise InvalidInput("an append needs at least one event", field=where)
+    return items, end, True
+
+
+def _to_events(
+    document: _Document, items: list[_Item], tenant_id: str, instance_id: str, *, only_cloudevents: bool, whole: bool
+) -> list[NewEvent]:
+    events = []
+    for item in items:
+        if "specversion" in item.members:
+            events.append(_cloudevent(document, item, tenant_id, instance_id, whole))
+        elif only_cloudevents:
+            raise InvalidInput(
+                f"{item.where} is not a CloudEvent (no 'specversion')", field=f"{item.where}.specversion"
+            )
+        else:
+            events.append(_native_event(document, item, instance_id))
+    return events
+
+
+def outcomes_to_events(
+    raw_body: bytes, content_type: str | None, *, tenant_id: str, workflow_instance_id: str
+) -> list[NewEvent]:
+    """The events in an outcome request body for one instance of one tenant, in order.
+
+    `application/json`: one item or an array of items, each our own shape or a CloudEvent;
+    `application/cloudevents+json`: one CloudEvent; `application/cloudevents-batch+json`: an array of them.
+    """
+    canonical = validate_tenant_id(tenant_id)
+    instance_stream_id(workflow_instance_id)  # validates the instance id
+    media = _media_type(content_type)
+    if media not in OUTCOME_CONTENT_TYPES:
+        raise UnsupportedContentType(content_type, OUTCOME_CONTENT_TYPES)
+    document = _Document(raw_body, "the body")
+    start = document.root()
+    items, end, is_array = _items(document, start, "events")
+    document.expect_end(end)
+    if media == CLOUDEVENT_CONTENT_TYPE and is_array:
+        raise InvalidInput(
+            f"{CLOUDEVENT_CONTENT_TYPE} is one CloudEvent; send an array as {CLOUDEVENT_BATCH_CONTENT_TYPE}"
+        )
+    if media == CLOUDEVENT_BATCH_CONTENT_TYPE and not is_array:
+        raise InvalidInput(f"{CLOUDEVENT_BATCH_CONTENT_TYPE} is a JSON array of CloudEvents", field="body")
+    return _to_events(
+        document,
+        items,
+        canonical,
+        workflow_instance_id,
+        only_cloudevents=media != JSON_CONTENT_TYPE,
+        whole=not is_array,
+    )
+
+
+def record_outcomes(
+    store: EventStore,
+    tenant_id: str,
+    workflow_instance_id: str,
+    raw_body: bytes,
+    content_type: str | None,
+    expected_version: ExpectedVersion = StreamState.ANY,
+) -> tuple[list[NewEvent], AppendResult]:
+    """Append the outcome events in `raw_body` to the instance's stream, atomically."""
+    tenant = store.tenant(tenant_id)
+    events = outcomes_to_events(
+        raw_body, content_type, tenant_id=tenant.tenant_id, workflow_instance_id=workflow_instance_id
+    )
+    return events, tenant.append(instance_stream_id(workflow_instance_id), events, expected_version)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeMessage:
+    """A `workflow-outcomes` queue message, parsed."""
+
+    tenant_id: str
+    workflow_instance_id: str
+    events: list[NewEvent]
+
+
+def _required_text(value: object, field: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{what} is missing", field=field)
+    return value
+
+
+def parse_outcome_message(raw_body: bytes) -> OutcomeMessage:
+    """A `workflow-outcomes` message: `{"tenantId", "workflowInstanceId", "events": [...]}`, or one engine
+    CloudEvent, or an array of them (tenant and instance named by the CloudEvents themselves)."""
+    document = _Document(raw_body, "the message")
+    start = document.root()
+    items, end, is_array = _items(document, start, "message", "message")
+    document.expect_end(end)
+    head = items[0].members
+    if is_array or "specversion" in head:
+        first = head.get("data")
+        data = first.value if first is not None and isinstance(first.value, dict) else {}
+        tenant_span, subject = head.get("maraintenantid"), head.get("subject")
+        tenant_id = _required_text(tenant_span.value if tenant_span else None, "maraintenantid", "maraintenantid")
+        instance = subject.value if subject is not None else data.get("workflowInstanceId")
+        instance_id = _required_text(instance, "subject", "the CloudEvent's subject (the workflow instance id)")
+        canonical = validate_tenant_id(tenant_id)
+        instance_stream_id(instance_id)
+        events = _to_events(document, items, canonical, instance_id, only_cloudevents=True, whole=not is_array)
+        return OutcomeMessage(canonical, instance_id, events)
+    unknown = set(head) - {"tenantId", "workflowInstanceId", "events"}
+    if unknown:
+        raise InvalidInput(f"unexpected member(s) {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    tenant_id = validate_tenant_id(head["tenantId"].value if "tenantId" in head else None)
+    instance_id = _required_text(
+        head["workflowInstanceId"].value if "workflowInstanceId" in head else None,
+        "workflowInstanceId",
+        "workflowInstanceId",
+    )
+    instance_stream_id(instance_id)
+    if "events" not in head or not document.text.startswith("[", head["events"].start):
+        raise InvalidInput("'events' must be an array of events", field="events")
+    events_items, _, _ = _items(document, head["events"].start, "events")
+    events = _to_events(document, events_items, tenant_id, instance_id, only_cloudevents=False, whole=False)
+    return OutcomeMessage(tenant_id, instance_id, events)
+
+
+def record_queued_outcomes(store: EventStore, raw_body: bytes) -> tuple[OutcomeMessage, AppendResult]:
+    """Record a `workflow-outcomes` queue message (any expected version: a queue has no If-Match)."""
+    message = parse_outcome_message(raw_body)
+    tenant = store.tenant(message.tenant_id)
+    return message, tenant.append(instance_stream_id(message.workflow_instance_id), message.events, StreamState.ANY)

@@ -1,0 +1,133 @@
+"""Queries behind the read API: history pages, rebuilt state, one event's exact payload, audit search,
+instances by status. Pure domain over `TenantEvents`; positions in, positions out (the HTTP layer turns
+them into opaque continuation tokens).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from eventstore.errors import EventStoreError, InvalidInput
+from eventstore.models import AllStreamPage, Checkpoint, InstanceState, RecordedEvent, is_json_content_type
+from eventstore.store import TenantEvents, instance_stream_id
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+PAGE_PAYLOAD_BUDGET = 8 * 1024 * 1024
+"""A history page stops early (after at least one event) once its inline payloads pass this many bytes."""
+
+
+class UnknownInstance(EventStoreError, LookupError):
+    """A workflow instance with no events in this tenant."""
+
+    def __init__(self, workflow_instance_id: str) -> None:
+        super().__init__(f"workflow instance {workflow_instance_id!r} has no events")
+        self.workflow_instance_id = workflow_instance_id
+
+
+class UnknownEvent(EventStoreError, LookupError):
+    """An event id that this tenant does not hold."""
+
+    def __init__(self, event_id: UUID) -> None:
+        super().__init__(f"event {event_id} is not stored for this tenant")
+        self.event_id = event_id
+
+
+def inlines_payload(event: RecordedEvent) -> bool:
+    """Whether a listing carries the payload itself (JSON kept in the row) or a link to it."""
+    return event.payload is not None and is_json_content_type(event.content_type)
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}", field="limit")
+    return limit
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    events: list[RecordedEvent]
+    next_sequence: int | None
+    """Where the next page starts, or None when this page reached the end of the stream."""
+
+
+def read_history(
+    tenant: TenantEvents, workflow_instance_id: str, from_sequence: int = 1, limit: int = DEFAULT_PAGE_SIZE
+) -> HistoryPage:
+    """The instance's events in sequence order from `from_sequence`. A stream is gapless and only grows at
+    its end, so "continue at sequence n" is stable under concurrent appends."""
+    stream_id = instance_stream_id(workflow_instance_id)
+    check_limit(limit)
+    if from_sequence < 1:
+        raise InvalidInput("fromSequence must be at least 1", field="fromSequence")
+    read = tenant.read_stream(stream_id, from_sequence, limit=limit + 1)
+    if not read and tenant.stream_version(stream_id) == 0:
+        raise UnknownInstance(workflow_instance_id)
+    events: list[RecordedEvent] = []
+    budget = PAGE_PAYLOAD_BUDGET
+    for event in read[:limit]:
+        if events and inlines_payload(event) and event.payload_size > budget:
+            break
+        events.append(event)
+        if inlines_payload(event):
+            budget -= event.payload_size
+    more = len(events) < len(read)
+    return HistoryPage(events, events[-1].sequence_number + 1 if more else None)
+
+
+def instance_state(tenant: TenantEvents, workflow_instance_id: str, at_sequence: int | None = None) -> InstanceState:
+    """The instance's state rebuilt after its event `at_sequence` (default: the latest)."""
+    stream_id = instance_stream_id(workflow_instance_id)
+    version = tenant.stream_version(stream_id)
+    if version == 0:
+        raise UnknownInstance(workflow_instance_id)
+    if at_sequence is not None and not 0 <= at_sequence <= version:
+        raise InvalidInput(
+            f"atSequence must be between 0 and the instance's last sequence, {version}", field="atSequence"
+        )
+    return tenant.rebuild_state(workflow_instance_id, at_sequence)
+
+
+def get_event(tenant: TenantEvents, event_id: UUID) -> tuple[RecordedEvent, bytes]:
+    """One event and its exact payload (from the row or Blob storage), its SHA-256 verified."""
+    event = tenant.get_event(event_id)
+    if event is None:
+        raise UnknownEvent(event_id)
+    return event, tenant.payload_of(event)
+
+
+def search_audit(
+    tenant: TenantEvents,
+    after: Checkpoint,
+    limit: int = DEFAULT_PAGE_SIZE,
+    *,
+    recorded_from: datetime | None = None,
+    recorded_to: datetime | None = None,
+    event_types: Sequence[str] = (),
+    workflow_id: str | None = None,
+    workflow_instance_id: str | None = None,
+) -> AllStreamPage:
+    """Every stream's events (audit and instances) matching the filters, in commit-safe order after `after`."""
+    check_limit(limit)
+    stream_id = instance_stream_id(workflow_instance_id) if workflow_instance_id is not None else None
+    return tenant.search(
+        after,
+        limit,
+        recorded_from=recorded_from,
+        recorded_to=recorded_to,
+        event_types=event_types,
+        workflow_id=workflow_id,
+        stream_id=stream_id,
+    )
+
+
+def list_instances(
+    tenant: TenantEvents, status: str | None, after: str = "", limit: int = DEFAULT_PAGE_SIZE
+) -> tuple[list[InstanceState], str | None]:
+    """Instances in id order (only those whose rebuilt status is `status`, when given), and the instance id
+    to continue after, or None when every instance has been looked at."""
+    check_limit(limit)
+    return tenant.list_instances(status, after, limit)

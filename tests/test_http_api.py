@@ -1,0 +1,832 @@
+"""The HTTP API, end to end on a real PostgreSQL: every route's answers and error statuses.
+
+Requests go over real HTTP to the local Functions host when the suite provides `api_url`; without it
+they go in-process to the same registered function objects (same routing by route template and method,
+same `HttpRequest`/`HttpResponse`), so the tests run either way.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+from uuid import uuid4
+
+import azure.functions as func
+import pytest
+from azure.functions.queue import QueueMessage
+
+from eventstore import AUDIT_STREAM_ID, EventStore, NewEvent, Settings, instance_stream_id
+from eventstore.errors import StoreUnavailable
+from eventstore.http.metrics import COUNTERS, QUEUE_MESSAGE_FAILURES
+from eventstore.http.problems import problem_response
+from eventstore.samples import (
+    CLAIM_INSTANCE_ID,
+    FAILED_INSTANCE_ID,
+    FAULTED_INSTANCE_ID,
+    LITWARE_TENANT_ID,
+    expense_claim_walk,
+    load,
+    sample_bytes,
+)
+from tests.conftest import random_tenant_id
+
+# --- the client: real HTTP, or the same functions in-process -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip()
+
+
+class Api:
+    """Sends requests to `/api/...` paths."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        raise NotImplementedError
+
+    def get(self, path: str, **params: str) -> Response:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: bytes, content_type: str = "application/json", **headers: str) -> Response:
+        return self.request("POST", path, body=body, headers={"Content-Type": content_type, **headers})
+
+
+class HttpApi(Api):
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        target = f"{self.prefix}/{path}" + (f"?{urlencode(params)}" if params else "")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            conn.request(method, target, body=body or None, headers=dict(headers or {}))
+            answer = conn.getresponse()
+            return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read())
+        finally:
+            conn.close()
+
+
+@cache
+def registered_functions() -> tuple[func.Function, ...]:
+    """The app's functions (`get_functions()` may be called once per app object)."""
+    from function_app import app
+
+    return tuple(app.get_functions())
+
+
+def http_bindings() -> list[tuple[str, str, str, Callable[..., Any]]]:
+    """(route, method, auth level, user function) of each HTTP function."""
+    found = []
+    for function in registered_functions():
+        trigger = function.get_bindings_dict()["bindings"][0]
+        if trigger["type"] == "httpTrigger":
+            for method in trigger["methods"]:
+                found.append(
+                    (trigger["route"], str(method.value), str(trigger["authLevel"].name), function.get_user_function())
+                )
+    return found
+
+
+class InProcessApi(Api):
+    def __init__(self) -> None:
+        self.routes = http_bindings()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Response:
+        segments = path.split("/")
+        for route, route_method, _, user_function in self.routes:
+            template = route.split("/")
+            if route_method != method or len(template) != len(segments):
+                continue
+            route_params: dict[str, str] = {}
+            for pattern, segment in zip(template, segments, strict=True):
+                if pattern.startswith("{"):
+                    route_params[pattern[1:-1]] = unquote(segment)
+                elif pattern != segment:
+                    break
+            else:
+                req = func.HttpRequest(
+                    method,
+                    f"http://127.0.0.1/api/{path}" + (f"?{urlencode(params)}" if params else ""),
+                    headers=dict(headers or {}),
+                    params=dict(params or {}),
+                    route_params=route_params,
+                    body=body,
+                )
+                answer = user_function(req)
+                assert isinstance(answer, func.HttpResponse)
+                answer_headers = {k.lower(): v for k, v in answer.headers.items()}
+                answer_headers.setdefault("content-type", answer.mimetype)
+                return Response(answer.status_code, answer_headers, answer.get_body())
+        return Response(404, {}, b"")
+
+
+_in_process_users = [0]
+
+
+def serve_api(request: pytest.FixtureRequest, database_url: str) -> Iterator[Api]:
+    """The API under test: the local host over HTTP when the suite has `api_url`, else in-process (the
+    functions' store pointed at the test database for as long as any module uses it)."""
+    try:
+        yield HttpApi(request.getfixturevalue("api_url"))
+        return
+    except pytest.FixtureLookupError:
+        pass
+    from eventstore.runtime import get_store
+
+    saved = {k: os.environ.get(k) for k in ("EVENTSTORE_DATABASE_URL", "EVENTSTORE_POOL_MAX_SIZE")}
+    if _in_process_users[0] == 0:
+        os.environ.update(EVENTSTORE_DATABASE_URL=database_url, EVENTSTORE_POOL_MAX_SIZE="12")
+        get_store.cache_clear()
+    _in_process_users[0] += 1
+    try:
+        yield InProcessApi()
+    finally:
+        _in_process_users[0] -= 1
+        if _in_process_users[0] == 0:
+            get_store().close()
+            get_store.cache_clear()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def api(request: pytest.FixtureRequest, database_url: str) -> Iterator[Api]:
+    yield from serve_api(request, database_url)
+
+
+@pytest.fixture
+def tenant_id(api: Api) -> str:
+    """A tenant onboarded through the API."""
+    tenant = random_tenant_id()
+    assert api.request("PUT", f"tenants/{tenant}").status == 201
+    return tenant
+
+
+def assert_problem(answer: Response, status: int, **members: Any) -> dict[str, Any]:
+    assert answer.status == status, answer.body
+    assert answer.content_type == "application/problem+json"
+    problem: dict[str, Any] = answer.json()
+    assert problem["status"] == status and problem["type"].startswith("urn:eventstore:problem:")
+    assert isinstance(problem["title"], str) and isinstance(problem["detail"], str)
+    for name, value in members.items():
+        assert problem.get(name) == value, problem
+    return problem
+
+
+def envelope(tenant: str, name: str = "envelope-trigger.json", **changes: Any) -> bytes:
+    """A sample envelope sent for `tenant`, with a fresh operationId unless one is given."""
+    document = json.loads(sample_bytes(name).replace(LITWARE_TENANT_ID.encode(), tenant.encode()))
+    document.update({"operationId": str(uuid4()), **changes})
+    return json.dumps(document, indent=2).encode()
+
+
+def cloudevent(tenant: str, index: int = 0, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = load("engine-cloudevents.json")[index]
+    event.update(maraintenantid=tenant, id=str(uuid4()), **changes)
+    return event
+
+
+def native(event_type: str = "StepCompleted", payload: bytes = b'{"n": 1}', **members: str) -> bytes:
+    head = json.dumps({"eventId": str(uuid4()), "eventType": event_type, **members})
+    return head[:-1].encode() + b', "payload": ' + payload + b"}"
+
+
+def versions(store: EventStore, tenant: str, *streams: str) -> list[int]:
+    events = store.tenant(tenant)
+    return [events.stream_version(s) for s in streams]
+
+
+# --- tenants ------------------------------------------------------------------------------------------
+
+
+def test_tenants_onboard_idempotently_and_show_their_placement(api: Api) -> None:
+    tenant = random_tenant_id()
+    first = api.request("PUT", f"tenants/{tenant}")
+    assert first.status == 201 and first.headers["location"] == f"/api/tenants/{tenant}"
+    placement = first.json()
+    assert placement["tenantId"] == tenant and placement["dsnName"] == "default"
+    assert placement["schema"].startswith("es_") and len(placement["container"]) == 40
+    again = api.request("PUT", f"tenants/{tenant}", body=b"{}", headers={"Content-Type": "application/json"})
+    assert again.status == 200 and again.json() == placement
+    shown = api.get(f"tenants/{tenant}")
+    assert shown.status == 200 and shown.json() == placement
+
+
+def test_tenant_placement_can_be_chosen_once(api: Api) -> None:
+    tenant = random_tenant_id()
+    schema = "es_custom_" + tenant[:16]
+    body = json.dumps({"schema": schema}).encode()
+    answer = api.request("PUT", f"tenants/{tenant}", body=body, headers={"Content-Type": "application/json"})
+    assert answer.status == 201 and answer.json()["schema"] == schema
+    moved = json.dumps({"schema": schema + "x"}).encode()
+    assert_problem(
+        api.request("PUT", f"tenants/{tenant}", body=moved, headers={"Content-Type": "application/json"}),
+        409,
+        field="schema",
+    )
+    assert api.get(f"tenants/{tenant}").json()["schema"] == schema
+
+
+def test_tenant_errors(api: Api) -> None:
+    assert_problem(api.get(f"tenants/{random_tenant_id()}"), 404)
+    assert_problem(api.get("tenants/Litware"), 400, field="tenantId")
+    assert_problem(api.request("PUT", "tenants/" + "A" * 64), 400)
+    tenant = random_tenant_id()
+    json_headers = {"Content-Type": "application/json"}
+    assert_problem(api.request("PUT", f"tenants/{tenant}", body=b"{", headers=json_headers), 400)
+    assert_problem(api.request("PUT", f"tenants/{tenant}", body=b'{"shard": 1}', headers=json_headers), 400)
+    assert_problem(api.request("PUT", f"tenants/{tenant}", body=b'{"dsnName": "nowhere"}', headers=json_headers), 400)
+    assert_problem(
+        api.request("PUT", f"tenants/{tenant}", body=b"schema=x", headers={"Content-Type": "text/plain"}), 415
+    )
+    assert_problem(api.get(f"tenants/{tenant}"), 404)  # none of those onboarded it
+
+
+# --- messages -----------------------------------------------------------------------------------------
+
+
+def test_a_message_is_recorded_byte_exact_and_a_repeat_answers_the_same(
+    api: Api, tenant_id: str, store: EventStore
+) -> None:
+    body = envelope(tenant_id)
+    answer = api.post(f"tenants/{tenant_id}/messages", body)
+    assert answer.status == 202, answer.body
+    accepted = answer.json()
+    operation_id = json.loads(body)["operationId"]
+    assert accepted == {
+        "eventId": operation_id,
+        "sequenceNumber": 1,
+        "globalPosition": accepted["globalPosition"],
+        "repeated": False,
+    }
+    location = answer.headers["location"]
+    assert location == f"/api/tenants/{tenant_id}/events/{operation_id}"
+
+    stored = api.get(location.removeprefix("/api/"))
+    assert stored.status == 200 and stored.body == body
+    assert stored.content_type == "application/json"
+    assert stored.headers["etag"] == f'"{hashlib.sha256(body).hexdigest()}"'
+    assert stored.headers["x-event-type"] == "TriggerReceived"
+    assert stored.headers["x-event-sequence"] == "1"
+
+    repeat = api.post(f"tenants/{tenant_id}/messages", body)
+    assert repeat.status == 202 and repeat.json() == {**accepted, "repeated": True}
+    assert repeat.headers["location"] == location
+    assert versions(store, tenant_id, AUDIT_STREAM_ID) == [1]
+
+    other_bytes = json.dumps(json.loads(body)).encode()  # same operationId, other bytes
+    assert_problem(api.post(f"tenants/{tenant_id}/messages", other_bytes), 409, eventId=operation_id)
+    assert versions(store, tenant_id, AUDIT_STREAM_ID) == [1]
+
+
+def test_a_start_request_message_is_recorded_with_its_workflow(api: Api, tenant_id: str, store: EventStore) -> None:
+    body = envelope(tenant_id, "envelope-start-request.json")
+    content_type = "application/vnd.marain.workflows.hosted.messageenvelope"
+    answer = api.post(f"tenants/{tenant_id}/messages", body, content_type)
+    assert answer.status == 202
+    (event,) = store.tenant(tenant_id).read_stream(AUDIT_STREAM_ID)
+    assert event.event_type == "InstanceCreationRequestReceived"
+    assert (event.workflow_id, event.workflow_instance_id) == ("simple-expenses-workflow", CLAIM_INSTANCE_ID)
+    assert event.source_system == "http" and event.payload == body
+
+
+def test_bad_messages_store_nothing(api: Api, tenant_id: str, store: EventStore) -> None:
+    path = f"tenants/{tenant_id}/messages"
+    other_tenant = random_tenant_id()
+    assert_problem(api.post(path, envelope(other_tenant)), 400, field="tenantId")
+    assert_problem(api.post(path, envelope(tenant_id, operationId="op-1")), 400, field="operationId")
+    assert_problem(api.post(path, envelope(tenant_id, isStartWorkflowRequest=True)), 400, field="isTrigger")
+    assert_problem(api.post(path, b'{"tenantId": '), 400, field="body")
+    assert_problem(api.post(path, b"\xff"), 400, field="body")
+    assert_problem(api.post(path, envelope(tenant_id), "text/plain"), 415, field="Content-Type")
+    assert_problem(api.post(path, envelope(tenant_id), "application/json; charset=latin-1"), 400)
+    assert_problem(api.post(f"tenants/{other_tenant}/messages", envelope(other_tenant)), 404)
+    assert_problem(api.post("tenants/not-a-tenant/messages", envelope(tenant_id)), 400, field="tenantId")
+    assert versions(store, tenant_id, AUDIT_STREAM_ID) == [0]
+    assert api.get(f"tenants/{other_tenant}").status == 404
+
+
+def test_a_body_over_the_limit_is_413(api: Api, tenant_id: str, store: EventStore) -> None:
+    limit = int(Settings.model_fields["max_payload_size"].default)
+    answer = api.post(f"tenants/{tenant_id}/instances/i-1/events", b" " * (limit + 1))
+    assert_problem(answer, 413, field="body")
+    assert versions(store, tenant_id, instance_stream_id("i-1")) == [0]
+
+
+def test_a_payload_over_the_inline_limit_goes_to_blob_or_is_413(api: Api, tenant_id: str, store: EventStore) -> None:
+    inline_limit = store.settings.inline_payload_limit
+    payload = b'{"big": "' + b"x" * inline_limit + b'"}'
+    answer = api.post(f"tenants/{tenant_id}/instances/big/events", native(payload=payload))
+    if answer.status == 413:  # no Blob storage configured: refused, and nothing stored
+        assert_problem(answer, 413)
+        assert versions(store, tenant_id, instance_stream_id("big")) == [0]
+        return
+    assert answer.status == 201, answer.body
+    (event_id,) = answer.json()["eventIds"]
+    history = api.get(f"tenants/{tenant_id}/instances/big/events").json()
+    assert history["events"][0]["payloadUrl"] == f"/api/tenants/{tenant_id}/events/{event_id}"
+    assert "payload" not in history["events"][0]
+    assert api.get(f"tenants/{tenant_id}/events/{event_id}").body == payload
+
+
+# --- outcomes -----------------------------------------------------------------------------------------
+
+
+def test_outcomes_append_with_positions_and_optimistic_concurrency(api: Api, tenant_id: str, store: EventStore) -> None:
+    path = f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/events"
+    created = json.dumps(cloudevent(tenant_id), indent=4).encode()
+    first = api.post(path, created, "application/cloudevents+json", **{"If-Match": '"0"'})
+    assert first.status == 201, first.body
+    assert first.json()["sequenceNumbers"] == [1] and first.json()["version"] == 1
+    assert first.headers["etag"] == '"1"'
+    assert first.headers["location"].endswith(f"/instances/{CLAIM_INSTANCE_ID}/events?fromSequence=1")
+
+    batch = b"[" + native("StepStarted") + b",\n " + native("StepCompleted", b" [ 1 , 2 ] ") + b"]"
+    second = api.post(path, batch, **{"If-Match": '"1"'})
+    assert second.status == 201
+    appended = second.json()
+    assert appended["sequenceNumbers"] == [2, 3] and appended["version"] == 3 and not appended["repeated"]
+    assert len(appended["globalPositions"]) == 2 and len(appended["eventIds"]) == 2
+
+    repeat = api.post(path, batch, **{"If-Match": '"1"'})
+    assert repeat.status == 201 and repeat.json() == {**appended, "repeated": True}
+
+    stale = api.post(path, b"[" + native() + b"]", **{"If-Match": '"1"'})
+    assert_problem(stale, 409, actualVersion=3)
+    assert_problem(api.post(f"tenants/{tenant_id}/instances/new-one/events", native(), **{"If-Match": "*"}), 409)
+    assert versions(store, tenant_id, instance_stream_id(CLAIM_INSTANCE_ID), instance_stream_id("new-one")) == [3, 0]
+
+    stored = store.tenant(tenant_id).read_stream(instance_stream_id(CLAIM_INSTANCE_ID))
+    assert stored[0].payload == created and stored[0].content_type == "application/cloudevents+json"
+    assert stored[2].payload == b"[ 1 , 2 ]"  # the value's own text, without the whitespace around it
+    assert all(e.workflow_instance_id == CLAIM_INSTANCE_ID for e in stored)
+
+
+def test_bad_outcomes_store_nothing(api: Api, tenant_id: str, store: EventStore) -> None:
+    path = f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/events"
+    problem = assert_problem(api.post(path, native("NotAType")), 400, field="event.eventType")
+    assert "TransitionFailed" in problem["validEventTypes"]
+    assert_problem(api.post(path, json.dumps(cloudevent(tenant_id, type="io.marain.other")).encode()), 400)
+    assert_problem(api.post(path, json.dumps(cloudevent(tenant_id, subject="other")).encode()), 400)
+    assert_problem(api.post(path, json.dumps(cloudevent(random_tenant_id())).encode()), 400)
+    good = native()
+    assert_problem(api.post(path, b"[" + good + b", " + native("Nope") + b"]"), 400, field="events[1].eventType")
+    assert_problem(api.post(path, b"[" + good + b", " + good + b"]"), 400)  # one id twice in a batch
+    assert_problem(api.post(path, b"[" + good), 400, field="body")
+    assert_problem(api.post(path, b"[]"), 400)
+    assert_problem(api.post(path, good, "text/plain"), 415)
+    assert_problem(api.post(path, good, **{"If-Match": "yes"}), 400, field="If-Match")
+    assert_problem(api.post(f"tenants/{tenant_id}/instances/{'x' * 300}/events", good), 400)
+    assert_problem(api.post(f"tenants/{random_tenant_id()}/instances/i/events", good), 404)
+    assert versions(store, tenant_id, instance_stream_id(CLAIM_INSTANCE_ID)) == [0]
+    assert api.post(path, good).status == 201  # the same event, now fine on its own
+
+
+# --- queries ------------------------------------------------------------------------------------------
+
+
+def record_walk(store: EventStore, tenant: str) -> None:
+    """The sample expense-claim walk, stored for `tenant` (its own ids are deterministic, so each tenant
+    of the test run gets the walk under its own schema)."""
+    events = store.tenant(tenant)
+    for step in expense_claim_walk():
+        events.append(step.stream_id, [step.event])
+
+
+def test_history_inlines_exact_json_and_links_other_payloads(api: Api, tenant_id: str, store: EventStore) -> None:
+    path = f"tenants/{tenant_id}/instances/i-1/events"
+    payload = b'{"b": 1,  "a": "\\u00e9", "b": 2}'
+    assert api.post(path, native(payload=payload)).status == 201
+    text = NewEvent(event_id=uuid4(), event_type="UserInput", payload=b"plain words", content_type="text/plain")
+    store.tenant(tenant_id).append(instance_stream_id("i-1"), [text])
+    answer = api.get(path)
+    assert answer.status == 200 and answer.content_type == "application/json"
+    assert b'"payload": ' + payload + b"}" in answer.body  # spliced in as stored, never re-serialised
+    history = answer.json()
+    assert history["workflowInstanceId"] == "i-1" and history["continuation"] is None
+    first, second = history["events"]
+    assert (first["sequenceNumber"], second["sequenceNumber"]) == (1, 2)
+    assert first["payload"] == {"b": 2, "a": "é"} and first["workflowInstanceId"] == "i-1"
+    assert first["payloadSha256"] == hashlib.sha256(payload).hexdigest() and first["payloadSize"] == len(payload)
+    assert "payload" not in second and second["payloadUrl"] == f"/api/tenants/{tenant_id}/events/{text.event_id}"
+    raw = api.get(second["payloadUrl"].removeprefix("/api/"))
+    assert raw.body == b"plain words" and raw.content_type == "text/plain"
+    envelope_form = api.get(second["payloadUrl"].removeprefix("/api/"), format="envelope").json()
+    assert base64.b64decode(envelope_form["payloadBase64"]) == b"plain words"
+    assert envelope_form["eventType"] == "UserInput"
+
+
+def test_history_pages_are_stable_while_appends_happen(api: Api, tenant_id: str) -> None:
+    path = f"tenants/{tenant_id}/instances/busy/events"
+    assert api.post(path, b"[" + b",".join(native() for _ in range(25)) + b"]").status == 201
+    stop = threading.Event()
+    failures: list[int] = []
+
+    def append() -> None:
+        while not stop.is_set():
+            status = api.post(path, native()).status
+            if status != 201:
+                failures.append(status)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    seen: list[int] = []
+    try:
+        params: dict[str, str] = {"limit": "7"}
+        while True:
+            page = api.get(path, **params)
+            assert page.status == 200, page.body
+            body = page.json()
+            seen += [e["sequenceNumber"] for e in body["events"]]
+            if body["continuation"] is None or len(seen) >= 60:
+                break
+            params = {"limit": "7", "continuation": body["continuation"]}
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        writer.join()
+    assert not failures
+    assert seen == list(range(1, len(seen) + 1))  # in order, no gap, no repeat
+    assert len(seen) >= 25
+
+
+def test_audit_pages_never_skip_or_repeat_while_appends_happen(api: Api, tenant_id: str) -> None:
+    before = [f"tenants/{tenant_id}/instances/w{i}/events" for i in range(4)]
+    for path in before:
+        assert api.post(path, b"[" + native() + b"," + native() + b"]").status == 201
+    stop = threading.Event()
+    failures: list[int] = []
+
+    def append(index: int) -> None:
+        while not stop.is_set():
+            status = api.post(f"tenants/{tenant_id}/instances/w{index}/events", native()).status
+            if status != 201:
+                failures.append(status)
+
+    writers = [threading.Thread(target=append, args=(i,)) for i in range(3)]
+    for writer in writers:
+        writer.start()
+    paged: list[str] = []
+    try:
+        params = {"limit": "5"}
+        for _ in range(12):
+            page = api.get(f"tenants/{tenant_id}/audit", **params).json()
+            paged += [e["eventId"] for e in page["events"]]
+            if page["continuation"] is None:
+                break
+            params = {"limit": "5", "continuation": page["continuation"]}
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    assert not failures
+    everything = [e["eventId"] for e in api.get(f"tenants/{tenant_id}/audit", limit="1000").json()["events"]]
+    assert len(paged) == len(set(paged)) >= 8  # no repeats; the events from before are all there
+    assert paged == everything[: len(paged)]  # no skips: what was paged is a prefix of the final order
+
+
+def test_continuation_tokens_are_bound_to_their_query(api: Api, tenant_id: str) -> None:
+    for instance in ("a", "b"):
+        path = f"tenants/{tenant_id}/instances/{instance}/events"
+        assert api.post(path, b"[" + native() + b"," + native() + b"]").status == 201
+    token = api.get(f"tenants/{tenant_id}/instances/a/events", limit="1").json()["continuation"]
+    assert token
+    nxt = api.get(f"tenants/{tenant_id}/instances/a/events", limit="1", continuation=token).json()
+    assert [e["sequenceNumber"] for e in nxt["events"]] == [2] and nxt["continuation"] is None
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/b/events", continuation=token), 400, field="continuation")
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", continuation=token), 400, field="continuation")
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/a/events", continuation="garbage!"), 400)
+    audit_token = api.get(f"tenants/{tenant_id}/audit", limit="1").json()["continuation"]
+    assert audit_token
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", continuation=audit_token, eventType="Error"), 400)
+
+
+def test_history_and_state_errors(api: Api, tenant_id: str) -> None:
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/nobody/events"), 404)
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/nobody/state"), 404)
+    assert api.post(f"tenants/{tenant_id}/instances/i/events", native()).status == 201
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", limit="0"), 400, field="limit")
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", limit="x"), 400, field="limit")
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", fromSequence="0"), 400)
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", color="red"), 400, field="color")
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/state", atSequence="2"), 400, field="atSequence")
+    assert_problem(api.get(f"tenants/{random_tenant_id()}/instances/i/events"), 404)
+    assert api.get(f"tenants/{tenant_id}/instances/i/events", fromSequence="5").json()["events"] == []
+
+
+def test_state_is_rebuilt_at_any_sequence(api: Api, tenant_id: str, store: EventStore) -> None:
+    record_walk(store, tenant_id)
+    walk = [s for s in expense_claim_walk() if s.stream_id == instance_stream_id(CLAIM_INSTANCE_ID)]
+    for sequence, step in enumerate(walk, 1):
+        answer = api.get(f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/state", atSequence=str(sequence))
+        assert answer.status == 200
+        state = answer.json()
+        assert step.expected is not None
+        assert (state["stateId"], state["status"], state["context"], state["lastSequence"]) == (
+            step.expected.state_id,
+            step.expected.status,
+            step.expected.context,
+            sequence,
+        )
+    latest = api.get(f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/state").json()
+    assert latest["status"] == "complete" and latest["stateId"] == "paid" and latest["lastSequence"] == len(walk)
+    initial = api.get(f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/state", atSequence="0").json()
+    assert initial["lastSequence"] == 0 and initial["status"] is None
+
+
+def test_faulted_instances_are_listed_page_by_page(api: Api, tenant_id: str, store: EventStore) -> None:
+    record_walk(store, tenant_id)
+    faulted = api.get(f"tenants/{tenant_id}/instances", status="faulted")
+    assert faulted.status == 200
+    body = faulted.json()
+    assert sorted(i["workflowInstanceId"] for i in body["instances"]) == sorted(
+        [FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID]
+    )
+    assert all(i["status"] == "faulted" and i["lastError"] for i in body["instances"])
+
+    ids: list[str] = []
+    params = {"limit": "1"}
+    for _ in range(10):
+        page = api.get(f"tenants/{tenant_id}/instances", **params).json()
+        ids += [i["workflowInstanceId"] for i in page["instances"]]
+        if page["continuation"] is None:
+            break
+        params = {"limit": "1", "continuation": page["continuation"]}
+    assert ids == sorted([CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID])
+    token = api.get(f"tenants/{tenant_id}/instances", limit="1").json()["continuation"]
+    assert_problem(api.get(f"tenants/{tenant_id}/instances", status="faulted", continuation=token), 400)
+    assert_problem(api.get(f"tenants/{tenant_id}/instances", status="no such status!"), 400, field="status")
+
+
+def test_the_audit_is_searched_by_type_workflow_time_and_instance(api: Api, tenant_id: str, store: EventStore) -> None:
+    record_walk(store, tenant_id)
+    everything = api.get(f"tenants/{tenant_id}/audit", limit="1000").json()
+    assert len(everything["events"]) == len(expense_claim_walk()) and everything["continuation"] is None
+
+    triggers = api.get(f"tenants/{tenant_id}/audit", eventType="TriggerReceived").json()["events"]
+    assert len(triggers) == 7 and {e["streamId"] for e in triggers} == {AUDIT_STREAM_ID}
+    failures = api.get(f"tenants/{tenant_id}/audit", eventType="TransitionFailed, InstanceCreationFailed").json()
+    assert {e["workflowInstanceId"] for e in failures["events"]} == {FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID}
+    by_workflow = api.get(f"tenants/{tenant_id}/audit", workflowId="external-action-workflow").json()["events"]
+    assert {e["workflowInstanceId"] for e in by_workflow} == {FAULTED_INSTANCE_ID}
+    by_instance = api.get(f"tenants/{tenant_id}/audit", instanceId=CLAIM_INSTANCE_ID).json()["events"]
+    assert [e["sequenceNumber"] for e in by_instance] == list(range(1, 8))
+
+    recorded = [e["recordedAt"] for e in everything["events"]]
+    assert api.get(f"tenants/{tenant_id}/audit", to=min(recorded)).json()["events"] == []
+    assert len(api.get(f"tenants/{tenant_id}/audit", **{"from": min(recorded)}).json()["events"]) == len(recorded)
+
+    paged: list[str] = []
+    params = {"limit": "4"}
+    while True:
+        page = api.get(f"tenants/{tenant_id}/audit", **params).json()
+        paged += [e["eventId"] for e in page["events"]]
+        if page["continuation"] is None:
+            break
+        params = {"limit": "4", "continuation": page["continuation"]}
+    assert paged == [e["eventId"] for e in everything["events"]]
+
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", eventType="Nope"), 400, field="eventType")
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", **{"from": "yesterday"}), 400, field="from")
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", **{"from": "2024-01-01T00:00:00"}), 400, field="from")
+    assert_problem(api.get(f"tenants/{tenant_id}/audit", limit="1001"), 400, field="limit")
+    assert_problem(api.get(f"tenants/{random_tenant_id()}/audit"), 404)
+
+
+def test_one_event_with_its_exact_payload_and_headers(api: Api, tenant_id: str) -> None:
+    created = json.dumps(cloudevent(tenant_id), indent=1).encode()
+    path = f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/events"
+    (event_id,) = api.post(path, created, "application/cloudevents+json").json()["eventIds"]
+    answer = api.get(f"tenants/{tenant_id}/events/{event_id}")
+    assert answer.status == 200 and answer.body == created
+    assert answer.content_type == "application/cloudevents+json"
+    etag = answer.headers["etag"]
+    assert etag == f'"{hashlib.sha256(created).hexdigest()}"'
+    assert answer.headers["x-event-sequence"] == "1" and answer.headers["x-event-id"] == event_id
+    assert answer.headers["x-event-stream"] == instance_stream_id(CLAIM_INSTANCE_ID)
+    cached = api.request("GET", f"tenants/{tenant_id}/events/{event_id}", headers={"If-None-Match": etag})
+    assert cached.status == 304 and cached.body == b""
+    whole = api.get(f"tenants/{tenant_id}/events/{event_id}", format="envelope")
+    assert whole.status == 200 and whole.content_type == "application/json"
+    assert b'"payload": ' + created + b"}" in whole.body
+    assert whole.json()["eventType"] == "InstanceCreated"
+
+    assert_problem(api.get(f"tenants/{tenant_id}/events/not-a-uuid"), 400, field="eventId")
+    assert_problem(api.get(f"tenants/{tenant_id}/events/{uuid4()}"), 404)
+    assert_problem(api.get(f"tenants/{tenant_id}/events/{event_id}", format="xml"), 400, field="format")
+    other = random_tenant_id()
+    assert api.request("PUT", f"tenants/{other}").status == 201
+    assert_problem(api.get(f"tenants/{other}/events/{event_id}"), 404)  # only under its own tenant
+
+
+def test_unknown_routes_and_methods_are_not_served(api: Api) -> None:
+    assert api.request("DELETE", f"tenants/{random_tenant_id()}").status in (404, 405)
+    assert api.get("tenants").status in (404, 405)
+
+
+# --- queues -------------------------------------------------------------------------------------------
+
+
+class Queues:
+    """Delivers queue messages: through Azurite to the local host's queue triggers, or in-process."""
+
+    def send(self, queue: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    def expect_poisoned(self, *messages: tuple[str, bytes]) -> None:
+        """Deliver each (queue, body), which must fail until the host moves it to `<queue>-poison`."""
+        raise NotImplementedError
+
+
+class InProcessQueues(Queues):
+    FUNCTIONS: Mapping[str, str] = {
+        "workflow-messages": "record_queued_message",
+        "workflow-outcomes": "record_queued_outcomes",
+    }
+
+    def _function(self, queue: str) -> Callable[[func.QueueMessage], None]:
+        for function in registered_functions():
+            if function.get_function_name() == self.FUNCTIONS[queue]:
+                user_function: Callable[[func.QueueMessage], None] = function.get_user_function()
+                return user_function
+        raise AssertionError(f"no function for {queue}")
+
+    def send(self, queue: str, body: bytes) -> None:
+        self._function(queue)(QueueMessage(id=str(uuid4()), body=body, dequeue_count=1))  # type: ignore[no-untyped-call]
+
+    def expect_poisoned(self, *messages: tuple[str, bytes]) -> None:
+        for queue, body in messages:
+            before = COUNTERS.get(QUEUE_MESSAGE_FAILURES, queue=queue)
+            for dequeue_count in range(1, 6):  # what the host does up to maxDequeueCount
+                message = QueueMessage(id="m-1", body=body, dequeue_count=dequeue_count)  # type: ignore[no-untyped-call]
+                with pytest.raises(Exception):  # noqa: B017 - any failure: the host retries, then poisons
+                    self._function(queue)(message)
+            assert COUNTERS.get(QUEUE_MESSAGE_FAILURES, queue=queue) == before + 5
+
+
+class AzuriteQueues(Queues):
+    def __init__(self, connection_string: str) -> None:
+        self.connection_string = connection_string
+
+    def _client(self, queue: str) -> Any:
+        from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+
+        return QueueClient.from_connection_string(
+            self.connection_string,
+            queue,
+            message_encode_policy=BinaryBase64EncodePolicy(),
+            message_decode_policy=BinaryBase64DecodePolicy(),
+        )
+
+    def send(self, queue: str, body: bytes) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        client = self._client(queue)
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+        client.send_message(body)
+
+    def expect_poisoned(self, *messages: tuple[str, bytes]) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        for queue, body in messages:
+            self.send(queue, body)
+        waiting = list(messages)
+        deadline = time.monotonic() + 240
+        while waiting and time.monotonic() < deadline:
+            time.sleep(1)
+            for queue, body in list(waiting):
+                try:
+                    poisoned = [m.content for m in self._client(f"{queue}-poison").peek_messages(max_messages=32)]
+                except ResourceNotFoundError:
+                    continue
+                if body in poisoned:
+                    waiting.remove((queue, body))
+        assert not waiting, f"{len(waiting)} message(s) never reached their poison queue"
+
+
+@pytest.fixture(scope="session")
+def queues(api: Api, request: pytest.FixtureRequest) -> Queues:
+    if isinstance(api, InProcessApi):
+        return InProcessQueues()
+    return AzuriteQueues(request.getfixturevalue("azurite").connection_string)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_queued_messages_are_recorded_once(queues: Queues, tenant_id: str, store: EventStore) -> None:
+    body = envelope(tenant_id)
+    queues.send("workflow-messages", body)
+    queues.send("workflow-messages", body)  # at-least-once: delivered again
+    eventually(lambda: versions(store, tenant_id, AUDIT_STREAM_ID) == [1])
+    (event,) = store.tenant(tenant_id).read_stream(AUDIT_STREAM_ID)
+    assert event.payload == body and event.source_system == "queue"
+    later = envelope(tenant_id)
+    queues.send("workflow-messages", later)  # the repeat did not take a position
+    eventually(lambda: versions(store, tenant_id, AUDIT_STREAM_ID) == [2])
+
+
+@pytest.mark.slow
+def test_bad_queued_messages_end_in_the_poison_queue_and_store_nothing(
+    api: Api, queues: Queues, tenant_id: str, store: EventStore
+) -> None:
+    stranger = random_tenant_id()
+    queues.expect_poisoned(
+        ("workflow-messages", envelope(tenant_id, operationId="nope")),
+        ("workflow-messages", envelope(stranger)),  # a tenant never onboarded
+        ("workflow-outcomes", json.dumps(cloudevent(tenant_id, type="io.marain.x")).encode()),
+    )
+    assert versions(store, tenant_id, AUDIT_STREAM_ID, instance_stream_id(CLAIM_INSTANCE_ID)) == [0, 0]
+    assert api.get(f"tenants/{stranger}").status == 404
+
+
+def test_queued_outcomes_are_appended(queues: Queues, tenant_id: str, store: EventStore) -> None:
+    stream = instance_stream_id(CLAIM_INSTANCE_ID)
+    created = json.dumps(cloudevent(tenant_id), indent=2).encode()
+    queues.send("workflow-outcomes", created)
+    eventually(lambda: versions(store, tenant_id, stream) == [1])
+    wrapper = (
+        f'{{"tenantId": "{tenant_id}", "workflowInstanceId": "{CLAIM_INSTANCE_ID}", "events": ['.encode()
+        + native("StepCompleted", b'{ "x" : 1 }')
+        + b"]}"
+    )
+    queues.send("workflow-outcomes", wrapper)
+    queues.send("workflow-outcomes", wrapper)  # a redelivery is a repeat
+    eventually(lambda: versions(store, tenant_id, stream) == [2])
+    queues.send("workflow-outcomes", json.dumps(cloudevent(tenant_id, index=1)).encode())
+    eventually(lambda: versions(store, tenant_id, stream) == [3])
+    stored = store.tenant(tenant_id).read_stream(stream)
+    assert [e.payload for e in stored[:2]] == [created, b'{ "x" : 1 }']
+
+
+# --- problem details ----------------------------------------------------------------------------------
+
+
+def test_a_store_outage_is_503_with_retry_after_and_no_internals() -> None:
+    answer = problem_response(StoreUnavailable("database unavailable: host db.internal refused"), "/api/x")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    problem = json.loads(answer.get_body())
+    assert problem["type"] == "urn:eventstore:problem:store-unavailable" and "db.internal" not in problem["detail"]
+    unexpected = json.loads(problem_response(RuntimeError("secret"), "/api/x").get_body())
+    assert unexpected["status"] == 500 and "secret" not in unexpected["detail"]
+
+
+def test_stream_states_are_what_the_api_says(api: Api, tenant_id: str, store: EventStore) -> None:
+    path = f"tenants/{tenant_id}/instances/s/events"
+    assert api.post(path, native(), **{"If-Match": '"0"'}).status == 201
+    assert api.post(path, native(), **{"If-Match": "*"}).json()["version"] == 2
+    assert store.tenant(tenant_id).stream_version(instance_stream_id("s")) == 2
