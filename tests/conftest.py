@@ -7,9 +7,14 @@ of its own, created here and dropped at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -86,3 +91,71 @@ def app_conn(database_url: str, settings: Settings) -> Iterator[psycopg.Connecti
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.app_role)))
         yield conn
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Any]:
+    """A real Azurite (npm, pinned in package.json) on free ports, for Blob payloads and queues."""
+    from eventstore.local.azurite import Azurite
+
+    emulator = Azurite().start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def api_url(database_url: str, azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """function_app.py served by the project's local Functions host over real HTTP, with the test database
+    and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes."""
+    root = Path(__file__).resolve().parent.parent
+    folder = tmp_path_factory.mktemp("host")
+    host_json = json.loads((root / "host.json").read_text())
+    host_json["extensions"]["queues"].update(visibilityTimeout="00:00:01", maxPollingInterval="00:00:00.500")
+    (folder / "host.json").write_text(json.dumps(host_json))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "EVENTSTORE_DATABASE_URL": database_url,
+        "AzureWebJobsStorage": azurite.connection_string,
+    }
+    log = (folder / "host.log").open("w")
+    command = [
+        sys.executable,
+        "-m",
+        "eventstore.devhost",
+        "--port",
+        str(port),
+        "--no-azurite",
+        "--host-json",
+        str(folder / "host.json"),
+        "--settings",
+        str(folder / "absent.json"),
+    ]
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError("the local host did not start:\n" + (folder / "host.log").read_text()) from None
+            time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
