@@ -38,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     partitions = commands.add_parser("partitions", help="create monthly partitions ahead of time")
     partitions.add_argument("--months-ahead", type=int, default=None)
     commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
+    walk = commands.add_parser("walk", help="send the expense-claim walk to a running host over HTTP")
+    walk.add_argument("--url", default="http://127.0.0.1:7071/api", help="the host's API (default %(default)s)")
+    from eventstore.devhost.cli import add_arguments as add_host_arguments
+
+    add_host_arguments(
+        commands.add_parser(
+            "host",
+            help="serve the Functions app locally: HTTP on 127.0.0.1:7071/api, queues via Azurite, timers; "
+            "embedded PostgreSQL and Azurite when nothing is configured",
+        )
+    )
     return parser
 
 
@@ -77,6 +88,15 @@ def _run(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "host":
+            from eventstore.devhost.cli import run_with_database
+
+            return run_with_database(args)
+        if args.command == "walk":
+            from eventstore.sample_client import send_walk
+
+            send_walk(args.url)
+            return 0
         _run(args)
     except (EventStoreError, ValidationError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -130,7 +130,8 @@ def api_url(database_url: str, azurite: Any, tmp_path_factory: pytest.TempPathFa
     command = [
         sys.executable,
         "-m",
-        "eventstore.devhost",
+        "eventstore",
+        "host",
         "--port",
         str(port),
         "--no-azurite",

@@ -61,6 +61,8 @@ def run_with_database(args: argparse.Namespace) -> int:
     ).items():
         if value:
             os.environ.setdefault(key, value)
+    # Nothing configured: the functions' storage is Azurite on its standard ports, which `serve` starts.
+    os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
     with local_settings() as settings:
         os.environ["EVENTSTORE_DATABASE_URL"] = settings.database_url
         return run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,8 @@ class EmbeddedPostgres:
                 "no EVENTSTORE_DATABASE_URL is set and the embedded PostgreSQL is not installed: "
                 "pip install 'eventstore[local]'"
             ) from exc
+        # pgserver logs every pg_ctl call at INFO; only its problems are worth a line on a terminal.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
         data_dir.mkdir(parents=True, exist_ok=True)
         self._server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
         self.dsn: str = self._server.get_uri()

@@ -124,7 +124,7 @@ def expense_claim_walk() -> list[WalkStep]:
                     event_id=UUID(body["id"]) if "id" in body else _id(f"{instance}/{event_type}"),
                     event_type=event_type,
                     payload=_bytes(body),
-                    content_type="application/cloudevents+json",
+                    content_type="application/cloudevents+json" if "specversion" in body else "application/json",
                     workflow_id=workflow_id,
                     workflow_instance_id=instance,
                     causation_id=causation,
