@@ -7,6 +7,7 @@ problem+json once. Callers never need to import psycopg to handle a failure.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from uuid import UUID
 
 
 class EventStoreError(Exception):
@@ -49,6 +50,32 @@ class UnknownTenant(EventStoreError, LookupError):
     def __init__(self, tenant_id: str) -> None:
         super().__init__(f"tenant {tenant_id} is not onboarded")
         self.tenant_id = tenant_id
+
+
+class UnknownInstance(EventStoreError, LookupError):
+    """A workflow instance with no events in this tenant."""
+
+    def __init__(self, workflow_instance_id: str) -> None:
+        super().__init__(f"workflow instance {workflow_instance_id!r} has no events")
+        self.workflow_instance_id = workflow_instance_id
+
+
+class UnknownEvent(EventStoreError, LookupError):
+    """An event id that this tenant does not hold."""
+
+    def __init__(self, event_id: UUID) -> None:
+        super().__init__(f"event {event_id} is not stored for this tenant")
+        self.event_id = event_id
+
+
+class UnsupportedContentType(InvalidInput):
+    """A body whose declared content type this endpoint does not take (HTTP 415)."""
+
+    def __init__(self, content_type: str | None, accepted: Sequence[str]) -> None:
+        shown = repr(content_type) if content_type else "no content type"
+        super().__init__(f"{shown} is not accepted here; send one of: {', '.join(accepted)}", field="Content-Type")
+        self.content_type = content_type
+        self.accepted = tuple(accepted)
 
 
 class ConcurrencyConflict(EventStoreError):

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr, ValidationError
 
-from eventstore.errors import InvalidInput
+from eventstore.errors import InvalidInput, UnsupportedContentType
 from eventstore.event_types import EventType
 from eventstore.models import (
     JSON_CONTENT_TYPE,
@@ -71,16 +71,6 @@ CLOUDEVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:eventstore:cloudevent-id")
 
 MESSAGE_CONTENT_TYPES = (JSON_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE)
 OUTCOME_CONTENT_TYPES = (JSON_CONTENT_TYPE, CLOUDEVENT_CONTENT_TYPE, CLOUDEVENT_BATCH_CONTENT_TYPE)
-
-
-class UnsupportedContentType(InvalidInput):
-    """A body whose declared content type this endpoint does not take (HTTP 415)."""
-
-    def __init__(self, content_type: str | None, accepted: Sequence[str]) -> None:
-        shown = repr(content_type) if content_type else "no content type"
-        super().__init__(f"{shown} is not accepted here; send one of: {', '.join(accepted)}", field="Content-Type")
-        self.content_type = content_type
-        self.accepted = tuple(accepted)
 
 
 # ---------------------------------------------------------------------------------------------------

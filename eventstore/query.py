@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from eventstore.errors import EventStoreError, InvalidInput
+from eventstore.errors import InvalidInput, UnknownEvent, UnknownInstance
 from eventstore.models import AllStreamPage, Checkpoint, InstanceState, RecordedEvent, is_json_content_type
 from eventstore.store import TenantEvents, instance_stream_id
 
@@ -18,22 +18,6 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 PAGE_PAYLOAD_BUDGET = 8 * 1024 * 1024
 """A history page stops early (after at least one event) once its inline payloads pass this many bytes."""
-
-
-class UnknownInstance(EventStoreError, LookupError):
-    """A workflow instance with no events in this tenant."""
-
-    def __init__(self, workflow_instance_id: str) -> None:
-        super().__init__(f"workflow instance {workflow_instance_id!r} has no events")
-        self.workflow_instance_id = workflow_instance_id
-
-
-class UnknownEvent(EventStoreError, LookupError):
-    """An event id that this tenant does not hold."""
-
-    def __init__(self, event_id: UUID) -> None:
-        super().__init__(f"event {event_id} is not stored for this tenant")
-        self.event_id = event_id
 
 
 def inlines_payload(event: RecordedEvent) -> bool:

@@ -10,12 +10,12 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 
 from eventstore import AUDIT_STREAM_ID, EventType, InvalidEventType, InvalidInput, InvalidTenantId
+from eventstore.errors import UnsupportedContentType
 from eventstore.ingest import (
     CLOUDEVENT_BATCH_CONTENT_TYPE,
     CLOUDEVENT_CONTENT_TYPE,
     CLOUDEVENT_ID_NAMESPACE,
     CLOUDEVENT_TYPES,
-    UnsupportedContentType,
     check_message_content_type,
     cloudevent_event_id,
     envelope_to_event,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from eventstore.errors import UnknownTenant
+from eventstore.errors import UnknownTenant, UnsupportedContentType
 from eventstore.http.exchange import body_within_limit, header, json_response, route_param, tenant_path
 from eventstore.http.models import TenantPlacementRequest, TenantPlacementResponse
 from eventstore.http.problems import HttpProblem
 from eventstore.http.routes import http_function
-from eventstore.ingest import UnsupportedContentType, is_json_media_type
+from eventstore.ingest import is_json_media_type
 from eventstore.models import JSON_CONTENT_TYPE
 from eventstore.runtime import get_store
 from eventstore.tenancy import TenantPlacement, validate_tenant_id

@@ -26,13 +26,14 @@ from eventstore.errors import (
     InvalidTenantId,
     PayloadTooLarge,
     StoreUnavailable,
+    UnknownEvent,
+    UnknownInstance,
     UnknownTenant,
+    UnsupportedContentType,
 )
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
-from eventstore.ingest import UnsupportedContentType
 from eventstore.models import invalid_input_from
 from eventstore.payloads import PayloadIntegrityError
-from eventstore.query import UnknownEvent, UnknownInstance
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:eventstore:problem:"
