@@ -23,6 +23,7 @@ from uuid import UUID
 import psycopg
 from psycopg import pq, sql
 from psycopg.adapt import Dumper
+from psycopg.types.string import BytesBinaryDumper
 
 from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, PayloadTooLarge
 from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
@@ -158,15 +159,15 @@ def check_events(
     the hash and the size, and no JSONB copy.
     """
     checked: list[_Checked] = []
-    seen: set[UUID] = set()
+    seen: set[int] = set()  # UUID.__hash__ is Python code; its int hashes in C
     for index, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInput(f"event {index} is a {type(event).__name__}, not a NewEvent", field=f"events[{index}]")
-        if event.event_id in seen:
+        if event.event_id.int in seen:
             raise InvalidInput(
                 f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id"
             )
-        seen.add(event.event_id)
+        seen.add(event.event_id.int)
         size = len(event.payload)
         blob_ref = blob_refs.get(event.event_id) if blob_refs else None
         if blob_ref is not None:
@@ -316,6 +317,8 @@ def _write_copy(
         written = [(version - count + i, row[2]) for i, row in enumerate(reserved, 1)]
         cursor = conn.cursor()
         cursor.adapters.register_dumper(None, _RawJsonbDumper)
+        # psycopg's DB-API module claims the bytea oid with a Python-level dumper; the plain one is in C.
+        cursor.adapters.register_dumper(None, BytesBinaryDumper)
         with cursor.copy(copy_events) as copy:
             copy.set_types(_COPY_EVENT_TYPES)
             for (sequence, position), c in zip(written, checked, strict=True):
