@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+import psycopg
 import pytest
 
 from eventstore import EventStore, InvalidInput, InvalidTenantId, UnknownTenant
@@ -59,3 +62,17 @@ def test_custom_placement(store: EventStore) -> None:
     tenant = store.tenant(tenant_id)
     assert tenant.append("s", [event()]).version == 1
     assert tenant.placement == placement
+
+
+def test_two_tenants_never_share_a_container_or_a_schema_and_a_refusal_creates_nothing(
+    store: EventStore, owner_conn: psycopg.Connection[tuple[Any, ...]]
+) -> None:
+    first = store.onboard_tenant(random_tenant_id())
+    second = random_tenant_id()
+    with pytest.raises(InvalidInput, match="container"):
+        store.onboard_tenant(second, container=first.container_name)
+    with pytest.raises(InvalidInput, match="schema"):
+        store.onboard_tenant(second, schema=first.schema_name)
+    default_schema = store.placement_for(second).schema_name
+    row = owner_conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname = %s", (default_schema,)).fetchone()
+    assert row is not None and row[0] == 0

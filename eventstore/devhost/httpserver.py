@@ -308,7 +308,11 @@ class HttpFrontend:
             raise _BadRequest("malformed Content-Length") from exc
         if size < 0 or size > MAX_BODY:
             raise _BadRequest("request body too large" if size > 0 else "malformed Content-Length")
-        return handler.rfile.read(size)
+        body = handler.rfile.read(size)
+        if len(body) != size:
+            # The client went away mid-body: never hand a function a truncated request.
+            raise _BadRequest("request body shorter than its Content-Length")
+        return body
 
     @staticmethod
     def _write(handler: _Handler, method: str, reply: Reply) -> None:

@@ -3,6 +3,8 @@ and the OpenAPI document. Lists page with opaque continuation tokens bound to th
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import azure.functions as func
 
 from eventstore import query
@@ -73,7 +75,8 @@ def get_event(req: func.HttpRequest) -> func.HttpResponse:
         "ETag": etag,
         "X-Event-Id": str(event.event_id),
         "X-Event-Type": event.event_type,
-        "X-Event-Stream": event.stream_id,
+        # Header values are Latin-1 on the wire; instance ids may be any text, so the id is percent-encoded.
+        "X-Event-Stream": quote(event.stream_id, safe=":"),
         "X-Event-Sequence": str(event.sequence_number),
         "X-Event-Global-Position": str(event.global_position),
         "X-Event-Recorded-At": event.recorded_at.isoformat(),

@@ -103,6 +103,11 @@ class EventStore:
         placement = self.placement_for(tenant_id, dsn_name=dsn_name, schema=schema, container=container)
         if placement.schema_name == self.control_schema:
             raise InvalidInput(f"schema {placement.schema_name} is the registry's own", field="schema")
+        clash = self.registry.clash(placement)
+        if clash is not None:
+            # Refused before anything is created: a refused onboarding leaves no schema behind.
+            name = placement.container_name if clash == "container" else placement.schema_name
+            raise InvalidInput(f"{clash} {name} already belongs to another tenant", field=clash)
         existing = self.registry.find(placement.tenant_id)
         if existing is not None:
             if (dsn_name, schema, container) == (None, None, None):

@@ -45,6 +45,23 @@ class TenantRegistry:
             self._cache[tenant_id] = placement
         return placement
 
+    def clash(self, placement: TenantPlacement) -> str | None:
+        """What of `placement` (schema or container) another tenant already holds, if anything."""
+        query = sql.SQL(
+            "SELECT CASE WHEN container_name = %s THEN 'container' ELSE 'schema' END FROM {}"
+            " WHERE tenant_id <> %s AND (container_name = %s OR (dsn_name = %s AND schema_name = %s)) LIMIT 1"
+        ).format(self._table)
+        params = (
+            placement.container_name,
+            placement.tenant_id,
+            placement.container_name,
+            placement.dsn_name,
+            placement.schema_name,
+        )
+        with translated_errors(), self._pool.connection() as conn:
+            row = conn.execute(query, params).fetchone()
+        return str(row[0]) if row else None
+
     def all(self) -> list[TenantPlacement]:
         query = sql.SQL("SELECT " + _COLUMNS + " FROM {} ORDER BY tenant_id").format(self._table)
         with translated_errors(), self._pool.connection() as conn:
@@ -67,6 +84,10 @@ class TenantRegistry:
                 (placement.tenant_id, placement.dsn_name, placement.schema_name, placement.container_name, version),
             ).fetchone()
         except psycopg.errors.UniqueViolation as exc:
+            if "container" in (exc.diag.constraint_name or ""):
+                raise InvalidInput(
+                    f"container {placement.container_name} already belongs to another tenant", field="container"
+                ) from exc
             raise InvalidInput(
                 f"schema {placement.schema_name} in DSN {placement.dsn_name} already belongs to another tenant",
                 field="schema",
