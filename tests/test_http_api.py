@@ -12,23 +12,20 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 from uuid import uuid4
 
 import azure.functions as func
 import pytest
-from azure.functions.queue import QueueMessage
 
 from eventstore import AUDIT_STREAM_ID, EventStore, NewEvent, Settings, instance_stream_id
 from eventstore.errors import StoreUnavailable
-from eventstore.http.metrics import COUNTERS, QUEUE_MESSAGE_FAILURES
 from eventstore.http.problems import problem_response
 from eventstore.samples import (
     CLAIM_INSTANCE_ID,
@@ -125,77 +122,9 @@ def http_bindings() -> list[tuple[str, str, str, Callable[..., Any]]]:
     return found
 
 
-class InProcessApi(Api):
-    def __init__(self) -> None:
-        self.routes = http_bindings()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes = b"",
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Response:
-        segments = path.split("/")
-        for route, route_method, _, user_function in self.routes:
-            template = route.split("/")
-            if route_method != method or len(template) != len(segments):
-                continue
-            route_params: dict[str, str] = {}
-            for pattern, segment in zip(template, segments, strict=True):
-                if pattern.startswith("{"):
-                    route_params[pattern[1:-1]] = unquote(segment)
-                elif pattern != segment:
-                    break
-            else:
-                req = func.HttpRequest(
-                    method,
-                    f"http://127.0.0.1/api/{path}" + (f"?{urlencode(params)}" if params else ""),
-                    headers=dict(headers or {}),
-                    params=dict(params or {}),
-                    route_params=route_params,
-                    body=body,
-                )
-                answer = user_function(req)
-                assert isinstance(answer, func.HttpResponse)
-                answer_headers = {k.lower(): v for k, v in answer.headers.items()}
-                answer_headers.setdefault("content-type", answer.mimetype)
-                return Response(answer.status_code, answer_headers, answer.get_body())
-        return Response(404, {}, b"")
-
-
-_in_process_users = [0]
-
-
 def serve_api(request: pytest.FixtureRequest, database_url: str) -> Iterator[Api]:
-    """The API under test: the local host over HTTP when the suite has `api_url`, else in-process (the
-    functions' store pointed at the test database for as long as any module uses it)."""
-    try:
-        yield HttpApi(request.getfixturevalue("api_url"))
-        return
-    except pytest.FixtureLookupError:
-        pass
-    from eventstore.runtime import get_store
-
-    saved = {k: os.environ.get(k) for k in ("EVENTSTORE_DATABASE_URL", "EVENTSTORE_POOL_MAX_SIZE")}
-    if _in_process_users[0] == 0:
-        os.environ.update(EVENTSTORE_DATABASE_URL=database_url, EVENTSTORE_POOL_MAX_SIZE="12")
-        get_store.cache_clear()
-    _in_process_users[0] += 1
-    try:
-        yield InProcessApi()
-    finally:
-        _in_process_users[0] -= 1
-        if _in_process_users[0] == 0:
-            get_store().close()
-            get_store.cache_clear()
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    """The API under test: function_app.py behind the local host, over real HTTP."""
+    yield HttpApi(request.getfixturevalue("api_url"))
 
 
 @pytest.fixture(scope="session")
@@ -687,32 +616,6 @@ class Queues:
         raise NotImplementedError
 
 
-class InProcessQueues(Queues):
-    FUNCTIONS: Mapping[str, str] = {
-        "workflow-messages": "record_queued_message",
-        "workflow-outcomes": "record_queued_outcomes",
-    }
-
-    def _function(self, queue: str) -> Callable[[func.QueueMessage], None]:
-        for function in registered_functions():
-            if function.get_function_name() == self.FUNCTIONS[queue]:
-                user_function: Callable[[func.QueueMessage], None] = function.get_user_function()
-                return user_function
-        raise AssertionError(f"no function for {queue}")
-
-    def send(self, queue: str, body: bytes) -> None:
-        self._function(queue)(QueueMessage(id=str(uuid4()), body=body, dequeue_count=1))  # type: ignore[no-untyped-call]
-
-    def expect_poisoned(self, *messages: tuple[str, bytes]) -> None:
-        for queue, body in messages:
-            before = COUNTERS.get(QUEUE_MESSAGE_FAILURES, queue=queue)
-            for dequeue_count in range(1, 6):  # what the host does up to maxDequeueCount
-                message = QueueMessage(id="m-1", body=body, dequeue_count=dequeue_count)  # type: ignore[no-untyped-call]
-                with pytest.raises(Exception):  # noqa: B017 - any failure: the host retries, then poisons
-                    self._function(queue)(message)
-            assert COUNTERS.get(QUEUE_MESSAGE_FAILURES, queue=queue) == before + 5
-
-
 class AzuriteQueues(Queues):
     def __init__(self, connection_string: str) -> None:
         self.connection_string = connection_string
@@ -755,10 +658,8 @@ class AzuriteQueues(Queues):
 
 
 @pytest.fixture(scope="session")
-def queues(api: Api, request: pytest.FixtureRequest) -> Queues:
-    if isinstance(api, InProcessApi):
-        return InProcessQueues()
-    return AzuriteQueues(request.getfixturevalue("azurite").connection_string)
+def queues(api: Api, azurite: Any) -> Queues:
+    return AzuriteQueues(azurite.connection_string)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 60) -> None:
