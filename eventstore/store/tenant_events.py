@@ -25,6 +25,13 @@ from eventstore.payloads import verify
 from eventstore.state import fold
 from eventstore.store.append_events import append_events, stream_version
 from eventstore.store.connection import translated_errors
+from eventstore.store.feed_checkpoints import (
+    DeadLetter,
+    add_dead_letters,
+    count_dead_letters,
+    load_checkpoint,
+    save_checkpoint,
+)
 from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
@@ -197,6 +204,24 @@ class TenantEvents:
         """Events committed after `after`, in commit-safe order, with the next checkpoint."""
         with translated_errors(), self._pool.connection() as conn:
             return read_all_after(conn, self._schema, after, limit)
+
+    def feed_checkpoint(self, sink: str) -> Checkpoint:
+        """Where `sink` has got to on the all-stream (START when it has published nothing)."""
+        with translated_errors(), self._pool.connection() as conn:
+            return load_checkpoint(conn, self._schema, sink)
+
+    def save_feed_checkpoint(self, sink: str, checkpoint: Checkpoint) -> Checkpoint:
+        """Move `sink`'s checkpoint forward (never back); returns the stored checkpoint."""
+        with translated_errors(), self._pool.connection() as conn:
+            return save_checkpoint(conn, self._schema, sink, checkpoint)
+
+    def dead_letter(self, sink: str, letters: Sequence[DeadLetter]) -> None:
+        with translated_errors(), self._pool.connection() as conn:
+            add_dead_letters(conn, self._schema, sink, letters)
+
+    def dead_letter_count(self, sink: str | None = None) -> int:
+        with translated_errors(), self._pool.connection() as conn:
+            return count_dead_letters(conn, self._schema, sink)
 
     def ensure_partitions(self, months_ahead: int | None = None, now: datetime | None = None) -> list[str]:
         return self._store.ensure_partitions_for(self.placement, months_ahead, now)

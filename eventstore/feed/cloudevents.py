@@ -1,0 +1,82 @@
+"""Slim CloudEvents 1.0 for the change feed: ids and positions only.
+
+Event Grid is not siloed per tenant, so an event on the feed never carries context, trigger parameters
+or payloads: subscribers call the query API (under the tenant's own route and keys) for the data.
+
+- `id`: the event id (subscribers dedupe on it: delivery is at least once).
+- `source`: `/tenants/{tenantId}`.
+- `subject`: `workflowInstances/{instanceId}` for instance streams, `audit` for the tenant's audit stream.
+- `type`: `{prefix}.{kebab-case event type}`, e.g. `io.eventstore.workflow.transition-completed`.
+- `time`: when the event was recorded (RFC 3339, UTC).
+- `data` (`application/json`): tenantId, workflowId, workflowInstanceId, eventId, eventType, streamId,
+  sequenceNumber, globalPosition.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventstore.models import RecordedEvent
+from eventstore.store.streams import AUDIT_STREAM_ID, INSTANCE_PREFIX
+
+DEFAULT_TYPE_PREFIX = "io.eventstore.workflow"
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+class FeedEventData(BaseModel):
+    """The whole of what the feed says about an event."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    tenant_id: str = Field(alias="tenantId")
+    workflow_id: str | None = Field(alias="workflowId")
+    workflow_instance_id: str | None = Field(alias="workflowInstanceId")
+    event_id: str = Field(alias="eventId")
+    event_type: str = Field(alias="eventType")
+    stream_id: str = Field(alias="streamId")
+    sequence_number: int = Field(alias="sequenceNumber")
+    global_position: int = Field(alias="globalPosition")
+
+
+@lru_cache(maxsize=256)
+def cloudevent_type(event_type: str, prefix: str = DEFAULT_TYPE_PREFIX) -> str:
+    """`TransitionCompleted` → `{prefix}.transition-completed`."""
+    return f"{prefix}.{_CAMEL_BOUNDARY.sub('-', event_type).lower()}"
+
+
+def subject_of(event: RecordedEvent) -> str:
+    if event.stream_id.startswith(INSTANCE_PREFIX):
+        return "workflowInstances/" + event.stream_id.removeprefix(INSTANCE_PREFIX)
+    return AUDIT_STREAM_ID if event.stream_id == AUDIT_STREAM_ID else "streams/" + event.stream_id
+
+
+def to_cloudevent(tenant_id: str, event: RecordedEvent, type_prefix: str = DEFAULT_TYPE_PREFIX) -> dict[str, Any]:
+    """The slim CloudEvent (structured mode, as a JSON-ready dict) announcing `event`."""
+    instance = event.workflow_instance_id
+    if instance is None and event.stream_id.startswith(INSTANCE_PREFIX):
+        instance = event.stream_id.removeprefix(INSTANCE_PREFIX)
+    data = FeedEventData(
+        tenant_id=tenant_id,
+        workflow_id=event.workflow_id,
+        workflow_instance_id=instance,
+        event_id=str(event.event_id),
+        event_type=event.event_type,
+        stream_id=event.stream_id,
+        sequence_number=event.sequence_number,
+        global_position=event.global_position,
+    )
+    return {
+        "specversion": "1.0",
+        "id": str(event.event_id),
+        "source": f"/tenants/{tenant_id}",
+        "subject": subject_of(event),
+        "type": cloudevent_type(event.event_type, type_prefix),
+        "time": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data.model_dump(mode="json"),
+    }

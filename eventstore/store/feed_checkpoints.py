@@ -1,0 +1,67 @@
+"""Per-sink checkpoints on the all-stream and dead letters: what the change feed's publisher keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg import sql
+
+from eventstore.models import START, Checkpoint, RecordedEvent
+
+
+class DeadLetter(NamedTuple):
+    event: RecordedEvent
+    status: int | None
+    reason: str
+
+
+def load_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str) -> Checkpoint:
+    row = conn.execute(
+        sql.SQL("SELECT transaction_id::text::bigint, global_position FROM {} WHERE sink = %s").format(
+            sql.Identifier(schema, "feed_checkpoints")
+        ),
+        (sink,),
+    ).fetchone()
+    return Checkpoint(int(row[0]), int(row[1])) if row else START
+
+
+def save_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str, checkpoint: Checkpoint) -> Checkpoint:
+    """Move the sink's checkpoint forward to `checkpoint` (never back); returns where it now is."""
+    row = conn.execute(
+        sql.SQL(
+            "INSERT INTO {table} AS c (sink, transaction_id, global_position) VALUES (%s, %s::text::xid8, %s)"
+            " ON CONFLICT (sink) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,"
+            " global_position = EXCLUDED.global_position, updated_at = now()"
+            " WHERE (c.transaction_id, c.global_position) < (EXCLUDED.transaction_id, EXCLUDED.global_position)"
+            " RETURNING transaction_id::text::bigint, global_position"
+        ).format(table=sql.Identifier(schema, "feed_checkpoints")),
+        (sink, str(checkpoint.transaction_id), checkpoint.global_position),
+    ).fetchone()
+    # No row: the stored checkpoint was already at or past this one (a publisher that lost a race).
+    return Checkpoint(int(row[0]), int(row[1])) if row else load_checkpoint(conn, schema, sink)
+
+
+def add_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str, letters: Sequence[DeadLetter]) -> None:
+    """Record refused events; a republished refusal (after a crash) updates the reason, never duplicates."""
+    if not letters:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            sql.SQL(
+                "INSERT INTO {} (sink, event_id, global_position, status, reason) VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (sink, event_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,"
+                " dead_at = now()"
+            ).format(sql.Identifier(schema, "feed_dead_letters")),
+            [(sink, d.event.event_id, d.event.global_position, d.status, d.reason) for d in letters],
+        )
+
+
+def count_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str | None = None) -> int:
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "feed_dead_letters"))
+    if sink is None:
+        row = conn.execute(query).fetchone()
+    else:
+        row = conn.execute(query + sql.SQL(" WHERE sink = %s"), (sink,)).fetchone()
+    return int(row[0]) if row else 0
