@@ -15,9 +15,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from eventstore.errors import InvalidInput
-from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
-from eventstore.store.read_stream import EVENT_COLUMNS, MAX_LIMIT
+from eventstore.models import AllStreamPage, Checkpoint
+from eventstore.store.read_stream import EVENT_COLUMNS, check_limit, page_of
 
 
 @lru_cache(maxsize=1024)
@@ -35,14 +34,9 @@ def _statement(schema: str) -> bytes:
 def read_all_after(
     conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int = 1000
 ) -> AllStreamPage:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    check_limit(limit)
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
         _statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1)
     ).fetchall()
-    more = len(rows) > limit
-    events = [RecordedEvent._make(row) for row in rows[:limit]]
-    last = events[-1] if events else None
-    next_checkpoint = Checkpoint(last.transaction_id, last.global_position) if last else checkpoint
-    return AllStreamPage(events=events, next_checkpoint=next_checkpoint, more=more)
+    return page_of(rows, limit, checkpoint)

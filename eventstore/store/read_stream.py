@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from eventstore.errors import InvalidInput
-from eventstore.models import RecordedEvent
+from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
 from eventstore.store.streams import validate_stream_id
 
 # The most events one read returns; larger reads page.
@@ -24,6 +24,19 @@ EVENT_COLUMNS = (
     "payload_sha256, payload_size, blob_ref, content_type, workflow_id, workflow_instance_id, user_id, "
     "correlation_id, causation_id, source_system, recorded_at"
 )
+
+
+def check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+
+
+def page_of(rows: list[Any], limit: int, after: Checkpoint) -> AllStreamPage:
+    """A page of the all-stream order from up to `limit + 1` rows: the extra row only says more wait."""
+    events = [RecordedEvent._make(row) for row in rows[:limit]]
+    last = events[-1] if events else None
+    next_checkpoint = Checkpoint(last.transaction_id, last.global_position) if last else after
+    return AllStreamPage(events=events, next_checkpoint=next_checkpoint, more=len(rows) > limit)
 
 
 @lru_cache(maxsize=1024)
@@ -49,8 +62,7 @@ def read_stream(
 ) -> list[RecordedEvent]:
     """Events of `stream_id` from `from_sequence` (inclusive; default: the start, or the end backwards)."""
     validate_stream_id(stream_id)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    check_limit(limit)
     if from_sequence is None:
         from_sequence = _MAX_SEQUENCE if backwards else 1
     elif not 0 <= from_sequence <= _MAX_SEQUENCE:

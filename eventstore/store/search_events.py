@@ -14,8 +14,8 @@ import psycopg
 from psycopg import sql
 
 from eventstore.errors import InvalidInput
-from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
-from eventstore.store.read_stream import EVENT_COLUMNS, MAX_LIMIT
+from eventstore.models import AllStreamPage, Checkpoint
+from eventstore.store.read_stream import EVENT_COLUMNS, check_limit, page_of
 
 
 def search_events(
@@ -31,8 +31,7 @@ def search_events(
     stream_id: str | None = None,
 ) -> AllStreamPage:
     """Events matching every given filter (`recorded_from` inclusive, `recorded_to` exclusive)."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    check_limit(limit)
     if recorded_from and recorded_to and recorded_from >= recorded_to:
         raise InvalidInput("'from' must be before 'to'", field="from")
     filters = [
@@ -61,7 +60,4 @@ def search_events(
         " ORDER BY e.transaction_id, e.global_position LIMIT %s"
     ).format(events=sql.Identifier(schema, "events"), filters=sql.SQL(" AND ").join(filters))
     rows = conn.cursor(binary=True).execute(query, [*params, limit + 1]).fetchall()
-    events = [RecordedEvent._make(row) for row in rows[:limit]]
-    last = events[-1] if events else None
-    next_checkpoint = Checkpoint(last.transaction_id, last.global_position) if last else after
-    return AllStreamPage(events=events, next_checkpoint=next_checkpoint, more=len(rows) > limit)
+    return page_of(rows, limit, after)
