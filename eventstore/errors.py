@@ -108,3 +108,28 @@ class PayloadIntegrityError(EventStoreError):
 
 class StoreUnavailable(EventStoreError):
     """The database could not be reached or failed in a way the caller may retry."""
+
+
+class FeedDeliveryError(EventStoreError):
+    """A change-feed sink did not take a batch. `status` is the HTTP status, or None (no answer)."""
+
+    def __init__(self, sink: str, status: int | None, reason: str) -> None:
+        self.sink, self.status, self.reason = sink, status, reason
+        super().__init__(f"{sink}: {status if status is not None else 'no answer'}: {reason}")
+
+
+class BatchTooLarge(FeedDeliveryError):
+    """413: the sink wants smaller requests; the batch is split."""
+
+
+class EventsRefused(FeedDeliveryError):
+    """A 4xx about the events themselves: they go to the dead letters and the feed moves on."""
+
+
+class SinkUnavailable(FeedDeliveryError):
+    """5xx, 408, 429, a timeout or no connection: retried with backoff, the checkpoint held."""
+
+
+class SinkMisconfigured(FeedDeliveryError):
+    """401/403/404/410 or a refused handshake: not the events' fault, so none is dead-lettered; the
+    checkpoint is held until the sink is fixed."""

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+import re
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore.tenancy import validate_identifier_prefix
+
+_SINK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class WebhookSettings(BaseModel):
+    """One statically registered CloudEvents webhook: `EVENTSTORE_WEBHOOKS__<name>__URL`, `__SECRET`..."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str = Field(pattern=r"^https?://", description="Where batches of slim CloudEvents are POSTed.")
+    secret: SecretStr = Field(
+        min_length=16,
+        description="HMAC-SHA256 key for the `webhook-signature` header (Standard Webhooks); a `whsec_` prefix "
+        "means the rest is base64.",
+    )
+    enabled: bool = True
+    handshake: bool = Field(
+        default=True, description="Ask the subscriber's consent first (CloudEvents webhook validation, OPTIONS)."
+    )
 
 
 class Settings(BaseSettings):
@@ -47,6 +69,57 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     max_batch_size: int = Field(default=1000, ge=1, le=10000, description="Most events in one append.")
+
+    # The change feed (docs/feed.md).
+    feed_enabled: bool = Field(default=True, description="Publish the change feed at all (per deployment).")
+    feed_schedule: str = Field(
+        default="*/5 * * * * *", description="NCRONTAB (6 fields) of the publisher's timer: the safety net."
+    )
+    feed_nudge: bool = Field(
+        default=True, description="Publish right after an ingest append instead of waiting for the timer."
+    )
+    feed_type_prefix: str = Field(
+        default="io.eventstore.workflow",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]*$",
+        description="CloudEvents type prefix.",
+    )
+    feed_batch_events: int = Field(default=1000, ge=1, le=5000, description="Most events in one request.")
+    feed_batch_bytes: int = Field(
+        default=1_000_000, ge=4096, le=1_048_576, description="Largest request body (Event Grid refuses over 1 MB)."
+    )
+    feed_request_timeout: float = Field(default=10.0, gt=0, description="Seconds before a request counts as failed.")
+    feed_retry_seconds: float = Field(
+        default=30.0, ge=0, description="How long one run retries a failing sink (backoff) before holding it."
+    )
+    feed_run_seconds: float = Field(
+        default=120.0, gt=0, description="Most seconds one timer run spends on a tenant's backlog."
+    )
+    feed_origin: str = Field(
+        default="localhost",
+        validation_alias=AliasChoices("EVENTSTORE_FEED_ORIGIN", "WEBSITE_HOSTNAME"),
+        description="Who the webhook handshake says is sending (WebHook-Request-Origin); the app's host name.",
+    )
+    eventgrid_endpoint: str = Field(
+        default="",
+        description="Event Grid topic endpoint including /api/events. Empty: no Event Grid sink.",
+    )
+    eventgrid_auth: Literal["key", "entra"] = Field(
+        default="key",
+        description="`key`: EVENTSTORE_EVENTGRID_KEY; `entra`: DefaultAzureCredential (managed identity).",
+    )
+    eventgrid_key: SecretStr = Field(default=SecretStr(""), description="Topic access key (auth `key`).")
+    eventgrid_enabled: bool = Field(default=True, description="Switch the Event Grid sink off without removing it.")
+    webhooks: dict[str, WebhookSettings] = Field(
+        default_factory=dict, description="CloudEvents webhooks by name (EVENTSTORE_WEBHOOKS__<name>__URL=...)."
+    )
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhook_names(cls, value: dict[str, WebhookSettings]) -> dict[str, WebhookSettings]:
+        for name in value:
+            if not re.match(_SINK_NAME, name):
+                raise ValueError(f"webhook name {name!r} must match {_SINK_NAME}")
+        return value
 
     @field_validator("app_role")
     @classmethod

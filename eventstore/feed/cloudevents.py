@@ -15,13 +15,13 @@ or payloads: subscribers call the query API (under the tenant's own route and ke
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventstore.models import RecordedEvent
 from eventstore.store.streams import AUDIT_STREAM_ID, INSTANCE_PREFIX
 
 DEFAULT_TYPE_PREFIX = "io.eventstore.workflow"
@@ -43,19 +43,40 @@ class FeedEventData(BaseModel):
     global_position: int = Field(alias="globalPosition")
 
 
+class FeedItem(Protocol):
+    """What the feed needs of an event (`RecordedEvent` and the feed's slim `FeedEntry` both have it)."""
+
+    @property
+    def global_position(self) -> int: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def sequence_number(self) -> int: ...
+    @property
+    def event_id(self) -> UUID: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def workflow_id(self) -> str | None: ...
+    @property
+    def workflow_instance_id(self) -> str | None: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+
+
 @lru_cache(maxsize=256)
 def cloudevent_type(event_type: str, prefix: str = DEFAULT_TYPE_PREFIX) -> str:
     """`TransitionCompleted` → `{prefix}.transition-completed`."""
     return f"{prefix}.{_CAMEL_BOUNDARY.sub('-', event_type).lower()}"
 
 
-def subject_of(event: RecordedEvent) -> str:
+def subject_of(event: FeedItem) -> str:
     if event.stream_id.startswith(INSTANCE_PREFIX):
         return "workflowInstances/" + event.stream_id.removeprefix(INSTANCE_PREFIX)
     return AUDIT_STREAM_ID if event.stream_id == AUDIT_STREAM_ID else "streams/" + event.stream_id
 
 
-def to_cloudevent(tenant_id: str, event: RecordedEvent, type_prefix: str = DEFAULT_TYPE_PREFIX) -> dict[str, Any]:
+def to_cloudevent(tenant_id: str, event: FeedItem, type_prefix: str = DEFAULT_TYPE_PREFIX) -> dict[str, Any]:
     """The slim CloudEvent (structured mode, as a JSON-ready dict) announcing `event`."""
     instance = event.workflow_instance_id
     if instance is None and event.stream_id.startswith(INSTANCE_PREFIX):

@@ -12,6 +12,7 @@ from eventstore.settings import Settings
 from eventstore.store import migrations
 from eventstore.store.connection import Pools, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
+from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
 from eventstore.store.registry import TenantRegistry
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.tenancy import (
@@ -170,6 +171,12 @@ class EventStore:
     def ensure_partitions(self, months_ahead: int | None = None) -> dict[str, list[str]]:
         """For every tenant: the current month and the next `months_ahead` (setting by default)."""
         return {p.tenant_id: self.ensure_partitions_for(p, months_ahead) for p in self.registry.all()}
+
+    def oldest_writing_transaction(self, dsn_name: str = "default") -> WritingTransaction | None:
+        """The oldest open transaction holding an xid on that database's server: until it ends, no
+        tenant's feed there passes it. Read through the owner role, which can see every session."""
+        with translated_errors(), self.pools.owner(dsn_name).connection() as conn:
+            return oldest_writing_transaction(conn)
 
     def partitions(self, tenant_id: str) -> list[str]:
         placement = self.registry.get(validate_tenant_id(tenant_id))

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 
 from eventstore.models import START, Checkpoint, RecordedEvent
+from eventstore.store.read_feed import FeedEntry
 
 
 class DeadLetter(NamedTuple):
-    event: RecordedEvent
+    event: RecordedEvent | FeedEntry
     status: int | None
     reason: str
+
+
+class SinkState(NamedTuple):
+    """A sink's checkpoint and its delivery health."""
+
+    sink: str
+    checkpoint: Checkpoint
+    updated_at: datetime | None
+    last_success_at: datetime | None
+    failing_since: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
 
 
 def load_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str) -> Checkpoint:
@@ -33,7 +47,8 @@ def save_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str, check
         sql.SQL(
             "INSERT INTO {table} AS c (sink, transaction_id, global_position) VALUES (%s, %s::text::xid8, %s)"
             " ON CONFLICT (sink) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,"
-            " global_position = EXCLUDED.global_position, updated_at = now()"
+            " global_position = EXCLUDED.global_position, updated_at = now(), last_success_at = now(),"
+            " failing_since = NULL, last_error = NULL"
             " WHERE (c.transaction_id, c.global_position) < (EXCLUDED.transaction_id, EXCLUDED.global_position)"
             " RETURNING transaction_id::text::bigint, global_position"
         ).format(table=sql.Identifier(schema, "feed_checkpoints")),
@@ -65,3 +80,29 @@ def count_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str | N
     else:
         row = conn.execute(query + sql.SQL(" WHERE sink = %s"), (sink,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def record_failure(conn: psycopg.Connection[Any], schema: str, sink: str, error: str) -> None:
+    """Note that `sink` is failing (the checkpoint stays where it is); cleared by the next save."""
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {table} AS c (sink, transaction_id, global_position, failing_since, last_error, last_error_at)"
+            " VALUES (%s, '0'::xid8, 0, now(), %s, now())"
+            " ON CONFLICT (sink) DO UPDATE SET failing_since = coalesce(c.failing_since, now()),"
+            " last_error = EXCLUDED.last_error, last_error_at = now()"
+        ).format(table=sql.Identifier(schema, "feed_checkpoints")),
+        (sink, error[:2000]),
+    )
+
+
+def sink_states(conn: psycopg.Connection[Any], schema: str) -> dict[str, SinkState]:
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT sink, transaction_id::text::bigint, global_position, updated_at, last_success_at,"
+            " failing_since, last_error, last_error_at FROM {}"
+        ).format(sql.Identifier(schema, "feed_checkpoints"))
+    ).fetchall()
+    return {
+        row[0]: SinkState(row[0], Checkpoint(int(row[1]), int(row[2])), row[3], row[4], row[5], row[6], row[7])
+        for row in rows
+    }

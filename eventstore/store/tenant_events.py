@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -27,14 +28,19 @@ from eventstore.store.append_events import append_events, stream_version
 from eventstore.store.connection import translated_errors
 from eventstore.store.feed_checkpoints import (
     DeadLetter,
+    SinkState,
     add_dead_letters,
     count_dead_letters,
     load_checkpoint,
+    record_failure,
     save_checkpoint,
+    sink_states,
 )
+from eventstore.store.feed_lock import try_lock_feed, unlock_feed
 from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
+from eventstore.store.read_feed import FeedEntry, PendingStats, pending_after, read_feed_after
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
 from eventstore.store.streams import instance_stream_id
@@ -214,6 +220,36 @@ class TenantEvents:
         """Move `sink`'s checkpoint forward (never back); returns the stored checkpoint."""
         with translated_errors(), self._pool.connection() as conn:
             return save_checkpoint(conn, self._schema, sink, checkpoint)
+
+    @contextmanager
+    def feed_lock(self) -> Iterator[bool]:
+        """Hold the tenant's publisher lock for the block, if no other publisher has it: yields whether
+        this one does. The lock lives on a pooled connection that stays idle (no transaction) meanwhile."""
+        with translated_errors(), self._pool.connection() as conn:
+            if not try_lock_feed(conn, self._schema):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                unlock_feed(conn, self._schema)
+
+    def read_feed(self, after: Checkpoint, limit: int) -> list[FeedEntry]:
+        """Up to `limit` events after `after` in all-stream order, ids and positions only."""
+        with translated_errors(), self._pool.connection() as conn:
+            return read_feed_after(conn, self._schema, after, limit)
+
+    def feed_pending(self, after: Checkpoint) -> PendingStats:
+        with translated_errors(), self._pool.connection() as conn:
+            return pending_after(conn, self._schema, after)
+
+    def feed_sink_states(self) -> dict[str, SinkState]:
+        with translated_errors(), self._pool.connection() as conn:
+            return sink_states(conn, self._schema)
+
+    def record_feed_failure(self, sink: str, error: str) -> None:
+        with translated_errors(), self._pool.connection() as conn:
+            record_failure(conn, self._schema, sink, error)
 
     def dead_letter(self, sink: str, letters: Sequence[DeadLetter]) -> None:
         with translated_errors(), self._pool.connection() as conn:

@@ -1,0 +1,212 @@
+"""Where the change feed goes: an Event Grid topic and CloudEvents webhooks, behind one small interface.
+
+A sink takes one batch of slim CloudEvents and either takes it (returns) or says why not, as one of the
+`FeedDeliveryError` kinds the publisher acts on:
+
+- `BatchTooLarge` (413): split the batch.
+- `EventsRefused` (any other 4xx): the events go to the dead letters and the feed moves on.
+- `SinkUnavailable` (5xx, 408, 429, timeouts, no connection): retry with backoff, checkpoint held.
+- `SinkMisconfigured` (401, 403, 404, 410, a refused handshake): the sink, not the events, is wrong.
+  Dead-lettering would empty the whole backlog into the dead letters on a rotated key, so the
+  checkpoint is held instead, and the feed endpoint shows the error until the sink is fixed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+from azure.core.credentials import AzureKeyCredential, TokenCredential
+from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.eventgrid import EventGridPublisherClient
+
+from eventstore.errors import (
+    BatchTooLarge,
+    EventsRefused,
+    FeedDeliveryError,
+    SinkMisconfigured,
+    SinkUnavailable,
+)
+from eventstore.feed import signing
+
+log = logging.getLogger(__name__)
+# The SDK passes per-call options (which are the only way to set retries and timeouts for a basic topic)
+# into each event's model as well, which logs three warnings per event that mean nothing.
+logging.getLogger("azure.eventgrid._legacy._generated._serialization").setLevel(logging.ERROR)
+
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json; charset=utf-8"
+EVENT_GRID_SINK = "eventgrid"
+WEBHOOK_SINK_PREFIX = "webhook:"
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Slim CloudEvents to send in one request, with their JSON (as the Event Grid SDK writes it)."""
+
+    events: list[dict[str, Any]]
+    encoded: list[bytes]
+
+    @property
+    def body(self) -> bytes:
+        # json.dumps' default separators: byte for byte what the SDK sends for the same list.
+        return b"[" + b", ".join(self.encoded) + b"]"
+
+    @property
+    def size(self) -> int:
+        return sum(len(e) for e in self.encoded) + 2 * len(self.encoded)
+
+    def halves(self) -> tuple[Batch, Batch]:
+        middle = len(self.events) // 2
+        return Batch(self.events[:middle], self.encoded[:middle]), Batch(self.events[middle:], self.encoded[middle:])
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode()
+
+
+class Sink(Protocol):
+    """One destination of the feed. `name` keys its checkpoint, so it must never change."""
+
+    @property
+    def name(self) -> str: ...
+
+    def send(self, batch: Batch) -> None:
+        """Deliver the whole batch, or raise a `FeedDeliveryError`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def failure(sink: str, status: int | None, reason: str) -> FeedDeliveryError:
+    """The kind of failure an HTTP status means (None: no answer at all)."""
+    if status is None or status in (408, 429) or status >= 500:
+        return SinkUnavailable(sink, status, reason)
+    if status == 413:
+        return BatchTooLarge(sink, status, reason)
+    if status in (401, 403, 404, 405, 410):
+        return SinkMisconfigured(sink, status, reason)
+    if 400 <= status < 500:
+        return EventsRefused(sink, status, reason)
+    # A 1xx/2xx/3xx the sink does not count as taken: the outcome is unknown, so send again.
+    return SinkUnavailable(sink, status, f"unexpected answer: {reason}")
+
+
+def _reason(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class EventGridSink:
+    """An Event Grid topic, through the SDK's `EventGridPublisherClient`."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        credential: AzureKeyCredential | TokenCredential,
+        *,
+        timeout: float = 10.0,
+        name: str = EVENT_GRID_SINK,
+    ) -> None:
+        self._name = name
+        self.endpoint = endpoint
+        self._timeout = timeout
+        self._client = EventGridPublisherClient(endpoint, credential)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def send(self, batch: Batch) -> None:
+        try:
+            # The SDK's own retry policy is off: retries are the publisher's (tenacity), with the
+            # checkpoint held in between. Client-level options are ignored for basic topics, so per call.
+            self._client.send(batch.events, retry_total=0, connection_timeout=self._timeout, read_timeout=self._timeout)
+        except HttpResponseError as exc:
+            status = exc.status_code
+            raise failure(self._name, status, _reason(exc.message or str(exc))) from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise SinkUnavailable(self._name, None, _reason(str(exc))) from exc
+        except AzureError as exc:
+            raise SinkUnavailable(self._name, None, _reason(f"{type(exc).__name__}: {exc}")) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class WebhookSink:
+    """A statically registered CloudEvents webhook (CloudEvents "HTTP 1.1 Web Hooks" specification).
+
+    Before the first delivery it asks for consent (validation handshake: `OPTIONS` with
+    `WebHook-Request-Origin`, answered by `WebHook-Allowed-Origin` naming us or `*`); every delivery is a
+    batched CloudEvents POST signed as Standard Webhooks (see `signing`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        secret: str,
+        *,
+        origin: str,
+        handshake: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        self._name = WEBHOOK_SINK_PREFIX + name
+        self.url = url
+        self.origin = origin
+        self._key = signing.key_of(secret)
+        self._handshake = handshake
+        self._consented = not handshake
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _ask_consent(self) -> None:
+        try:
+            answer = self._session.options(
+                self.url, headers={"WebHook-Request-Origin": self.origin}, timeout=self._timeout
+            )
+        except requests.RequestException as exc:
+            raise SinkUnavailable(self._name, None, f"validation handshake: {_reason(str(exc))}") from exc
+        allowed = [o.strip() for o in answer.headers.get("WebHook-Allowed-Origin", "").split(",") if o.strip()]
+        if answer.status_code >= 500 or answer.status_code in (408, 429):
+            raise SinkUnavailable(self._name, answer.status_code, "validation handshake failed")
+        if not 200 <= answer.status_code < 300 or not ({"*", self.origin} & set(allowed)):
+            raise SinkMisconfigured(
+                self._name,
+                answer.status_code,
+                f"validation handshake refused: WebHook-Allowed-Origin {allowed or 'missing'} does not allow "
+                f"{self.origin!r}",
+            )
+        log.info("webhook %s at %s allowed deliveries from %s", self._name, self.url, self.origin)
+        self._consented = True
+
+    def send(self, batch: Batch) -> None:
+        with self._lock:
+            if not self._consented:
+                self._ask_consent()
+        body = batch.body
+        # The same batch gets the same id, so a subscriber can drop a redelivered request whole.
+        message_id = "msg_" + hashlib.sha256(body).hexdigest()[:32]
+        headers = {"Content-Type": BATCH_CONTENT_TYPE, **signing.signed_headers(self._key, message_id, body)}
+        try:
+            answer = self._session.post(self.url, data=body, headers=headers, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise SinkUnavailable(self._name, None, _reason(f"{type(exc).__name__}: {exc}")) from exc
+        if 200 <= answer.status_code < 300:
+            return
+        if answer.status_code == 410 and self._handshake:
+            self._consented = False  # "gone": ask again before the next delivery
+        raise failure(self._name, answer.status_code, _reason(answer.text or answer.reason or ""))
+
+    def close(self) -> None:
+        self._session.close()

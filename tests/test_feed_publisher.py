@@ -1,0 +1,197 @@
+"""The change feed's publisher against the local Event Grid stand-in and the real SDK client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from azure.core.credentials import AzureKeyCredential
+
+from eventstore import EventStore, EventType, Settings, TenantEvents
+from eventstore.feed.publisher import FeedPublisher
+from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink
+from eventstore.local.eventgrid import EventGridStandIn
+from eventstore.models import START
+from tests.helpers import event
+
+KEY = "feed-test-key"
+
+
+@pytest.fixture
+def grid() -> Iterator[EventGridStandIn]:
+    with EventGridStandIn(key=KEY) as standin:
+        yield standin
+
+
+def publisher_for(
+    store: EventStore, grid: EventGridStandIn, key: str = KEY, timeout: float = 5.0, **settings: Any
+) -> FeedPublisher:
+    merged = store.settings.model_copy(update={"feed_retry_seconds": 5.0, **settings})
+    return FeedPublisher(store, [EventGridSink(grid.endpoint, AzureKeyCredential(key), timeout=timeout)], settings=merged)
+
+
+def fill(tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[str]:
+    """Appends interleaved across streams; returns the event ids in append order."""
+    ids = []
+    for n in range(per_stream):
+        for s in range(streams):
+            new = event({"secret": "payloads never reach the feed", "n": n}, EventType.STEP_COMPLETED, workflow_id="wf")
+            tenant.append(f"instance:i{s}", [new])
+            ids.append(str(new.event_id))
+    return ids
+
+
+def test_publishes_the_backlog_as_slim_cloudevents_in_stream_order(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    ids = fill(tenant)
+    publisher = publisher_for(store, grid)
+    run = publisher.publish_tenant(tenant.tenant_id)
+    assert run.locked and run.published == len(ids) and run.sinks[0].caught_up
+    events = grid.events
+    assert [e["id"] for e in events] == ids
+    first = events[0]
+    assert first["source"] == f"/tenants/{tenant.tenant_id}"
+    assert first["subject"] == "workflowInstances/i0"
+    assert first["type"] == "io.eventstore.workflow.step-completed"
+    assert "secret" not in json.dumps(events)  # ids and positions only
+    assert set(first["data"]) == {
+        "tenantId", "workflowId", "workflowInstanceId", "eventId", "eventType", "streamId", "sequenceNumber",
+        "globalPosition",
+    }  # fmt: skip
+    for s in range(3):
+        sequence = [e["data"]["sequenceNumber"] for e in events if e["data"]["streamId"] == f"instance:i{s}"]
+        assert sequence == [1, 2, 3, 4]
+    assert tenant.feed_checkpoint(EVENT_GRID_SINK) != START
+    # Nothing new: nothing sent again.
+    again = publisher.publish_tenant(tenant.tenant_id)
+    assert again.published == 0 and len(grid.events) == len(ids)
+    more = fill(tenant, streams=1, per_stream=2)
+    assert publisher.publish_tenant(tenant.tenant_id).published == 2
+    assert [e["id"] for e in grid.events] == ids + more
+
+
+def test_batches_stay_under_the_byte_limit(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    ids = fill(tenant, streams=4, per_stream=10)
+    publisher = publisher_for(store, grid, feed_batch_bytes=4096)
+    assert publisher.publish_tenant(tenant.tenant_id).published == 40
+    requests = [r for r in grid.requests if r.status == 200]
+    assert len(requests) > 4 and all(r.body_size <= 4096 for r in requests)
+    assert [e["id"] for e in grid.events] == ids
+
+
+def test_event_count_per_request_is_bounded(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    fill(tenant, streams=2, per_stream=5)
+    publisher = publisher_for(store, grid, feed_batch_events=3)
+    assert publisher.publish_tenant(tenant.tenant_id).published == 10
+    assert [r.event_count for r in grid.requests] == [3, 3, 3, 1]
+
+
+def test_413_splits_the_batch_and_loses_nothing(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    ids = fill(tenant, streams=2, per_stream=4)
+    grid.reject_next(2, 413)  # the batch of 8, then its first half of 4
+    run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
+    assert run.published == 8 and run.sinks[0].dead_lettered == 0
+    assert [e["id"] for e in grid.events] == ids
+    assert [r.event_count for r in grid.requests if r.status == 200] == [2, 2, 4]
+    assert tenant.dead_letter_count() == 0
+
+
+def test_a_refused_event_goes_to_the_dead_letters_and_the_feed_moves_on(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn, owner_conn: Any
+) -> None:
+    ids = fill(tenant, streams=2, per_stream=2)
+    grid.reject_next(3, 400)  # 4 events, then [0, 1], then [0]: only the first event is refused
+    run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
+    assert run.sinks[0].dead_lettered == 1 and run.published == 3 and run.sinks[0].caught_up
+    assert [e["id"] for e in grid.events] == ids[1:]
+    rows = owner_conn.execute(
+        f'SELECT sink, event_id::text, status, reason FROM "{tenant.placement.schema_name}".feed_dead_letters'
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in rows] == [(EVENT_GRID_SINK, ids[0], 400)]
+    assert "400" in rows[0][3] or "answer 400" in rows[0][3]
+    assert tenant.feed_checkpoint(EVENT_GRID_SINK).global_position >= 4
+
+
+def test_server_errors_are_retried_with_backoff(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    ids = fill(tenant, streams=1, per_stream=3)
+    grid.fail_next(2, 503)
+    run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
+    assert run.published == 3 and run.sinks[0].requests == 3
+    assert [r.status for r in grid.requests] == [503, 503, 200]
+    assert [e["id"] for e in grid.events] == ids
+
+
+def test_a_failing_sink_is_held_and_catches_up_later(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    ids = fill(tenant, streams=1, per_stream=3)
+    grid.fail_next(2, 500)
+    publisher = publisher_for(store, grid, feed_retry_seconds=0.0)
+    run = publisher.publish_tenant(tenant.tenant_id)
+    assert run.published == 0 and run.sinks[0].error and "500" in run.sinks[0].error
+    assert tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    state = tenant.feed_sink_states()[EVENT_GRID_SINK]
+    assert state.failing_since is not None and state.last_error and "500" in state.last_error
+    publisher.publish_tenant(tenant.tenant_id)  # still failing: the failure start stays the first one
+    assert tenant.feed_sink_states()[EVENT_GRID_SINK].failing_since == state.failing_since
+    assert publisher.publish_tenant(tenant.tenant_id).published == 3
+    assert [e["id"] for e in grid.events] == ids
+    healed = tenant.feed_sink_states()[EVENT_GRID_SINK]
+    assert healed.failing_since is None and healed.last_error is None and healed.last_success_at is not None
+
+
+def test_a_wrong_key_holds_the_feed_without_dead_letters(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    fill(tenant, streams=1, per_stream=2)
+    run = publisher_for(store, grid, key="rotated-away").publish_tenant(tenant.tenant_id)
+    assert run.published == 0 and run.sinks[0].error and "401" in run.sinks[0].error
+    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    assert publisher_for(store, grid).publish_tenant(tenant.tenant_id).published == 2
+
+
+def test_a_timeout_is_retried(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    ids = fill(tenant, streams=1, per_stream=2)
+    grid.hang_next(1, seconds=3)
+    run = publisher_for(store, grid, timeout=0.5).publish_tenant(tenant.tenant_id)
+    assert run.published == 2 and run.sinks[0].requests == 2
+    assert [e["id"] for e in grid.events] == ids
+
+
+def test_one_publisher_per_tenant(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    fill(tenant, streams=1, per_stream=2)
+    publisher = publisher_for(store, grid)
+    with tenant.feed_lock() as held:
+        assert held
+        with tenant.feed_lock() as second:
+            assert not second
+        run = publisher.publish_tenant(tenant.tenant_id)
+        assert not run.locked and run.published == 0 and grid.events == []
+    assert publisher.publish_tenant(tenant.tenant_id).published == 2
+
+
+def test_publish_all_covers_every_tenant(store: EventStore, grid: EventGridStandIn) -> None:
+    from tests.conftest import random_tenant_id
+
+    tenants = []
+    for _ in range(2):
+        tenant_id = random_tenant_id()
+        store.onboard_tenant(tenant_id)
+        tenants.append(store.tenant(tenant_id))
+        fill(tenants[-1], streams=1, per_stream=1)
+    publisher_for(store, grid).publish_all()
+    sources = {e["source"] for e in grid.events}
+    assert {f"/tenants/{t.tenant_id}" for t in tenants} <= sources
+
+
+def test_switched_off_means_no_sinks(settings: Settings) -> None:
+    from eventstore.feed.config import sinks_from_settings
+
+    on = settings.model_copy(update={"eventgrid_endpoint": "http://127.0.0.1:1/api/events", "eventgrid_key": SecretStr("k")})
+    assert [s.name for s in sinks_from_settings(on)] == [EVENT_GRID_SINK]
+    assert sinks_from_settings(on.model_copy(update={"feed_enabled": False})) == []
+    assert sinks_from_settings(on.model_copy(update={"eventgrid_enabled": False})) == []
