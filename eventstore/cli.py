@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
     walk = commands.add_parser("walk", help="send the expense-claim walk to a running host over HTTP")
     walk.add_argument("--url", default="http://127.0.0.1:7071/api", help="the host's API (default %(default)s)")
+    from eventstore.feed.commands import add_arguments as add_feed_arguments
+
+    add_feed_arguments(
+        commands.add_parser("feed", help="the change feed: publish now, a tenant's feed health, watch arrivals")
+    )
     from eventstore.devhost.cli import add_arguments as add_host_arguments
 
     add_host_arguments(
@@ -79,6 +84,10 @@ def _run(args: argparse.Namespace) -> None:
         elif args.command == "partitions":
             for tenant_id, names in store.ensure_partitions(args.months_ahead).items():
                 print(f"{tenant_id}: {', '.join(names)}", flush=True)
+        elif args.command == "feed":
+            from eventstore.feed.commands import run as run_feed
+
+            run_feed(args, store)
         elif args.command == "demo":
             from eventstore.demo import run_demo
 
@@ -92,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from eventstore.devhost.cli import run_with_database
 
             return run_with_database(args)
+        if args.command == "feed" and args.action == "watch":
+            from eventstore.feed.commands import watch
+
+            watch(args.url, args.from_start)
+            return 0
         if args.command == "walk":
             from eventstore.sample_client import send_walk
 

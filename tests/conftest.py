@@ -111,10 +111,26 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+FEED_KEY = "test-feed-key"
+
+
 @pytest.fixture(scope="session")
-def api_url(database_url: str, azurite: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def feed_grid() -> Iterator[Any]:
+    """The Event Grid stand-in the local host's change feed publishes to."""
+    from eventstore.local.eventgrid import EventGridStandIn
+
+    with EventGridStandIn(key=FEED_KEY) as grid:
+        yield grid
+
+
+@pytest.fixture(scope="session")
+def api_url(
+    database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """function_app.py served by the project's local Functions host over real HTTP, with the test database
-    and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes."""
+    and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes. Its change feed
+    goes to `feed_grid` on the nudge alone: the timer is set to once a day, so that the host never takes
+    the publisher lock of tenants that in-process feed tests publish themselves."""
     root = Path(__file__).resolve().parent.parent
     folder = tmp_path_factory.mktemp("host")
     host_json = json.loads((root / "host.json").read_text())
@@ -125,6 +141,9 @@ def api_url(database_url: str, azurite: Any, tmp_path_factory: pytest.TempPathFa
         **os.environ,
         "EVENTSTORE_DATABASE_URL": database_url,
         "AzureWebJobsStorage": azurite.connection_string,
+        "EVENTSTORE_EVENTGRID_ENDPOINT": feed_grid.endpoint,
+        "EVENTSTORE_EVENTGRID_KEY": FEED_KEY,
+        "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
     }
     log = (folder / "host.log").open("w")
     command = [

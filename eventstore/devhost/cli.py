@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -31,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="always start Azurite (default: when a storage setting is UseDevelopmentStorage=true)",
     )
     azurite.add_argument("--no-azurite", dest="azurite", action="store_false", help="never start Azurite")
+    parser.add_argument(
+        "--eventgrid-port",
+        type=int,
+        default=7072,
+        help="`eventstore host` only: port of the local Event Grid stand-in it starts as the change feed's sink "
+        "when EVENTSTORE_EVENTGRID_ENDPOINT is not set (default 7072; 0 picks a free one; -1: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +72,27 @@ def run_with_database(args: argparse.Namespace) -> int:
             os.environ.setdefault(key, value)
     # Nothing configured: the functions' storage is Azurite on its standard ports, which `serve` starts.
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    with local_settings() as settings:
+    with local_settings() as settings, _local_event_grid(args.eventgrid_port):
         os.environ["EVENTSTORE_DATABASE_URL"] = settings.database_url
         return run(args)
+
+
+@contextmanager
+def _local_event_grid(port: int) -> Iterator[None]:
+    """The feed's default local sink: an Event Grid stand-in, unless a topic is configured or the feed is off."""
+    feed_on = os.environ.get("EVENTSTORE_FEED_ENABLED", "true").strip().lower() not in ("false", "0", "no", "off")
+    if port < 0 or not feed_on or os.environ.get("EVENTSTORE_EVENTGRID_ENDPOINT"):
+        yield
+        return
+    from eventstore.local.eventgrid import EventGridStandIn
+
+    with EventGridStandIn(key="local-event-grid-key", port=port, log_arrivals=True) as grid:
+        os.environ["EVENTSTORE_EVENTGRID_ENDPOINT"] = grid.endpoint
+        os.environ["EVENTSTORE_EVENTGRID_KEY"] = grid.key
+        os.environ.setdefault("EVENTSTORE_EVENTGRID_AUTH", "key")
+        print(
+            f"change feed: local Event Grid stand-in at {grid.endpoint}; watch it with "
+            f"`.venv/bin/python -m eventstore feed watch --url http://127.0.0.1:{grid.port}`",
+            flush=True,
+        )
+        yield

@@ -52,6 +52,8 @@ class SinkRun:
     dead_lettered: int = 0
     requests: int = 0
     caught_up: bool = False
+    waiting: bool = False
+    """Caught up with what may be read, but newer events wait behind an older open transaction."""
     error: str | None = None
 
 
@@ -65,6 +67,10 @@ class TenantRun:
     @property
     def published(self) -> int:
         return sum(s.published for s in self.sinks)
+
+    @property
+    def waiting(self) -> bool:
+        return any(s.waiting for s in self.sinks)
 
 
 class FeedPublisher:
@@ -132,6 +138,7 @@ class FeedPublisher:
                 entries = tenant.read_feed(run.checkpoint, self.batch_events)
                 if not entries:
                     run.caught_up = True
+                    run.waiting = tenant.feed_waiting(run.checkpoint)
                     break
                 for batch_entries, batch in self._batches(tenant, entries):
                     self._deliver(tenant, sink, batch_entries, batch, retry_seconds, run)

@@ -31,7 +31,7 @@ from eventstore.http.exchange import (
 from eventstore.http.metrics import COUNTERS, QUEUE_MESSAGE_FAILURES, QUEUE_MESSAGES_RECORDED
 from eventstore.http.models import MessageAccepted, OutcomesAppended
 from eventstore.http.routes import http_function
-from eventstore.runtime import get_store
+from eventstore.runtime import get_store, nudge_feed
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def post_message(req: func.HttpRequest) -> func.HttpResponse:
     body = body_within_limit(req, store.settings)
     ingest.check_message_content_type(header(req, "Content-Type"))
     recorded = ingest.record_message(store, route_param(req, "tenantId"), body, "http")
+    if not recorded.result.repeated:
+        nudge_feed(recorded.tenant_id)
     answer = MessageAccepted(
         event_id=str(recorded.event_id),
         sequence_number=recorded.result.sequence_numbers[0],
@@ -66,6 +68,8 @@ def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
     expected = expected_version(req)
     tenant_id, instance_id = route_param(req, "tenantId"), route_param(req, "instanceId")
     events, result = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
+    if not result.repeated:
+        nudge_feed(tenant_id)
     answer = OutcomesAppended(
         event_ids=[str(e.event_id) for e in events],
         sequence_numbers=list(result.sequence_numbers),
@@ -105,6 +109,8 @@ def _failures_reported(queue: str, msg: func.QueueMessage) -> Iterator[None]:
 def record_queued_message(msg: func.QueueMessage) -> None:
     with _failures_reported(MESSAGES_QUEUE, msg):
         recorded = ingest.record_queued_message(get_store(), msg.get_body())
+    if not recorded.result.repeated:
+        nudge_feed(recorded.tenant_id)
     log.info(
         "queue %s: message %s recorded as event %s%s",
         MESSAGES_QUEUE, msg.id, recorded.event_id, " (repeat)" if recorded.result.repeated else "",
@@ -116,6 +122,8 @@ def record_queued_message(msg: func.QueueMessage) -> None:
 def record_queued_outcomes(msg: func.QueueMessage) -> None:
     with _failures_reported(OUTCOMES_QUEUE, msg):
         message, result = ingest.record_queued_outcomes(get_store(), msg.get_body())
+    if not result.repeated:
+        nudge_feed(message.tenant_id)
     log.info(
         "queue %s: message %s appended %d event(s) to instance %s at %s%s",
         OUTCOMES_QUEUE, msg.id, len(message.events), message.workflow_instance_id, result.sequence_numbers,

@@ -124,6 +124,25 @@ _PLACEMENT_EXAMPLE = {
     "schema": "es_0c4b9a3f6e2d4b1a9c8e7f6a5b4c3d2e1f0a9b8c",
     "container": "3c0f4c0cc8f4e6a1d7c0c5b0c7e1c2b3a4d5e6f7",
 }
+_FEED_EXAMPLE: dict[str, Any] = {
+    "tenantId": _TENANT,
+    "enabled": True,
+    "sinks": [
+        {
+            "name": "eventgrid",
+            "kind": "eventgrid",
+            "enabled": True,
+            "checkpoint": "7421:1988",
+            "pendingEvents": 3,
+            "oldestPendingAgeSeconds": 0.42,
+            "deadLetters": 0,
+            "lastSuccessAt": "2024-05-01T09:31:47.091254+00:00",
+            "failingSince": None,
+            "lastError": None,
+        }
+    ],
+    "oldestWritingTransaction": None,
+}
 _CONTINUATION = "eyJ2IjoxLCJrIjoiYXVkaXQiLCJwIjpbNzQyLDE3XSwiZiI6IkFCQ0RFRkdISUpLTE1OT1AifQ"
 
 _LOCATION = Header("Location", "Where the stored event can be read.")
@@ -344,6 +363,19 @@ OPERATIONS: tuple[Operation, ...] = (
                 example={"instances": [{**_STATE_EXAMPLE, "status": "faulted"}], "continuation": None},
             ),
         ),
+        errors=(400, 404, 503),
+    ),
+    Operation(
+        name="get_feed_health",
+        method="GET",
+        route="tenants/{tenantId}/feed",
+        auth_level="FUNCTION",
+        tag="feed",
+        summary="The tenant's change feed: how far each sink got, and what holds it back",
+        description="Per sink: checkpoint, events pending and the age of the oldest, dead letters, and the last "
+        "failure while a sink keeps failing. Also the oldest open writing transaction on the database: the feed "
+        "never passes it, so a forgotten open transaction shows here as a growing age.",
+        replies=(Reply(200, "The feed's health.", models.FeedHealth, example=_FEED_EXAMPLE),),
         errors=(400, 404, 503),
     ),
     Operation(

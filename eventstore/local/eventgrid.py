@@ -48,15 +48,19 @@ Limits applied (Event Grid's, configurable for tests): 1 MB (1,048,576 bytes) pe
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+log = logging.getLogger(__name__)
 
 API_VERSION = "2018-01-01"
 EVENTS_PATH = "/api/events"
@@ -66,6 +70,8 @@ SINGLE_CONTENT_TYPE = "application/cloudevents+json"
 MAX_REQUEST_BYTES = 1_048_576
 MAX_EVENT_BYTES = 1_048_576
 REQUIRED_ATTRIBUTES = ("id", "source", "type", "specversion")
+# Not Event Grid's: what the stand-in accepted, for people watching the feed locally (`eventstore feed watch`).
+RECEIVED_PATH = "/received"
 # Bodies larger than this are not read at all: the connection is closed after the 413.
 _READ_CAP = 64 * 1_048_576
 
@@ -131,7 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.standin._handle(self)
 
     def do_GET(self) -> None:
-        self.server.standin._handle(self)
+        if urlsplit(self.path).path == RECEIVED_PATH:
+            self.server.standin._received(self)
+        else:
+            self.server.standin._handle(self)
 
     def do_PUT(self) -> None:
         self.server.standin._handle(self)
@@ -159,8 +168,10 @@ class EventGridStandIn:
         seed: int | None = 0,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        log_arrivals: bool = False,
     ) -> None:
         self.key = key
+        self.log_arrivals = log_arrivals
         self.host = host
         self._port = port
         self.failure_rate = failure_rate
@@ -289,6 +300,26 @@ class EventGridStandIn:
                 return _Fault("status", status=self.failure_status)
             return None
 
+    def _received(self, handler: _Handler) -> None:
+        """`GET /received[?after=N]`: accepted events with index > N (all without `after`), and `next`."""
+        after = parse_qs(urlsplit(handler.path).query).get("after", ["-1"])[0]
+        try:
+            start = int(after) + 1
+        except ValueError:
+            start = 0
+        with self._lock:
+            page = [
+                {"index": i, "arrivedAt": datetime.fromtimestamp(a.arrived_at, UTC).isoformat(), "event": a.event}
+                for i, a in enumerate(self._accepted[max(start, 0) :], start=max(start, 0))
+            ]
+            total = len(self._accepted)
+        body = json.dumps({"events": page, "next": total}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
     # the protocol
 
     def _handle(self, handler: _Handler) -> None:
@@ -329,6 +360,8 @@ class EventGridStandIn:
             with self._changed:
                 self._accepted.extend(AcceptedEvent(e, arrived, index) for e in outcome.events)
                 self._changed.notify_all()
+            if self.log_arrivals:
+                log.info("event grid stand-in: %d event(s) accepted", len(outcome.events))
             payload = b""
         else:
             payload = json.dumps({"error": {"code": outcome.code, "message": outcome.message}}).encode()

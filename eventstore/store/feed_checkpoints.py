@@ -45,7 +45,8 @@ def save_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str, check
     """Move the sink's checkpoint forward to `checkpoint` (never back); returns where it now is."""
     row = conn.execute(
         sql.SQL(
-            "INSERT INTO {table} AS c (sink, transaction_id, global_position) VALUES (%s, %s::text::xid8, %s)"
+            "INSERT INTO {table} AS c (sink, transaction_id, global_position, last_success_at)"
+            " VALUES (%s, %s::text::xid8, %s, now())"
             " ON CONFLICT (sink) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,"
             " global_position = EXCLUDED.global_position, updated_at = now(), last_success_at = now(),"
             " failing_since = NULL, last_error = NULL"

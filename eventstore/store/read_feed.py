@@ -80,6 +80,17 @@ def read_feed_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Chec
     return [FeedEntry._make(row) for row in rows]
 
 
+def any_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint) -> bool:
+    """Whether any committed event lies after `checkpoint`, readable yet or not (one index probe)."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {events} WHERE (transaction_id, global_position) > (%s::text::xid8, %s))"
+        ).format(events=sql.Identifier(schema, "events")),
+        (str(checkpoint.transaction_id), checkpoint.global_position),
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def pending_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint) -> PendingStats:
     row = conn.execute(
         sql.SQL(

@@ -40,7 +40,7 @@ from eventstore.store.feed_lock import try_lock_feed, unlock_feed
 from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
-from eventstore.store.read_feed import FeedEntry, PendingStats, pending_after, read_feed_after
+from eventstore.store.read_feed import FeedEntry, PendingStats, any_after, pending_after, read_feed_after
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
 from eventstore.store.streams import instance_stream_id
@@ -238,6 +238,11 @@ class TenantEvents:
         """Up to `limit` events after `after` in all-stream order, ids and positions only."""
         with translated_errors(), self._pool.connection() as conn:
             return read_feed_after(conn, self._schema, after, limit)
+
+    def feed_waiting(self, after: Checkpoint) -> bool:
+        """Whether events after `after` exist that `read_feed` cannot return yet (an older transaction is open)."""
+        with translated_errors(), self._pool.connection() as conn:
+            return any_after(conn, self._schema, after)
 
     def feed_pending(self, after: Checkpoint) -> PendingStats:
         with translated_errors(), self._pool.connection() as conn:
