@@ -124,9 +124,7 @@ def feed_grid() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def api_url(
-    database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """function_app.py served by the project's local Functions host over real HTTP, with the test database
     and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes. Its change feed
     goes to `feed_grid` on the nudge alone: the timer is set to once a day, so that the host never takes

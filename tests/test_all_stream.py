@@ -40,8 +40,13 @@ def append_on(
 ) -> AppendResult:
     """Append on `conn`, inside whatever transaction the caller holds open."""
     return append_events(
-        conn, tenant.placement.schema_name, stream_id, events, StreamState.ANY,
-        inline_limit=settings.inline_payload_limit, max_batch=settings.max_batch_size,
+        conn,
+        tenant.placement.schema_name,
+        stream_id,
+        events,
+        StreamState.ANY,
+        inline_limit=settings.inline_payload_limit,
+        max_batch=settings.max_batch_size,
     )
 
 

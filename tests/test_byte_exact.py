@@ -133,17 +133,34 @@ def test_arbitrary_bytes_round_trip_exactly(
 # --- arbitrary JSON documents, serialised every which way -------------------------------------------
 
 _AWKWARD = st.sampled_from(
-    ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\ud83d\ude00", "\U0001f600", '"', "\\", "/", "\n",
-     "\t", "\x1f", "\x7f", "\u2028", "\ufeff", "\uffff", "é", "a"]
+    [
+        "\x00",
+        "\ud800",
+        "\udbff",
+        "\udc00",
+        "\udfff",
+        "\ud83d\ude00",
+        "\U0001f600",
+        '"',
+        "\\",
+        "/",
+        "\n",
+        "\t",
+        "\x1f",
+        "\x7f",
+        "\u2028",
+        "\ufeff",
+        "\uffff",
+        "é",
+        "a",
+    ]
 )
 _TEXT = st.one_of(
     st.text(max_size=12),
     st.text(st.characters(exclude_categories=()), max_size=12),  # surrogates included
     st.lists(_AWKWARD, max_size=5).map("".join),
 )
-_LEAVES = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), _TEXT
-)
+_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), _TEXT)
 DOCUMENTS = st.recursive(
     _LEAVES,
     lambda children: st.lists(children, max_size=5) | st.dictionaries(_TEXT, children, max_size=5),

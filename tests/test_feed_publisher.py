@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from azure.core.credentials import AzureKeyCredential
+from psycopg import sql
+from pydantic import SecretStr
 
 from eventstore import EventStore, EventType, Settings, TenantEvents
 from eventstore.feed.publisher import FeedPublisher
@@ -30,7 +31,9 @@ def publisher_for(
     store: EventStore, grid: EventGridStandIn, key: str = KEY, timeout: float = 5.0, **settings: Any
 ) -> FeedPublisher:
     merged = store.settings.model_copy(update={"feed_retry_seconds": 5.0, **settings})
-    return FeedPublisher(store, [EventGridSink(grid.endpoint, AzureKeyCredential(key), timeout=timeout)], settings=merged)
+    return FeedPublisher(
+        store, [EventGridSink(grid.endpoint, AzureKeyCredential(key), timeout=timeout)], settings=merged
+    )
 
 
 def fill(tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[str]:
@@ -90,7 +93,9 @@ def test_event_count_per_request_is_bounded(store: EventStore, tenant: TenantEve
     assert [r.event_count for r in grid.requests] == [3, 3, 3, 1]
 
 
-def test_413_splits_the_batch_and_loses_nothing(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+def test_413_splits_the_batch_and_loses_nothing(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
     ids = fill(tenant, streams=2, per_stream=4)
     grid.reject_next(2, 413)  # the batch of 8, then its first half of 4
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
@@ -109,14 +114,18 @@ def test_a_refused_event_goes_to_the_dead_letters_and_the_feed_moves_on(
     assert run.sinks[0].dead_lettered == 1 and run.published == 3 and run.sinks[0].caught_up
     assert [e["id"] for e in grid.events] == ids[1:]
     rows = owner_conn.execute(
-        f'SELECT sink, event_id::text, status, reason FROM "{tenant.placement.schema_name}".feed_dead_letters'
+        sql.SQL("SELECT sink, event_id::text, status, reason FROM {}").format(
+            sql.Identifier(tenant.placement.schema_name, "feed_dead_letters")
+        )
     ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [(EVENT_GRID_SINK, ids[0], 400)]
     assert "400" in rows[0][3] or "answer 400" in rows[0][3]
     assert tenant.feed_checkpoint(EVENT_GRID_SINK).global_position >= 4
 
 
-def test_server_errors_are_retried_with_backoff(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+def test_server_errors_are_retried_with_backoff(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
     ids = fill(tenant, streams=1, per_stream=3)
     grid.fail_next(2, 503)
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
@@ -191,7 +200,9 @@ def test_publish_all_covers_every_tenant(store: EventStore, grid: EventGridStand
 def test_switched_off_means_no_sinks(settings: Settings) -> None:
     from eventstore.feed.config import sinks_from_settings
 
-    on = settings.model_copy(update={"eventgrid_endpoint": "http://127.0.0.1:1/api/events", "eventgrid_key": SecretStr("k")})
+    on = settings.model_copy(
+        update={"eventgrid_endpoint": "http://127.0.0.1:1/api/events", "eventgrid_key": SecretStr("k")}
+    )
     assert [s.name for s in sinks_from_settings(on)] == [EVENT_GRID_SINK]
     assert sinks_from_settings(on.model_copy(update={"feed_enabled": False})) == []
     assert sinks_from_settings(on.model_copy(update={"eventgrid_enabled": False})) == []

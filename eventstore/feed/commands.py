@@ -15,7 +15,7 @@ DEFAULT_WATCH_URL = "http://127.0.0.1:7072"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     publish = actions.add_parser("publish", help="publish pending events to the configured sinks now")
-    publish.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    publish.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: every tenant)")
     publish.add_argument("--loop", action="store_true", help="keep publishing until interrupted")
     publish.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --loop")
     status = actions.add_parser("status", help="a tenant's feed health, as GET /api/tenants/{t}/feed answers")
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, store: EventStore) -> None:
         print(feed_health(store, args.tenant_id).model_dump_json(by_alias=True, indent=2))
 
 
-def _publish(store: EventStore, tenant_id: str | None, loop: bool, interval: float) -> None:
+def _publish(store: EventStore, tenant_ids: list[str] | None, loop: bool, interval: float) -> None:
     from eventstore.feed.config import sinks_from_settings
     from eventstore.feed.publisher import FeedPublisher
 
@@ -46,7 +46,7 @@ def _publish(store: EventStore, tenant_id: str | None, loop: bool, interval: flo
     publisher = FeedPublisher(store, sinks)
     try:
         while True:
-            runs = [publisher.publish_tenant(tenant_id)] if tenant_id else publisher.publish_all()
+            runs = [publisher.publish_tenant(t) for t in tenant_ids] if tenant_ids else publisher.publish_all()
             for run in runs:
                 for sink in run.sinks:
                     if sink.published or sink.dead_lettered or sink.error:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import threading
 import time
 from collections import deque
@@ -121,6 +122,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A sender that gives up (timeout) or is killed mid-request resets the connection: not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def __init__(self, address: tuple[str, int], standin: EventGridStandIn) -> None:
         super().__init__(address, _Handler)
         self.standin = standin
@@ -169,9 +175,11 @@ class EventGridStandIn:
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_event_bytes: int = MAX_EVENT_BYTES,
         log_arrivals: bool = False,
+        latency: float = 0.0,
     ) -> None:
         self.key = key
         self.log_arrivals = log_arrivals
+        self.latency = latency
         self.host = host
         self._port = port
         self.failure_rate = failure_rate
@@ -340,21 +348,11 @@ class EventGridStandIn:
         else:
             handler.close_connection = True
 
-        fault = self._next_fault()
-        outcome: _Outcome | None
-        if fault is not None and fault.kind == "hang":
-            self._stopping.wait(fault.seconds)
-            if not fault.accept or self._stopping.is_set():
-                handler.close_connection = True
-                self._record(
-                    index, handler, url.path, url.query, headers, len(body), 0, "hung, no response", 0, arrived
-                )
-                return
-            outcome = self._check(handler.command, url.path, url.query, headers, length, body)
-        elif fault is not None:
-            outcome = _Outcome(fault.status, "InjectedFailure", f"the stand-in was told to answer {fault.status}")
-        else:
-            outcome = self._check(handler.command, url.path, url.query, headers, length, body)
+        outcome = self._outcome(handler, url.path, url.query, headers, length, body)
+        if outcome is None:
+            handler.close_connection = True
+            self._record(index, handler, url.path, url.query, headers, len(body), 0, "hung, no response", 0, arrived)
+            return
 
         if outcome.status == 200:
             with self._changed:
@@ -388,6 +386,21 @@ class EventGridStandIn:
             handler.wfile.write(payload)
         except OSError:  # the client gave up (timeout) before the answer
             handler.close_connection = True
+
+    def _outcome(
+        self, handler: _Handler, path: str, query: str, headers: dict[str, str], length: int, body: bytes
+    ) -> _Outcome | None:
+        """The answer, after any injected latency or fault; None for a hang that ends with no answer."""
+        if self.latency > 0:
+            self._stopping.wait(self.latency)  # a topic's round trip, so that a sender can die mid-request
+        fault = self._next_fault()
+        if fault is not None and fault.kind == "hang":
+            self._stopping.wait(fault.seconds)
+            if not fault.accept or self._stopping.is_set():
+                return None
+        elif fault is not None:
+            return _Outcome(fault.status, "InjectedFailure", f"the stand-in was told to answer {fault.status}")
+        return self._check(handler.command, path, query, headers, length, body)
 
     def _record(
         self,

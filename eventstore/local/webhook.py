@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class Delivery:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A sender that gives up (timeout) or is killed mid-request resets the connection: not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
         super().__init__(address, _Handler)

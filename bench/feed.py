@@ -1,0 +1,845 @@
+"""`python -m bench.feed [--dsn DSN] [--quick] [--events N] [--rounds N] [--latency-seconds S] [--profile]`.
+
+The change feed against its targets, on the same database in the same run:
+  1. backlog drain: one tenant's backlog (100,000 events over 1,000 instance streams) published to the
+     local Event Grid stand-in (a real HTTP server in this process) through `FeedPublisher` and
+     `EventGridSink` (the real azure-eventgrid SDK), beside a raw baseline (plain psycopg pages of the same
+     rows, the same slim CloudEvents as plain dicts, POSTed with `requests`) and eventsourcing 9.5.6 (its
+     notification log of as many events, posted the same way). Rounds in rotating order; figures are
+     medians, ratios medians of the per-round ratios. Target: >= 10,000 events/s.
+  2. append-to-arrival latency under a paced writer (500 appends/s of 1 event to random instance streams
+     of a fresh tenant): the stand-in's arrival time minus the time `append` returned, matched by event
+     id, (a) with the nudge after each append (plus the 5 s timer, as deployed), (b) with the timer only
+     (a thread publishing the tenant at wall-clock multiples of 5 s). Target: p99 <= 1 s with the nudge.
+`--profile` then profiles a drain of the backlog's last 20,000 events (cProfile of the publisher thread,
+CPU and cProfile of the stand-in's handler threads), times each step of a page without the profiler, and
+drains the same events once more through a sink that posts the publisher's own encoded batch via the SDK's
+HTTP pipeline (azure-core) instead of the SDK's serializer. Prints a table; writes
+bench/results/feed-latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import json
+import math
+import os
+import platform
+import pstats
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+from azure.core import PipelineClient
+from azure.core.credentials import AzureKeyCredential
+from azure.core.pipeline.policies import (
+    AzureKeyCredentialPolicy,
+    ContentDecodePolicy,
+    HeadersPolicy,
+    HttpLoggingPolicy,
+    NetworkTraceLoggingPolicy,
+    RequestIdPolicy,
+    RetryPolicy,
+    UserAgentPolicy,
+)
+from azure.core.rest import HttpRequest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from bench.feed_baselines import PAGE, Drain, EventSourcingFeed, Poster, RawFeed, measure
+from bench.timing import median
+from eventstore import EventStore, EventType, NewEvent, Settings
+from eventstore.feed.cloudevents import to_cloudevent
+from eventstore.feed.nudge import Nudger
+from eventstore.feed.publisher import FeedPublisher, TenantRun
+from eventstore.feed.sinks import BATCH_CONTENT_TYPE, Batch, EventGridSink, Sink, encode, failure
+from eventstore.local.eventgrid import API_VERSION, EventGridStandIn
+from eventstore.models import START, Checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results" / "feed-latest.json"
+DSN_VARIABLE = "EVENTSTORE_BENCH_DATABASE_URL"
+KEY = "bench-feed-key"
+EVENTS, QUICK_EVENTS = 100_000, 2_000
+STREAMS = 1000
+APPEND_BATCH = 100
+RATE = 500.0
+LATENCY_SECONDS, QUICK_LATENCY_SECONDS = 20.0, 3.0
+TIMER_PERIOD = 5.0
+PROFILE_EVENTS = 20_000
+TARGET_DRAIN = 10_000.0
+TARGET_P99 = 1.0
+PAYLOAD = b'{"stepId":"step-7","outcome":"completed","output":{"approved":true,"score":0.92,"notes":"bench"}}'
+DRAIN_KEYS = ("store", "raw", "es")
+LABELS = {
+    "store": "store: FeedPublisher + EventGridSink (azure-eventgrid SDK)",
+    "raw": "raw: psycopg pages + dicts + requests.post",
+    "es": "eventsourcing 9.5.6: select_notifications + dicts + requests.post",
+}
+
+
+# --- the stand-in's CPU ---------------------------------------------------------------------------------
+
+
+class StandInMeter:
+    """CPU of the stand-in's handler threads, and (while `profiling`) a cProfile of each request they handle.
+
+    `ThreadingHTTPServer` serves each connection on a thread of its own; after every request this records
+    that thread's CPU time so far (`time.thread_time`, which includes reading the request line and headers),
+    so the sum over the threads is the stand-in's CPU. Wraps the stand-in's request handler (`_handle`):
+    bench-only instrumentation, nothing else changes.
+    """
+
+    def __init__(self, grid: EventGridStandIn) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[threading.Thread, float] = {}
+        self.profiles: list[cProfile.Profile] | None = None
+        original: Callable[[Any], None] = grid._handle
+
+        def handle(handler: Any) -> None:
+            profiles = self.profiles
+            if profiles is None:
+                original(handler)
+            else:
+                profiler = cProfile.Profile(time.thread_time)
+                profiler.enable()
+                try:
+                    original(handler)
+                finally:
+                    profiler.disable()
+                    with self._lock:
+                        profiles.append(profiler)
+            with self._lock:
+                self._latest[threading.current_thread()] = time.thread_time()
+
+        setattr(grid, "_handle", handle)  # noqa: B010 (an instance attribute shadowing the method)
+
+    def cpu(self) -> float:
+        with self._lock:
+            return sum(self._latest.values())
+
+
+# --- the backlog -----------------------------------------------------------------------------------------
+
+
+def new_tenant(store: EventStore) -> str:
+    tenant_id = uuid4().hex + uuid4().hex  # a Marain client tenant id: 64 lowercase hex
+    store.onboard_tenant(tenant_id)
+    return tenant_id
+
+
+def step_completed(instance: str) -> NewEvent:
+    return NewEvent(
+        event_id=uuid4(),
+        event_type=EventType.STEP_COMPLETED,
+        payload=PAYLOAD,
+        workflow_id="wf-bench",
+        workflow_instance_id=instance,
+    )
+
+
+def populate(store: EventStore, tenant_id: str, events: int, streams: int) -> None:
+    """`events` spread evenly over `streams` instance streams, one append of up to 100 events per call."""
+    tenant = store.tenant(tenant_id)
+    per_stream = max(1, events // streams)
+    written = 0
+    while written < events:
+        instance = uuid4().hex
+        in_stream = min(per_stream, events - written)
+        for first in range(0, in_stream, APPEND_BATCH):
+            count = min(APPEND_BATCH, in_stream - first)
+            tenant.append(f"instance:{instance}", [step_completed(instance) for _ in range(count)])
+        written += in_stream
+
+
+def checkpoint_before(dsn: str, schema: str, index: int) -> Checkpoint:
+    """The checkpoint after which the backlog's `index`-th event (0-based, feed order) comes next."""
+    if index <= 0:
+        return START
+    statement = sql.SQL(
+        "SELECT e.transaction_id::text::bigint, e.global_position FROM {} AS e"
+        " ORDER BY e.transaction_id, e.global_position OFFSET %s LIMIT 1"
+    ).format(sql.Identifier(schema, "events"))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(statement, (index - 1,)).fetchone()
+    if row is None:
+        raise ValueError(f"the backlog has no event {index - 1}")
+    return Checkpoint(int(row[0]), int(row[1]))
+
+
+def check_arrivals(grid: EventGridStandIn, expected: int, what: str) -> None:
+    accepted = grid.accepted
+    distinct = len({a.event["id"] for a in accepted})
+    if len(accepted) != expected or distinct != expected:
+        raise AssertionError(f"{what}: the stand-in accepted {len(accepted)} events ({distinct} distinct), not {expected}")
+
+
+# --- drains ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Contenders:
+    """The store and both baselines over the same backlog, and the stand-in they post to."""
+
+    dsn: str
+    store: EventStore
+    grid: EventGridStandIn
+    meter: StandInMeter
+    tenant_id: str
+    schema: str
+    events: int
+    raw: RawFeed
+    es: EventSourcingFeed
+    poster: Poster
+    settings: Settings
+    sinks_made: int = 0
+
+    def sink(self, label: str) -> EventGridSink:
+        # A sink name of its own: a checkpoint of its own, at START.
+        self.sinks_made += 1
+        name = f"eventgrid-{label}-{self.sinks_made}"
+        return EventGridSink(self.grid.endpoint, AzureKeyCredential(KEY), timeout=10, name=name)
+
+    def drain_store(self, skip: int = 0, sink: Sink | None = None) -> Drain:
+        """`FeedPublisher.publish_tenant` from START (or after the first `skip` events) until caught up."""
+        sink = sink or self.sink("round")
+        if skip:
+            self.store.tenant(self.tenant_id).save_feed_checkpoint(sink.name, self.checkpoint(skip))
+        publisher = FeedPublisher(self.store, [sink], settings=self.settings)
+
+        def run() -> tuple[int, int]:
+            result = publisher.publish_tenant(self.tenant_id)
+            (sink_run,) = result.sinks
+            if sink_run.error or not sink_run.caught_up:
+                raise RuntimeError(f"publisher did not drain: {sink_run}")
+            return result.published, sink_run.requests
+
+        try:
+            return self._measured(run, skip, "store")
+        finally:
+            publisher.close()
+
+    def drain_raw(self, skip: int = 0) -> Drain:
+        after = self.checkpoint(skip)
+        before = self.poster.requests
+        return self._measured(lambda: (self.raw.drain(self.poster, after), self.poster.requests - before), skip, "raw")
+
+    def drain_es(self, skip: int = 0) -> Drain:
+        start = self.es.position_of(skip)
+        before = self.poster.requests
+        return self._measured(lambda: (self.es.drain(self.poster, start), self.poster.requests - before), skip, "es")
+
+    def drain(self, key: str, skip: int = 0) -> Drain:
+        return {"store": self.drain_store, "raw": self.drain_raw, "es": self.drain_es}[key](skip)
+
+    def checkpoint(self, skip: int) -> Checkpoint:
+        return checkpoint_before(self.dsn, self.schema, skip)
+
+    def _measured(self, run: Callable[[], tuple[int, int]], skip: int, what: str) -> Drain:
+        self.grid.clear()
+        result = measure(run, self.meter.cpu)
+        check_arrivals(self.grid, self.events - skip, what)
+        self.grid.clear()
+        return result
+
+
+def run_drains(contenders: Contenders, rounds: int, warmup: int) -> dict[str, list[Drain]]:
+    """Each contender drains the whole backlog once per round, in an order rotating from round to round."""
+    for key in DRAIN_KEYS:  # warm up: imports, pools, prepared statements, the SDK's caches
+        contenders.drain(key, skip=contenders.events - warmup)
+    drains: dict[str, list[Drain]] = {key: [] for key in DRAIN_KEYS}
+    for number in range(rounds):
+        print(f"round {number + 1}/{rounds}", file=sys.stderr, flush=True)
+        shift = number % len(DRAIN_KEYS)
+        for key in DRAIN_KEYS[shift:] + DRAIN_KEYS[:shift]:
+            drain = contenders.drain(key)
+            drains[key].append(drain)
+            print(
+                f"  {LABELS[key]:<66} {drain.rate:>9,.0f} events/s ({drain.seconds:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return drains
+
+
+# --- latency ---------------------------------------------------------------------------------------------
+
+
+class Timer:
+    """The timer trigger's stand-in: `publish()` at every wall-clock multiple of `period` seconds."""
+
+    def __init__(self, publish: Callable[[], TenantRun], period: float) -> None:
+        self._publish = publish
+        self._period = period
+        self._stop = threading.Event()
+        self.runs: list[float] = []
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._loop, name="feed-timer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            now = time.time()
+            tick = (math.floor(now / self._period) + 1) * self._period
+            if self._stop.wait(tick - now):
+                return
+            started = time.perf_counter()
+            try:
+                self._publish()
+            except Exception as exc:  # reported by the caller
+                self.errors.append(exc)
+            self.runs.append(time.perf_counter() - started)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+
+@dataclass
+class Latency:
+    mode: str
+    label: str
+    appended: int
+    arrived: int
+    seconds: float
+    """How long the writer ran."""
+    latencies: list[float] = field(repr=False)
+    timer_runs: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def rate(self) -> float:
+        return self.appended / self.seconds if self.seconds > 0 else 0.0
+
+    def quantile(self, q: float) -> float:
+        return percentile(self.latencies, q) if self.latencies else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "appended": self.appended,
+            "arrived": self.arrived,
+            "missing": self.appended - self.arrived,
+            "writer_seconds": self.seconds,
+            "append_rate": self.rate,
+            "latency_seconds": {
+                "p50": self.quantile(0.50),
+                "p90": self.quantile(0.90),
+                "p99": self.quantile(0.99),
+                "max": max(self.latencies) if self.latencies else math.nan,
+                "mean": sum(self.latencies) / len(self.latencies) if self.latencies else math.nan,
+            },
+            "timer_runs": len(self.timer_runs),
+            "timer_run_seconds_max": max(self.timer_runs) if self.timer_runs else None,
+        }
+
+
+def percentile(values: Sequence[float], quantile: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
+
+
+def run_latency(store: EventStore, grid: EventGridStandIn, *, nudge: bool, seconds: float, rate: float,
+                period: float) -> Latency:  # fmt: skip
+    """A paced writer on a fresh tenant; every event's arrival at the stand-in minus its append's return."""
+    mode = "nudge" if nudge else "timer"
+    label = f"nudge after each append (+ {period:g} s timer)" if nudge else f"timer only ({period:g} s period)"
+    print(f"latency, {label}: {rate:g} appends/s for {seconds:g} s", file=sys.stderr, flush=True)
+    tenant_id = new_tenant(store)
+    tenant = store.tenant(tenant_id)
+    instances = [uuid4().hex for _ in range(STREAMS)]
+    sink = EventGridSink(grid.endpoint, AzureKeyCredential(KEY), timeout=10)
+    publisher = FeedPublisher(store, [sink])
+    nudger = Nudger(lambda t: publisher.publish_tenant(t, retry_seconds=1.0)) if nudge else None
+    grid.clear()
+    appended: dict[str, float] = {}
+    chooser = random.Random(7)
+    timer = Timer(lambda: publisher.publish_tenant(tenant_id), period)
+    try:
+        total = max(1, round(seconds * rate))
+        started = time.perf_counter()
+        for number in range(total):
+            pause = started + number / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            instance = chooser.choice(instances)
+            event = step_completed(instance)
+            tenant.append(f"instance:{instance}", [event])
+            appended[str(event.event_id)] = time.time()
+            if nudger is not None:
+                nudger.nudge(tenant_id)
+        writer_seconds = time.perf_counter() - started
+        try:
+            grid.wait_for(total, timeout=2 * period + 30)
+        except TimeoutError as exc:
+            print(f"  {exc}", file=sys.stderr, flush=True)
+    finally:
+        timer.stop()
+        if nudger is not None:
+            nudger.close()
+        publisher.close()
+    if timer.errors:
+        raise timer.errors[0]
+    first: dict[str, float] = {}
+    for accepted in grid.accepted:
+        first.setdefault(str(accepted.event["id"]), accepted.arrived_at)
+    grid.clear()
+    latencies = [first[event_id] - at for event_id, at in appended.items() if event_id in first]
+    result = Latency(mode, label, len(appended), len(latencies), writer_seconds, latencies, timer.runs)
+    print(
+        f"  {result.rate:,.0f} appends/s; p50 {result.quantile(0.5) * 1000:,.0f} ms, "
+        f"p99 {result.quantile(0.99) * 1000:,.0f} ms, {result.appended - result.arrived} missing",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
+# --- profile ---------------------------------------------------------------------------------------------
+
+
+class PrebuiltBodySink:
+    """What-if (bench only): the SDK's HTTP pipeline (azure-core `PipelineClient` with the policies
+    `EventGridPublisherClient` uses for a basic topic: key header, no retries) posting `Batch.body`, the JSON
+    `FeedPublisher` has already encoded (byte for byte what the SDK sends), instead of `client.send(dicts)`,
+    which rebuilds each event as a `CloudEvent`, an msrest model, a serialized dict and JSON again."""
+
+    def __init__(self, endpoint: str, key: str, name: str, timeout: float = 10.0) -> None:
+        self._name = name
+        self._timeout = timeout
+        self._url = f"{endpoint}?api-version={API_VERSION}"
+        self._client: PipelineClient[HttpRequest, Any] = PipelineClient(
+            endpoint,
+            policies=[
+                RequestIdPolicy(),
+                HeadersPolicy(),
+                UserAgentPolicy(sdk_moniker="eventgrid/bench"),
+                ContentDecodePolicy(),
+                RetryPolicy(retry_total=0),
+                AzureKeyCredentialPolicy(AzureKeyCredential(key), "aeg-sas-key"),
+                NetworkTraceLoggingPolicy(),
+                HttpLoggingPolicy(),
+            ],
+        )
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def send(self, batch: Batch) -> None:
+        request = HttpRequest("POST", self._url, headers={"Content-Type": BATCH_CONTENT_TYPE}, content=batch.body)
+        response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
+        if response.status_code != 200:
+            raise failure(self._name, response.status_code, response.text()[:500])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# Where the publisher thread's wall time goes, from cProfile's cumulative times: (label, [(path, function)]).
+# The parts do not nest in each other; what is left is the publisher's loop, tenacity and SDK glue.
+PUBLISHER_PARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("store: read_feed, the page query (psycopg + PostgreSQL)", (("eventstore/store/tenant_events.py", "read_feed"),)),
+    ("store: checkpoint load/save, advisory lock (psycopg + PostgreSQL)",
+     (("eventstore/store/tenant_events.py", "feed_checkpoint"), ("eventstore/store/tenant_events.py",
+      "save_feed_checkpoint"), ("eventstore/store/feed_lock.py", "try_lock_feed"),
+      ("eventstore/store/feed_lock.py", "unlock_feed"))),
+    ("ours: to_cloudevent (a pydantic FeedEventData per event)", (("eventstore/feed/cloudevents.py", "to_cloudevent"),)),
+    ("ours: encode (json.dumps per event, for the byte limit)", (("eventstore/feed/sinks.py", "encode"),)),
+    ("SDK: dicts -> CloudEvent objects (CloudEvent.from_dict, time re-parsed)", (("azure/core/messaging.py", "from_dict"),)),
+    ("SDK: CloudEvent -> generated msrest model", (("azure/eventgrid/_legacy/_helpers.py", "_cloud_event_to_generated"),)),
+    ("SDK: msrest Serializer.body of the models", (("azure/eventgrid/_legacy/_generated/_serialization.py", "body"),)),
+)  # fmt: skip
+_BUILD_REQUEST = ("azure/eventgrid/_legacy/_helpers.py", "_build_request")
+_SEND_REQUEST = ("azure/eventgrid/_legacy/_generated/_client.py", "send_request")
+_RECV = ("~", "<method 'recv_into' of '_socket.socket' objects>")
+_PUBLISH = ("eventstore/feed/publisher.py", "publish_tenant")
+
+
+def _cumulative(stats: dict[Any, Any], path: str, function: str) -> float:
+    return sum(
+        value[3] for (file, _, name), value in stats.items() if name == function and file.replace("\\", "/").endswith(path)
+    )
+
+
+def publisher_breakdown(profile: cProfile.Profile) -> list[tuple[str, float]]:
+    """(part, seconds) of the profiled drain; the first row is the total."""
+    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    total = _cumulative(stats, *_PUBLISH)
+    rows = [(label, sum(_cumulative(stats, *f) for f in functions)) for label, functions in PUBLISHER_PARTS]
+    body = _cumulative(stats, *PUBLISHER_PARTS[-1][1][0])
+    rows.append(("SDK: json.dumps of the body, request object", _cumulative(stats, *_BUILD_REQUEST) - body))
+    waiting = _cumulative(stats, *_RECV)
+    rows.append(("HTTP: azure-core pipeline, requests, urllib3 (less the wait)",
+                 _cumulative(stats, *_SEND_REQUEST) - waiting))  # fmt: skip
+    rows.append(("waiting for the stand-in's answer (socket recv; the stand-in works meanwhile)", waiting))
+    rows.append(("other: publisher loop, batching, tenacity, SDK glue", total - sum(s for _, s in rows)))
+    return [("total: publish_tenant", total), *rows]
+
+
+def top_functions(profiles: list[cProfile.Profile], limit: int = 10) -> list[tuple[str, float]]:
+    """The stand-in's heaviest functions by own time."""
+    if not profiles:
+        return []
+    merged = pstats.Stats(profiles[0])
+    for profile in profiles[1:]:
+        merged.add(profile)
+    stats: dict[Any, Any] = merged.stats  # type: ignore[attr-defined]
+    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:limit]
+    return [(f"{Path(file).name}:{name}", value[2]) for (file, _, name), value in ranked]
+
+
+def _per_event(seconds: list[float], events: int) -> float:
+    return median(seconds) / events * 1e6
+
+
+def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float]:
+    """µs per event of each step of publishing a page of 1,000, timed without a profiler (median of `pages`)."""
+    tenant = contenders.store.tenant(contenders.tenant_id)
+    sdk = contenders.sink("steps")
+    prebuilt = PrebuiltBodySink(contenders.grid.endpoint, KEY, "prebuilt-steps")
+    times: dict[str, list[float]] = {k: [] for k in ("read", "to_cloudevent", "encode", "sdk", "prebuilt", "requests")}
+    standin: list[float] = []
+    after = contenders.checkpoint(skip)
+    try:
+        for _ in range(pages):
+            clock = time.perf_counter()
+            entries = tenant.read_feed(after, PAGE)
+            times["read"].append(time.perf_counter() - clock)
+            if len(entries) < PAGE:
+                break
+            clock = time.perf_counter()
+            events = [to_cloudevent(contenders.tenant_id, e) for e in entries]
+            times["to_cloudevent"].append(time.perf_counter() - clock)
+            clock = time.perf_counter()
+            batch = Batch(events, [encode(e) for e in events])
+            times["encode"].append(time.perf_counter() - clock)
+            for key, send in (("sdk", sdk.send), ("prebuilt", prebuilt.send),
+                              ("requests", lambda b: contenders.poster.post(b.events))):  # fmt: skip
+                cpu = contenders.meter.cpu()
+                clock = time.perf_counter()
+                send(batch)
+                times[key].append(time.perf_counter() - clock)
+                standin.append(contenders.meter.cpu() - cpu)
+            after = entries[-1].checkpoint
+    finally:
+        sdk.close()
+        prebuilt.close()
+        contenders.grid.clear()
+    steps = {key: _per_event(values, PAGE) for key, values in times.items() if values}
+    if standin:
+        steps["standin_cpu"] = _per_event(standin, PAGE)
+    return steps
+
+
+def profile(contenders: Contenders, events: int) -> dict[str, Any]:
+    skip = max(0, contenders.events - events)
+    events = contenders.events - skip
+    print(f"profile: the backlog's last {events:,} events", file=sys.stderr, flush=True)
+    steps = page_steps(contenders, skip, pages=min(10, events // PAGE))
+    what_if = contenders.drain_store(skip, PrebuiltBodySink(contenders.grid.endpoint, KEY, f"prebuilt-{uuid4().hex[:8]}"))
+    plain = contenders.drain_store(skip)
+    profiler = cProfile.Profile()
+    contenders.meter.profiles = []
+    profiler.enable()
+    try:
+        profiled = contenders.drain_store(skip)
+    finally:
+        profiler.disable()
+        standin_profiles, contenders.meter.profiles = contenders.meter.profiles, None
+    return {
+        "events": events,
+        "page_steps_us_per_event": steps,
+        "drain_unprofiled": asdict(plain) | {"rate": plain.rate},
+        "drain_prebuilt_body": asdict(what_if) | {"rate": what_if.rate},
+        "drain_profiled": asdict(profiled) | {"rate": profiled.rate},
+        "publisher_thread": publisher_breakdown(profiler),
+        "standin_top_self": top_functions(standin_profiles),
+    }
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+
+def drain_summary(drains: dict[str, list[Drain]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, rounds in drains.items():
+        out[key] = {
+            "label": LABELS[key],
+            "events_per_second": median([d.rate for d in rounds]),
+            "rounds": [d.rate for d in rounds],
+            "seconds": [d.seconds for d in rounds],
+            "cpu_us_per_event": median([d.cpu_seconds / d.events * 1e6 for d in rounds]),
+            "standin_cpu_us_per_event": median([d.standin_cpu_seconds / d.events * 1e6 for d in rounds]),
+            "requests": [d.requests for d in rounds],
+            "events": rounds[0].events,
+        }
+    store = drains["store"]
+    ratios = {}
+    for key in ("raw", "es"):
+        per_round = [s.rate / b.rate for s, b in zip(store, drains[key], strict=True) if b.rate > 0]
+        ratios[f"store/{key}"] = {"ratio": median(per_round), "per_round": per_round}
+    out["ratios"] = ratios
+    return out
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f}"
+
+
+def render(drains: dict[str, Any], latencies: list[Latency], profiled: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = [
+        f"PostgreSQL {meta.get('server_version', '?')} ({meta.get('database', '?')}), fsync={meta.get('fsync')}, "
+        f"synchronous_commit={meta.get('synchronous_commit')}; {meta['cpus']} CPUs; stand-in in this process",
+        f"code: {meta.get('git_head', '?')} + uncommitted {meta.get('eventstore_uncommitted', '?')}; load average "
+        f"{meta.get('load_average_at_start')} at start, {meta.get('load_average_at_end')} at end",
+        "",
+        f"backlog drain: {meta['events']:,} events over {meta['streams']:,} streams, {meta['rounds']} rounds",
+        f"{'contender':<66} {'median':>9}  {'CPU µs/ev':>9} {'stand-in':>8}   rounds (events/s)",
+    ]
+    for key in DRAIN_KEYS:
+        d = drains[key]
+        rounds = ", ".join(f"{r:,.0f}" for r in d["rounds"])
+        lines.append(f"{d['label']:<66} {d['events_per_second']:>9,.0f}  {d['cpu_us_per_event']:>9.0f} "
+                     f"{d['standin_cpu_us_per_event']:>8.0f}   [{rounds}]")  # fmt: skip
+    for name, ratio in drains["ratios"].items():
+        per_round = " ".join(f"{r:.2f}" for r in ratio["per_round"])
+        lines.append(f"ratio {name:<60} {ratio['ratio']:>9.2f}   per round {per_round}")
+    verdict = "met" if drains["store"]["events_per_second"] >= TARGET_DRAIN else "MISSED"
+    lines.append(f"target: store >= {TARGET_DRAIN:,.0f} events/s: {verdict}")
+    lines += ["", f"{'append-to-arrival latency':<44} {'appends/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+              f" {'max ms':>8} {'missing':>7}"]  # fmt: skip
+    for latency in latencies:
+        s = latency.summary()["latency_seconds"]
+        lines.append(f"{latency.label:<44} {latency.rate:>9,.0f} {_ms(s['p50']):>8} {_ms(s['p90']):>8} "
+                     f"{_ms(s['p99']):>8} {_ms(s['max']):>8} {latency.appended - latency.arrived:>7}")  # fmt: skip
+    nudged = next((x for x in latencies if x.mode == "nudge"), None)
+    if nudged is not None:
+        verdict = "met" if nudged.quantile(0.99) <= TARGET_P99 else "MISSED"
+        lines.append(f"target: p99 <= {TARGET_P99:g} s with the nudge: {verdict}")
+    if profiled:
+        lines += ["", f"profile of a drain of {profiled['events']:,} events"]
+        steps = profiled["page_steps_us_per_event"]
+        lines.append("  µs per event, pages of 1,000, no profiler: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+        for key, label in (("drain_unprofiled", "FeedPublisher + EventGridSink"),
+                           ("drain_prebuilt_body", "FeedPublisher + prebuilt-body sink (what-if)"),
+                           ("drain_profiled", "FeedPublisher + EventGridSink under cProfile")):  # fmt: skip
+            lines.append(f"  {label:<48} {profiled[key]['rate']:>9,.0f} events/s")
+        total = profiled["publisher_thread"][0][1]
+        lines.append("  publisher thread (wall, cProfile):")
+        for label, seconds in profiled["publisher_thread"]:
+            lines.append(f"    {seconds:>7.2f} s {seconds / total * 100 if total else 0:>5.1f} %  {label}")
+        lines.append("  stand-in, own time: " + ", ".join(f"{n} {s:.2f} s" for n, s in profiled["standin_top_self"][:8]))
+    return "\n".join(lines)
+
+
+# --- running ---------------------------------------------------------------------------------------------
+
+
+def _server_facts(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        facts: dict[str, Any] = {}
+        for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers"):
+            row = conn.execute(f"SHOW {name}").fetchone()
+            facts[name] = row[0] if row else None
+    params = conninfo_to_dict(dsn)
+    facts["database"] = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
+    return facts
+
+
+def _code_facts() -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "eventstore").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    facts: dict[str, Any] = {"eventstore_sha256": digest.hexdigest()[:16]}
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "eventstore"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return facts
+    facts["git_head"] = head
+    facts["eventstore_uncommitted"] = [line[3:] for line in dirty if line.strip()]
+    return facts
+
+
+@dataclass(frozen=True)
+class Options:
+    events: int
+    streams: int
+    rounds: int
+    latency_seconds: float
+    rate: float
+    timer_period: float
+    profile_events: int | None
+    output: Path
+    quick: bool
+    keep: bool
+
+
+def run(dsn: str, options: Options) -> int:
+    started = time.perf_counter()
+    meta: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench.feed", *sys.argv[1:]]),
+        "quick": options.quick,
+        "events": options.events,
+        "streams": options.streams,
+        "rounds": options.rounds,
+        "latency_seconds": options.latency_seconds,
+        "append_rate": options.rate,
+        "timer_period": options.timer_period,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("psycopg", "azure-core", "azure-eventgrid", "requests", "eventsourcing")},
+        "load_average_at_start": os.getloadavg()[0],
+        **_code_facts(),
+        **_server_facts(dsn),
+    }
+    store = EventStore(Settings(database_url=dsn))
+    settings = store.settings.model_copy(update={"feed_run_seconds": 3600.0})
+    es: EventSourcingFeed | None = None
+    raw: RawFeed | None = None
+    poster: Poster | None = None
+    try:
+        with EventGridStandIn(key=KEY) as grid:
+            meter = StandInMeter(grid)
+            tenant_id = new_tenant(store)
+            print(f"populating: {options.events:,} events over {options.streams:,} streams (tenant {tenant_id})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            clock = time.perf_counter()
+            populate(store, tenant_id, options.events, options.streams)
+            meta["populate_seconds"] = round(time.perf_counter() - clock, 1)
+            schema = store.tenant(tenant_id).placement.schema_name
+            es = EventSourcingFeed(dsn, tenant_id)
+            clock = time.perf_counter()
+            es.populate(options.events, options.streams, PAYLOAD)
+            meta["populate_eventsourcing_seconds"] = round(time.perf_counter() - clock, 1)
+            raw = RawFeed(dsn, tenant_id, schema)
+            raw.check_equivalent()
+            poster = Poster(grid.endpoint, KEY)
+            contenders = Contenders(dsn, store, grid, meter, tenant_id, schema, options.events, raw, es, poster,
+                                    settings)  # fmt: skip
+            meta["tenant"] = tenant_id
+            drains = drain_summary(run_drains(contenders, options.rounds, warmup=min(2000, options.events // 4)))
+            latencies = [
+                run_latency(store, grid, nudge=nudge, seconds=options.latency_seconds, rate=options.rate,
+                            period=options.timer_period)  # fmt: skip
+                for nudge in (True, False)
+            ]
+            profiled = profile(contenders, options.profile_events) if options.profile_events else {}
+    except BaseException:
+        print("stopping: the stand-in, pools and the eventsourcing schema", file=sys.stderr)
+        raise
+    finally:
+        if poster is not None:
+            poster.close()
+        if raw is not None:
+            raw.close()
+        if es is not None:
+            es.close(drop=not options.keep)
+        store.close()
+    meta["duration_seconds"] = round(time.perf_counter() - started, 1)
+    meta["load_average_at_end"] = os.getloadavg()[0]
+    print(render(drains, latencies, profiled, meta))
+    document = {
+        "meta": meta,
+        "drain": drains,
+        "latency": {x.mode: x.summary() for x in latencies},
+        "profile": profiled,
+        "targets": {
+            "drain_events_per_second": TARGET_DRAIN,
+            "drain_met": drains["store"]["events_per_second"] >= TARGET_DRAIN,
+            "nudge_p99_seconds": TARGET_P99,
+            "nudge_p99_met": any(x.mode == "nudge" and x.quantile(0.99) <= TARGET_P99 for x in latencies),
+        },
+    }
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults written to {options.output} ({meta['duration_seconds']} s)")
+    return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.feed",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else an embedded server)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a smoke test: {QUICK_EVENTS:,}-event backlog, {QUICK_LATENCY_SECONDS:g} s latency runs")  # fmt: skip
+    parser.add_argument("--events", type=int, help=f"backlog size (default {EVENTS:,})")
+    parser.add_argument("--streams", type=int, help=f"instance streams of the backlog (default {STREAMS:,})")
+    parser.add_argument("--rounds", type=int, help="drains of the backlog per contender (default 3, quick 2)")
+    parser.add_argument("--latency-seconds", type=float, help=f"writer time per latency run (default {LATENCY_SECONDS:g})")
+    parser.add_argument("--rate", type=float, default=RATE, help=f"appends per second in the latency runs ({RATE:g})")
+    parser.add_argument("--timer-period", type=float, default=TIMER_PERIOD, help=f"timer period ({TIMER_PERIOD:g} s)")
+    parser.add_argument("--profile", action="store_true", help=f"afterwards, profile a drain of {PROFILE_EVENTS:,} events")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--keep", action="store_true", help="keep the eventsourcing baseline's schema")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    events = args.events or (QUICK_EVENTS if args.quick else EVENTS)
+    streams = args.streams or (max(1, events // APPEND_BATCH) if args.quick else STREAMS)
+    options = Options(
+        events=events,
+        streams=min(streams, events),
+        rounds=args.rounds or (2 if args.quick else 3),
+        latency_seconds=args.latency_seconds or (QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS),
+        rate=args.rate,
+        timer_period=args.timer_period,
+        profile_events=min(PROFILE_EVENTS, events) if args.profile else None,
+        output=args.output,
+        quick=args.quick,
+        keep=args.keep,
+    )
+    if options.events < 4 * PAGE // 2 or options.rounds < 1 or options.rate <= 0 or options.timer_period <= 0:
+        raise SystemExit("--events must be >= 2000, --rounds >= 1, --rate and --timer-period > 0")
+    signal.signal(signal.SIGTERM, _terminate)
+    dsn = args.dsn or os.environ.get(DSN_VARIABLE)
+    if dsn:
+        return run(dsn, options)
+    from eventstore.local.postgres import EmbeddedPostgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="eventstore-bench-feed-pg-"))
+    print(f"no --dsn or ${DSN_VARIABLE}: starting an embedded PostgreSQL in {data_dir}", file=sys.stderr)
+    server = EmbeddedPostgres(data_dir)
+    try:
+        return run(server.dsn, options)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
