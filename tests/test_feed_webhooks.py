@@ -1,0 +1,148 @@
+"""CloudEvents webhooks as a feed sink: consent handshake, Standard Webhooks signatures, their own
+checkpoints (a broken subscriber holds back no one), and the failure kinds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.core.credentials import AzureKeyCredential
+
+from eventstore import EventStore, TenantEvents
+from eventstore.feed import signing
+from eventstore.feed.publisher import FeedPublisher
+from eventstore.feed.sinks import EventGridSink, Sink, WebhookSink
+from eventstore.local.eventgrid import EventGridStandIn
+from eventstore.local.webhook import WebhookReceiver
+from eventstore.models import START
+from tests.helpers import event
+
+SECRET = "whsec_" + "c2VjcmV0LWtleS1vZi1hdC1sZWFzdC0xNi1ieXRlcw=="
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(SECRET) as receiver:
+        yield receiver
+
+
+def publisher(store: EventStore, *sinks: Sink, **settings: Any) -> FeedPublisher:
+    merged = store.settings.model_copy(update={"feed_retry_seconds": 2.0, **settings})
+    return FeedPublisher(store, list(sinks), settings=merged)
+
+
+def webhook(receiver: WebhookReceiver, secret: str = SECRET, **options: Any) -> WebhookSink:
+    return WebhookSink("sub", receiver.url, secret, origin="eventstore.example", timeout=2.0, **options)
+
+
+def append(tenant: TenantEvents, count: int, stream: str = "instance:w1") -> list[str]:
+    ids = []
+    for _ in range(count):
+        new = event()
+        tenant.append(stream, [new])
+        ids.append(str(new.event_id))
+    return ids
+
+
+def test_deliveries_are_signed_after_the_handshake(
+    store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
+) -> None:
+    ids = append(tenant, 3)
+    run = publisher(store, webhook(hook)).publish_tenant(tenant.tenant_id)
+    assert run.published == 3 and run.sinks[0].sink == "webhook:sub"
+    assert hook.handshakes == ["eventstore.example"]  # asked once, before the first delivery
+    assert [e["id"] for e in hook.events] == ids  # the receiver verified each signature (401 otherwise)
+    assert tenant.feed_checkpoint("webhook:sub") != START
+    append(tenant, 1)
+    publisher(store, webhook(hook)).publish_tenant(tenant.tenant_id)
+    assert len(hook.handshakes) == 2  # a new sink object (a new process) asks again
+
+
+def test_the_signature_is_standard_webhooks() -> None:
+    key = signing.key_of(SECRET)
+    body = b'[{"id": "1"}]'
+    headers = signing.signed_headers(key, "msg_1", body, now=1_700_000_000)
+    assert headers["webhook-timestamp"] == "1700000000" and headers["webhook-signature"].startswith("v1,")
+    signing.verify(SECRET, headers, body, now=1_700_000_010)
+    with pytest.raises(signing.SignatureMismatch):
+        signing.verify(SECRET, headers, body + b" ", now=1_700_000_010)
+    with pytest.raises(signing.SignatureMismatch):
+        signing.verify(SECRET, headers, body, now=1_700_000_000 + 301)  # replayed too late
+    with pytest.raises(signing.SignatureMismatch):
+        signing.verify("another-secret-of-16-bytes", headers, body, now=1_700_000_010)
+
+
+def test_a_wrong_secret_is_refused_by_the_subscriber_and_holds_the_sink(
+    store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
+) -> None:
+    append(tenant, 2)
+    run = publisher(store, webhook(hook, secret="not-the-subscribers-secret")).publish_tenant(tenant.tenant_id)  # noqa: S106
+    assert run.published == 0 and run.sinks[0].error and "401" in run.sinks[0].error
+    assert tenant.dead_letter_count() == 0 and hook.events == []
+    assert publisher(store, webhook(hook)).publish_tenant(tenant.tenant_id).published == 2
+
+
+def test_no_delivery_without_consent(store: EventStore, tenant: TenantEvents) -> None:
+    with WebhookReceiver(SECRET, allowed_origins=("someone-else.example",)) as refusing:
+        append(tenant, 2)
+        run = publisher(store, webhook(refusing)).publish_tenant(tenant.tenant_id)
+        assert run.published == 0 and run.sinks[0].error and "handshake refused" in run.sinks[0].error
+        assert refusing.statuses == [] and tenant.feed_checkpoint("webhook:sub") == START
+        state = tenant.feed_sink_states()["webhook:sub"]
+        assert state.last_error and "handshake" in state.last_error
+        # Without the handshake (configured so), deliveries go straight out.
+        assert publisher(store, webhook(refusing, handshake=False)).publish_tenant(tenant.tenant_id).published == 2
+
+
+def test_a_broken_webhook_holds_back_no_other_sink(
+    store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
+) -> None:
+    with WebhookReceiver(SECRET, failure_rate=1.0, failure_status=503) as broken, EventGridStandIn(key="k") as grid:
+        ids = append(tenant, 4)
+        sinks: list[Sink] = [
+            WebhookSink("broken", broken.url, SECRET, origin="o", timeout=2.0),
+            webhook(hook),
+            EventGridSink(grid.endpoint, AzureKeyCredential("k")),
+        ]
+        started = time.monotonic()
+        run = publisher(store, *sinks, feed_retry_seconds=1.0).publish_tenant(tenant.tenant_id)
+        assert time.monotonic() - started < 10
+        by_sink = {s.sink: s for s in run.sinks}
+        assert by_sink["webhook:broken"].published == 0 and by_sink["webhook:broken"].error
+        assert by_sink["webhook:broken"].requests > 1  # retried with backoff before being held
+        assert by_sink["webhook:sub"].published == 4 and by_sink["eventgrid"].published == 4
+        assert [e["id"] for e in hook.events] == ids and [e["id"] for e in grid.events] == ids
+        assert tenant.feed_checkpoint("webhook:broken") == START
+
+
+def test_a_refused_event_is_dead_lettered_for_that_webhook_only(
+    store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
+) -> None:
+    with WebhookReceiver(SECRET, failure_rate=1.0, failure_status=422) as picky:
+        ids = append(tenant, 2)
+        run = publisher(store, WebhookSink("picky", picky.url, SECRET, origin="o"), webhook(hook)).publish_tenant(
+            tenant.tenant_id
+        )
+        by_sink = {s.sink: s for s in run.sinks}
+        assert by_sink["webhook:picky"].dead_lettered == 2 and by_sink["webhook:picky"].caught_up
+        assert tenant.dead_letter_count("webhook:picky") == 2 and tenant.dead_letter_count("webhook:sub") == 0
+        assert [e["id"] for e in hook.events] == ids
+
+
+def test_webhook_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventstore import Settings
+    from eventstore.feed.config import sinks_from_settings
+
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__audit_tap__URL", "https://subscriber.example/hook")
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__audit_tap__SECRET", SECRET)
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__off__URL", "https://other.example/hook")
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__off__SECRET", SECRET)
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__off__ENABLED", "false")
+    settings = Settings()
+    assert [s.name for s in sinks_from_settings(settings)] == ["webhook:audit_tap"]
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__bad__URL", "https://x.example")
+    monkeypatch.setenv("EVENTSTORE_WEBHOOKS__bad__SECRET", "short")
+    with pytest.raises(ValueError, match="secret"):
+        Settings()
