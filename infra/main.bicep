@@ -87,6 +87,23 @@ resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   properties: { reserved: true }
 }
 
+@description('Publish the change feed (the Event Grid topic below); false switches it off for the deployment.')
+param feedEnabled bool = true
+
+@description('NCRONTAB (6 fields) of the feed publisher timer, the safety net under the per-append nudge.')
+param feedSchedule string = '*/5 * * * * *'
+
+// The change feed's topic: CloudEvents 1.0 in, Entra ID only (no keys to leak or rotate).
+resource feedTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
+  name: '${name}-feed-${suffix}'
+  location: location
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
 var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
 var ownerDsn = 'postgresql://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgres.properties.fullyQualifiedDomainName}:5432/${databaseName}?sslmode=require'
 
@@ -110,12 +127,29 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'SCM_DO_BUILD_DURING_DEPLOYMENT', value: 'true' }
         { name: 'EVENTSTORE_DATABASE_URL', value: ownerDsn }
         { name: 'EVENTSTORE_PARTITIONS_AHEAD', value: string(partitionsAhead) }
+        { name: 'EVENTSTORE_FEED_ENABLED', value: string(feedEnabled) }
+        { name: 'EVENTSTORE_FEED_SCHEDULE', value: feedSchedule }
+        { name: 'EVENTSTORE_EVENTGRID_ENDPOINT', value: feedTopic.properties.endpoint }
+        { name: 'EVENTSTORE_EVENTGRID_AUTH', value: 'entra' }
       ]
     }
   }
   dependsOn: [database, allowAzure]
 }
 
+// The app's managed identity may publish to the topic (DefaultAzureCredential picks it up).
+var eventGridDataSender = 'd5a91429-5739-47e2-a06b-3470a27159e7'
+resource feedSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(feedTopic.id, functionApp.id, eventGridDataSender)
+  scope: feedTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', eventGridDataSender)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+output feedTopicEndpoint string = feedTopic.properties.endpoint
 output functionAppName string = functionApp.name
 output postgresHost string = postgres.properties.fullyQualifiedDomainName
 output storageAccountName string = storage.name
