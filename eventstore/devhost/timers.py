@@ -130,7 +130,10 @@ class TimerRunner:
         except Exception as exc:
             log.error("timer %s (%s) failed: %s: %s", self.spec.name, why, type(exc).__name__, exc, exc_info=exc)
             return
-        log.info(
+        # A timer that fires every few seconds (the change feed's) would drown the log: its runs go to DEBUG.
+        frequent = following - datetime.now(UTC) < timedelta(minutes=1)
+        log.log(
+            logging.DEBUG if frequent else logging.INFO,
             "timer %s ran (%s%s) in %.1f ms; next at %s",
             self.spec.name,
             why,

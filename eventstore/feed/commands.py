@@ -65,15 +65,15 @@ def _publish(store: EventStore, tenant_ids: list[str] | None, loop: bool, interv
 
 def watch(url: str, from_start: bool) -> None:
     """Poll the stand-in's record of accepted events and print one line per event."""
-    after = None if from_start else -1
+    after = -1
+    if not from_start:
+        answer = requests.get(f"{url.rstrip('/')}/received?after={2**62}", timeout=10)
+        answer.raise_for_status()
+        after = answer.json()["next"] - 1  # only what arrives from now on
     while True:
-        query = "" if after is None else f"?after={after}"
-        answer = requests.get(f"{url.rstrip('/')}/received{query}", timeout=10)
+        answer = requests.get(f"{url.rstrip('/')}/received?after={after}", timeout=10)
         answer.raise_for_status()
         page = answer.json()
-        if after == -1:
-            after = page["next"] - 1  # start at what arrives from now on
-            continue
         for item in page["events"]:
             event = item["event"]
             data = event.get("data") or {}
