@@ -33,3 +33,46 @@ def test_the_app_registers_its_blueprints_and_the_partition_timer_works(store: E
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["ensure_partitions"] == "timerTrigger"
     assert len(store.partitions(tenant_id)) >= 8
+
+
+FEED_PROBE = """
+import json
+from azure.functions.timer import TimerRequest
+from function_app import app
+functions = {f.get_function_name(): f for f in app.get_functions()}
+timer = functions["publish_feed"]
+timer.get_user_function()(TimerRequest(past_due=False))
+print(json.dumps({"schedule": timer.get_bindings_dict()["bindings"][0]["schedule"]}))
+"""
+
+
+def test_the_feed_timer_publishes_on_its_configured_schedule(store: EventStore, database_url: str) -> None:
+    from eventstore.local.eventgrid import EventGridStandIn
+    from tests.helpers import event
+
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    new = event()
+    store.tenant(tenant_id).append("instance:timer", [new])
+    with EventGridStandIn(key="timer-key") as grid:
+        env = {
+            **os.environ,
+            "EVENTSTORE_DATABASE_URL": database_url,
+            "EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint,
+            "EVENTSTORE_EVENTGRID_KEY": "timer-key",
+            "EVENTSTORE_FEED_SCHEDULE": "*/2 * * * * *",
+        }
+
+        def probe(**extra: str) -> dict[str, object]:
+            result = subprocess.run(
+                [sys.executable, "-c", FEED_PROBE], cwd=ROOT, env={**env, **extra}, capture_output=True, text=True,
+                timeout=120, check=False,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            binding: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+            return binding
+
+        assert probe(EVENTSTORE_FEED_ENABLED="false")["schedule"] == "*/2 * * * * *"
+        assert str(new.event_id) not in {e["id"] for e in grid.events}  # switched off: nothing sent
+        probe()
+        assert str(new.event_id) in {e["id"] for e in grid.events}
