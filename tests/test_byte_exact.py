@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -87,10 +88,17 @@ def append_and_read_back(tenant: TenantEvents, payload: bytes, content_type: str
 
 
 def last_checkpoint(tenant: TenantEvents) -> Checkpoint:
-    page = tenant.read_all(START, limit=10_000)
-    while page.more:
-        page = tenant.read_all(page.next_checkpoint, limit=10_000)
-    return page.next_checkpoint
+    """After the tenant's last committed event. Waits while another session's open transaction (on a
+    shared server) keeps events beyond the all-stream's horizon."""
+    deadline = time.monotonic() + 30
+    checkpoint = START
+    while True:
+        page = tenant.read_all(checkpoint, limit=10_000)
+        checkpoint = page.next_checkpoint
+        if not page.more and (not tenant.feed_waiting(checkpoint) or time.monotonic() > deadline):
+            return checkpoint
+        if not page.events:
+            time.sleep(0.01)
 
 
 def holds_unrepresentable(value: Any) -> bool:
