@@ -113,8 +113,8 @@ class StoreUnavailable(EventStoreError):
 class FeedDeliveryError(EventStoreError):
     """A change-feed sink did not take a batch. `status` is the HTTP status, or None (no answer)."""
 
-    def __init__(self, sink: str, status: int | None, reason: str) -> None:
-        self.sink, self.status, self.reason = sink, status, reason
+    def __init__(self, sink: str, status: int | None, reason: str, *, retry_after: float | None = None) -> None:
+        self.sink, self.status, self.reason, self.retry_after = sink, status, reason, retry_after
         super().__init__(f"{sink}: {status if status is not None else 'no answer'}: {reason}")
 
 
@@ -131,5 +131,5 @@ class SinkUnavailable(FeedDeliveryError):
 
 
 class SinkMisconfigured(FeedDeliveryError):
-    """401/403/404/410 or a refused handshake: not the events' fault, so none is dead-lettered; the
-    checkpoint is held until the sink is fixed."""
+    """401/403/404/405/410/415, a redirect, a refused handshake, or every event of a batch refused alike:
+    not the events' fault, so none is dead-lettered; the checkpoint is held until the sink is fixed."""

@@ -29,6 +29,16 @@ class WebhookSettings(BaseModel):
         default=True, description="Ask the subscriber's consent first (CloudEvents webhook validation, OPTIONS)."
     )
 
+    @field_validator("secret")
+    @classmethod
+    def _secret_is_a_key(cls, value: SecretStr) -> SecretStr:
+        from eventstore.feed.signing import key_of
+
+        key = key_of(value.get_secret_value())  # ValueError for a whsec_ secret that is not base64
+        if len(key) < 16:
+            raise ValueError("the secret must give a key of at least 16 bytes")
+        return value
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

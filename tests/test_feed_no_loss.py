@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from eventstore import EventStore, Settings, StreamState, TenantEvents
+from eventstore import START, EventStore, Settings, StreamState, TenantEvents
 from eventstore.local.eventgrid import EventGridStandIn
 from eventstore.local.webhook import WebhookReceiver
 from eventstore.store.append_events import append_events
@@ -233,3 +234,32 @@ def test_nothing_is_lost_to_a_webhook_that_fails_half_its_requests(store: EventS
         statuses = hook.statuses
         assert statuses.count(500) > len(statuses) // 4, "the subscriber did not fail half its requests"
         assert hook.handshakes and set(hook.handshakes) == {"localhost"}
+
+
+def test_a_publisher_killed_between_delivery_and_checkpoint_sends_that_batch_again(
+    store: EventStore, settings: Settings
+) -> None:
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    tenant = store.tenant(tenant_id)
+    ids = []
+    for n in range(5):
+        new = event({"n": n})
+        tenant.append("instance:k", [new])
+        ids.append(new.event_id)
+    with EventGridStandIn(key=KEY) as grid:
+        # The topic takes the batch, but only answers after the publisher is dead.
+        grid.hang_next(1, seconds=2.0, accept=True)
+        env = base_env(settings) | {"EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint, "EVENTSTORE_EVENTGRID_KEY": KEY}
+        process = subprocess.Popen(publish_command([tenant]), cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while grid.requests_started < 1:
+            assert time.monotonic() < deadline and process.poll() is None, "the publisher sent nothing"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert [UUID(e["id"]) for e in grid.wait_for(5, timeout=10)] == ids  # delivered...
+        assert tenant.feed_checkpoint("eventgrid") == START  # ...but never checkpointed
+        subprocess.run(publish_command([tenant]), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        assert [UUID(e["id"]) for e in grid.events] == ids + ids  # at least once: the batch again
+        assert tenant.feed_checkpoint("eventgrid").global_position >= 5

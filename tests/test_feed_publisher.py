@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from eventstore import EventStore, EventType, Settings, TenantEvents
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink
 from eventstore.local.eventgrid import EventGridStandIn
-from eventstore.models import START
+from eventstore.models import START, Checkpoint
 from tests.helpers import event
 
 KEY = "feed-test-key"
@@ -37,14 +38,27 @@ def publisher_for(
 
 
 def fill(tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[str]:
-    """Appends interleaved across streams; returns the event ids in append order."""
+    """Appends interleaved across streams; returns the event ids in append order, once all are readable."""
     ids = []
     for n in range(per_stream):
         for s in range(streams):
             new = event({"secret": "payloads never reach the feed", "n": n}, EventType.STEP_COMPLETED, workflow_id="wf")
             tenant.append(f"instance:i{s}", [new])
             ids.append(str(new.event_id))
+    settle(tenant)
     return ids
+
+
+def settle(tenant: TenantEvents) -> None:
+    """Wait while another session's open transaction (on a shared server) keeps events unreadable."""
+    deadline = time.monotonic() + 30
+    while tenant.feed_waiting(last_readable(tenant)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def last_readable(tenant: TenantEvents) -> Checkpoint:
+    page = tenant.read_all(START, limit=100_000)
+    return page.next_checkpoint
 
 
 def test_publishes_the_backlog_as_slim_cloudevents_in_stream_order(
@@ -171,16 +185,51 @@ def test_a_timeout_is_retried(store: EventStore, tenant: TenantEvents, grid: Eve
     assert [e["id"] for e in grid.events] == ids
 
 
-def test_one_publisher_per_tenant(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+def test_one_publisher_per_tenant_and_sink(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
     fill(tenant, streams=1, per_stream=2)
     publisher = publisher_for(store, grid)
-    with tenant.feed_lock() as held:
+    with tenant.feed_lock(EVENT_GRID_SINK) as held:
         assert held
-        with tenant.feed_lock() as second:
+        with tenant.feed_lock(EVENT_GRID_SINK) as second:
             assert not second
+        with tenant.feed_lock("webhook:other") as other_sink:
+            assert other_sink  # another sink of the same tenant is not held back
         run = publisher.publish_tenant(tenant.tenant_id)
         assert not run.locked and run.published == 0 and grid.events == []
     assert publisher.publish_tenant(tenant.tenant_id).published == 2
+
+
+def test_a_batch_refused_alike_holds_the_sink_instead_of_dead_lettering_it(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    fill(tenant, streams=2, per_stream=2)
+    grid.reject_next(7, 400)  # 4, 2, 1, 1 (and more): every event is refused on its own as well
+    run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
+    assert run.published == 0 and run.sinks[0].error and "refused" in run.sinks[0].error
+    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    assert "refused" in (tenant.feed_sink_states()[EVENT_GRID_SINK].last_error or "")
+
+
+def test_415_means_the_sink_is_wrong_not_the_events(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    fill(tenant, streams=1, per_stream=2)
+    grid.reject_next(1, 415)
+    run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
+    assert run.published == 0 and run.sinks[0].error and "415" in run.sinks[0].error
+    assert run.sinks[0].requests == 1 and tenant.dead_letter_count() == 0
+
+
+def test_retry_after_is_read_as_seconds_or_a_date() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from eventstore.feed.sinks import retry_after_seconds
+
+    assert retry_after_seconds("3") == 3.0 and retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    later = retry_after_seconds(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True))
+    assert later is not None and 25 <= later <= 31
 
 
 def test_publish_all_covers_every_tenant(store: EventStore, grid: EventGridStandIn) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 
 from eventstore.errors import InvalidInput
 from eventstore.feed.sinks import EventGridSink, Sink, WebhookSink
 from eventstore.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def event_grid_credential(settings: Settings) -> AzureKeyCredential | TokenCredential:
@@ -22,23 +26,30 @@ def event_grid_credential(settings: Settings) -> AzureKeyCredential | TokenCrede
 
 
 def sinks_from_settings(settings: Settings) -> list[Sink]:
-    """Every enabled sink; none when the feed is switched off for the deployment."""
+    """Every enabled sink; none when the feed is switched off for the deployment. A sink that cannot be
+    built is logged as an error and left out, so that it does not take the other sinks down with it."""
     if not settings.feed_enabled:
         return []
     sinks: list[Sink] = []
     timeout = settings.feed_request_timeout
     if settings.eventgrid_endpoint and settings.eventgrid_enabled:
-        sinks.append(EventGridSink(settings.eventgrid_endpoint, event_grid_credential(settings), timeout=timeout))
+        try:
+            sinks.append(EventGridSink(settings.eventgrid_endpoint, event_grid_credential(settings), timeout=timeout))
+        except Exception as exc:
+            log.error("feed: the Event Grid sink is not configured correctly and publishes nothing: %s", exc)
     for name, hook in sorted(settings.webhooks.items()):
         if hook.enabled:
-            sinks.append(
-                WebhookSink(
-                    name,
-                    hook.url,
-                    hook.secret.get_secret_value(),
-                    origin=settings.feed_origin,
-                    handshake=hook.handshake,
-                    timeout=timeout,
+            try:
+                sinks.append(
+                    WebhookSink(
+                        name,
+                        hook.url,
+                        hook.secret.get_secret_value(),
+                        origin=settings.feed_origin,
+                        handshake=hook.handshake,
+                        timeout=timeout,
+                    )
                 )
-            )
+            except Exception as exc:
+                log.error("feed: webhook %s is not configured correctly and publishes nothing: %s", name, exc)
     return sinks

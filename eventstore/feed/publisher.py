@@ -1,26 +1,30 @@
-"""The change feed's publisher: for each tenant, the all-stream after each sink's checkpoint, as slim
-CloudEvents, in batches, the checkpoint moved only after the sink took the batch.
+"""The change feed's publisher: for each tenant and sink, the all-stream after the sink's checkpoint, as
+slim CloudEvents, in batches, the checkpoint moved only after the sink took (or refused) the batch.
 
-- One publisher per tenant at a time: a session-level advisory lock (`TenantEvents.feed_lock`). A run
-  that finds it taken does nothing: the holder publishes what is there.
-- Each sink has its own checkpoint and drains on its own thread, so a slow or broken sink never holds
-  back the others.
+- One publisher per tenant and sink at a time: a session-level advisory lock (`TenantEvents.feed_lock`).
+  A drain that finds it taken does nothing: the holder publishes what is there.
+- Each (tenant, sink) drains on its own worker from its own checkpoint under its own lock, so a slow or
+  failing sink never holds back another sink, or another tenant.
 - At least once: a publisher killed between a delivery and its checkpoint sends that batch again.
   Subscribers dedupe on the CloudEvent `id`. Each stream's events go out in sequence order.
 - Failures (see `sinks`): 413 splits the batch; another 4xx splits it until the refused events are
-  alone, and those go to the dead letters; 5xx and timeouts are retried with backoff (tenacity) for up
-  to `feed_retry_seconds`, then the sink is held (checkpoint unchanged, error recorded) until the next run.
+  alone, and those go to the dead letters, in the same transaction as the checkpoint that passes them.
+  A refusal that is plainly about the sink rather than the events (a whole batch refused alike, or
+  single events refused again and again with nothing taken in between) holds the sink instead. 5xx and
+  timeouts are retried with backoff (tenacity, honouring Retry-After) within `feed_retry_seconds` and
+  the run's deadline; then the sink is held (checkpoint unchanged, error recorded) until the next run.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay, wait_random_exponential
 
 from eventstore.errors import (
     BatchTooLarge,
@@ -28,11 +32,10 @@ from eventstore.errors import (
     FeedDeliveryError,
     SinkMisconfigured,
     SinkUnavailable,
-    UnknownTenant,
 )
 from eventstore.feed.cloudevents import to_cloudevent
 from eventstore.feed.sinks import Batch, Sink, encode
-from eventstore.models import Checkpoint
+from eventstore.models import START, Checkpoint
 from eventstore.settings import Settings
 from eventstore.store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter
@@ -41,6 +44,12 @@ from eventstore.store.tenant_events import TenantEvents
 
 log = logging.getLogger(__name__)
 
+# Single events refused in a row by one sink, nothing taken in between, before the refusals count as
+# the sink's fault (held) rather than the events' (dead-lettered).
+REFUSAL_STREAK_LIMIT = 3
+# How long after a failure the nudge leaves a sink to the timer, which retries with full patience.
+FAILING_QUIET_SECONDS = 30.0
+
 
 @dataclass
 class SinkRun:
@@ -48,6 +57,8 @@ class SinkRun:
 
     sink: str
     checkpoint: Checkpoint
+    locked: bool = True
+    """False: another publisher held this tenant's sink, and this run did nothing for it."""
     published: int = 0
     dead_lettered: int = 0
     requests: int = 0
@@ -60,9 +71,12 @@ class SinkRun:
 @dataclass
 class TenantRun:
     tenant_id: str
-    locked: bool
-    """False: another publisher held the tenant's lock, and this run did nothing."""
     sinks: list[SinkRun] = field(default_factory=list)
+
+    @property
+    def locked(self) -> bool:
+        """True when no sink was skipped because another publisher held it."""
+        return all(s.locked for s in self.sinks)
 
     @property
     def published(self) -> int:
@@ -71,6 +85,19 @@ class TenantRun:
     @property
     def waiting(self) -> bool:
         return any(s.waiting for s in self.sinks)
+
+
+class _Backoff:
+    """Random exponential backoff (full jitter), or the sink's Retry-After when it sent one."""
+
+    def __init__(self) -> None:
+        self._exponential = wait_random_exponential(multiplier=0.05, max=5.0)
+
+    def __call__(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, FeedDeliveryError) and error.retry_after is not None:
+            return min(error.retry_after, 30.0)
+        return float(self._exponential(state))
 
 
 class FeedPublisher:
@@ -83,6 +110,7 @@ class FeedPublisher:
         *,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        workers: int = 4,
     ) -> None:
         """`settings` (default: the store's) gives the batch limits, retry patience and type prefix."""
         settings = settings or store.settings
@@ -94,45 +122,83 @@ class FeedPublisher:
         self.retry_seconds = settings.feed_retry_seconds
         self.run_seconds = settings.feed_run_seconds
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=max(1, 4 * len(self.sinks)), thread_name_prefix="feed-sink")
+        # Two pools, so that a timer run over every tenant never queues ahead of a nudged tenant.
+        self._timer_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feed-timer")
+        self._direct_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feed-direct")
+        self._lock = threading.Lock()
+        self._failing: dict[tuple[str, str], float] = {}  # (tenant, sink) -> when it last failed
+        self._refusals: dict[str, int] = {}  # sink -> single events refused in a row
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        self._timer_pool.shutdown(wait=True)
+        self._direct_pool.shutdown(wait=True)
         for sink in self.sinks:
             sink.close()
 
-    def publish_all(self) -> list[TenantRun]:
-        """One run over every registered tenant (the timer's job)."""
-        runs = []
+    def publish_all(self, run_seconds: float | None = None) -> list[TenantRun]:
+        """One run over every registered tenant and sink (the timer's job), `workers` drains at a time."""
+        deadline = self._clock() + (self.run_seconds if run_seconds is None else run_seconds)
+        futures: dict[str, list[Future[SinkRun]]] = {}
         for placement in self.store.tenants():
             try:
-                runs.append(self.publish_tenant(placement.tenant_id))
-            except UnknownTenant:
+                tenant = self.store.tenant(placement.tenant_id)
+            except Exception as exc:
+                log.error("feed: tenant %s not published: %s: %s", placement.tenant_id, type(exc).__name__, exc)
                 continue
-        return runs
+            futures[tenant.tenant_id] = [
+                self._timer_pool.submit(self._drain_locked, tenant, sink, self.retry_seconds, deadline)
+                for sink in self.sinks
+            ]
+        return [
+            TenantRun(t, [self._outcome(t, s, f) for s, f in zip(self.sinks, fs, strict=True)])
+            for t, fs in futures.items()
+        ]
 
     def publish_tenant(
-        self, tenant_id: str, *, retry_seconds: float | None = None, run_seconds: float | None = None
+        self,
+        tenant_id: str,
+        *,
+        retry_seconds: float | None = None,
+        run_seconds: float | None = None,
+        skip_failing: bool = False,
     ) -> TenantRun:
-        """Publish what the tenant's sinks have not taken yet, unless another publisher is at it."""
+        """Publish what the tenant's sinks have not taken yet (each sink unless another publisher is at it).
+
+        `skip_failing` leaves out sinks that failed in the last `FAILING_QUIET_SECONDS` (the nudge does:
+        it must stay quick, and the timer retries those)."""
         tenant = self.store.tenant(tenant_id)
         retry = self.retry_seconds if retry_seconds is None else retry_seconds
         deadline = self._clock() + (self.run_seconds if run_seconds is None else run_seconds)
-        with tenant.feed_lock() as locked:
-            if not locked:
-                return TenantRun(tenant.tenant_id, locked=False)
-            if len(self.sinks) == 1:
-                runs = [self._drain(tenant, self.sinks[0], retry, deadline)]
-            else:
-                futures = [self._executor.submit(self._drain, tenant, s, retry, deadline) for s in self.sinks]
-                runs = [f.result() for f in futures]
-        return TenantRun(tenant.tenant_id, locked=True, sinks=runs)
+        sinks = [s for s in self.sinks if not (skip_failing and self._failing_lately(tenant.tenant_id, s.name))]
+        futures = [self._direct_pool.submit(self._drain_locked, tenant, s, retry, deadline) for s in sinks]
+        return TenantRun(
+            tenant.tenant_id, [self._outcome(tenant.tenant_id, s, f) for s, f in zip(sinks, futures, strict=True)]
+        )
 
-    # one sink
+    def _outcome(self, tenant_id: str, sink: Sink, future: Future[SinkRun]) -> SinkRun:
+        try:
+            return future.result()
+        except Exception as exc:
+            # The store failed (say), not the sink: logged, and that drain stops; the others are unaffected.
+            log.error("feed: tenant %s, %s not published: %s: %s", tenant_id, sink.name, type(exc).__name__, exc)
+            return SinkRun(sink.name, START, error=f"{type(exc).__name__}: {exc}")
+
+    def _failing_lately(self, tenant_id: str, sink: str) -> bool:
+        with self._lock:
+            since = self._failing.get((tenant_id, sink))
+        return since is not None and self._clock() - since < FAILING_QUIET_SECONDS
+
+    # one sink of one tenant
+
+    def _drain_locked(self, tenant: TenantEvents, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
+        with tenant.feed_lock(sink.name) as locked:
+            if not locked:
+                return SinkRun(sink.name, START, locked=False)
+            return self._drain(tenant, sink, retry_seconds, deadline)
 
     def _drain(self, tenant: TenantEvents, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
-        checkpoint = tenant.feed_checkpoint(sink.name)
-        run = SinkRun(sink.name, checkpoint)
+        run = SinkRun(sink.name, tenant.feed_checkpoint(sink.name))
+        key = (tenant.tenant_id, sink.name)
         try:
             while True:
                 entries = tenant.read_feed(run.checkpoint, self.batch_events)
@@ -141,14 +207,21 @@ class FeedPublisher:
                     run.waiting = tenant.feed_waiting(run.checkpoint)
                     break
                 for batch_entries, batch in self._batches(tenant, entries):
-                    self._deliver(tenant, sink, batch_entries, batch, retry_seconds, run)
-                    run.checkpoint = tenant.save_feed_checkpoint(sink.name, batch_entries[-1].checkpoint)
+                    letters: list[DeadLetter] = []
+                    self._deliver_batch(tenant, sink, batch_entries, batch, retry_seconds, deadline, run, letters)
+                    run.checkpoint = tenant.complete_feed_batch(sink.name, batch_entries[-1].checkpoint, letters)
+                    run.dead_lettered += len(letters)
                 if self._clock() >= deadline:
                     break
         except (SinkUnavailable, SinkMisconfigured) as exc:
             run.error = str(exc)
+            with self._lock:
+                self._failing[key] = self._clock()
             log.warning("feed: tenant %s, %s held at %s: %s", tenant.tenant_id, sink.name, run.checkpoint, exc)
             tenant.record_feed_failure(sink.name, str(exc))
+            return run
+        with self._lock:
+            self._failing.pop(key, None)
         return run
 
     def _batches(self, tenant: TenantEvents, entries: list[FeedEntry]) -> list[tuple[list[FeedEntry], Batch]]:
@@ -172,37 +245,68 @@ class FeedPublisher:
             out.append((chunk, Batch(events, encoded)))
         return out
 
-    def _deliver(
+    def _deliver_batch(
         self,
         tenant: TenantEvents,
         sink: Sink,
         entries: list[FeedEntry],
         batch: Batch,
         retry_seconds: float,
+        deadline: float,
         run: SinkRun,
+        letters: list[DeadLetter],
     ) -> None:
-        """Deliver or dead-letter every event of the batch, in order; raise when the sink must be held."""
+        """Deliver every event of the batch or collect it in `letters`; raise when the sink must be held."""
+        published = run.published
+        self._deliver(sink, entries, batch, retry_seconds, deadline, run, letters)
+        refused = [letter for letter in letters if letter.status is not None]
+        if len(entries) > 1 and run.published == published and refused:
+            statuses = {letter.status for letter in refused}
+            if len(statuses) == 1 and len(refused) == len(entries):
+                # Not one event of the batch was taken, every one refused the same way: that is the sink
+                # (a format it does not take, a verifier with another secret), not the events.
+                raise SinkMisconfigured(sink.name, refused[0].status, f"every event refused alike: {refused[0].reason}")
+
+    def _deliver(
+        self,
+        sink: Sink,
+        entries: list[FeedEntry],
+        batch: Batch,
+        retry_seconds: float,
+        deadline: float,
+        run: SinkRun,
+        letters: list[DeadLetter],
+    ) -> None:
         try:
             if batch.size > self.batch_bytes:
                 raise BatchTooLarge(sink.name, None, f"{batch.size} bytes is over the {self.batch_bytes} limit")
-            self._send(sink, batch, retry_seconds, run)
+            self._send(sink, batch, retry_seconds, deadline, run)
             run.published += len(entries)
+            with self._lock:
+                self._refusals.pop(sink.name, None)
         except (BatchTooLarge, EventsRefused) as exc:
             if len(entries) > 1:
                 middle = len(entries) // 2
                 first, second = batch.halves()
-                self._deliver(tenant, sink, entries[:middle], first, retry_seconds, run)
-                self._deliver(tenant, sink, entries[middle:], second, retry_seconds, run)
+                self._deliver(sink, entries[:middle], first, retry_seconds, deadline, run, letters)
+                self._deliver(sink, entries[middle:], second, retry_seconds, deadline, run, letters)
                 return
-            log.error("feed: tenant %s, %s refused event %s: %s", tenant.tenant_id, sink.name, entries[0].event_id, exc)
-            tenant.dead_letter(sink.name, [DeadLetter(entries[0], exc.status, exc.reason)])
-            run.dead_lettered += 1
+            if isinstance(exc, EventsRefused):
+                with self._lock:
+                    streak = self._refusals[sink.name] = self._refusals.get(sink.name, 0) + 1
+                if streak > REFUSAL_STREAK_LIMIT:
+                    raise SinkMisconfigured(
+                        sink.name, exc.status, f"{streak} events refused in a row, none taken: {exc.reason}"
+                    ) from exc
+            log.error("feed: %s refused event %s: %s", sink.name, entries[0].event_id, exc)
+            letters.append(DeadLetter(entries[0], exc.status, exc.reason))
 
-    def _send(self, sink: Sink, batch: Batch, retry_seconds: float, run: SinkRun) -> None:
+    def _send(self, sink: Sink, batch: Batch, retry_seconds: float, deadline: float, run: SinkRun) -> None:
+        window = max(0.0, min(retry_seconds, deadline - self._clock()))
         retrying = Retrying(
             retry=retry_if_exception_type(SinkUnavailable),
-            stop=stop_after_delay(retry_seconds),
-            wait=wait_random_exponential(multiplier=0.05, max=5.0),
+            stop=stop_before_delay(window),
+            wait=_Backoff(),
             reraise=True,
         )
         for attempt in retrying:
@@ -210,7 +314,6 @@ class FeedPublisher:
                 run.requests += 1
                 try:
                     sink.send(batch)
-                except FeedDeliveryError as exc:
-                    if isinstance(exc, SinkUnavailable):
-                        log.info("feed: %s: %s (will retry)", sink.name, exc)
+                except SinkUnavailable as exc:
+                    log.info("feed: %s: %s (will retry)", sink.name, exc)
                     raise

@@ -6,7 +6,8 @@ A sink takes one batch of slim CloudEvents and either takes it (returns) or says
 - `BatchTooLarge` (413): split the batch.
 - `EventsRefused` (any other 4xx): the events go to the dead letters and the feed moves on.
 - `SinkUnavailable` (5xx, 408, 429, timeouts, no connection): retry with backoff, checkpoint held.
-- `SinkMisconfigured` (401, 403, 404, 410, a refused handshake): the sink, not the events, is wrong.
+- `SinkMisconfigured` (401, 403, 404, 405, 410, 415, 3xx, a refused handshake): the sink, not the
+  events, is wrong.
   Dead-lettering would empty the whole backlog into the dead letters on a rotated key, so the
   checkpoint is held instead, and the feed endpoint shows the error until the sink is fixed.
 """
@@ -18,6 +19,8 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import requests
@@ -82,18 +85,35 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-def failure(sink: str, status: int | None, reason: str) -> FeedDeliveryError:
+def failure(sink: str, status: int | None, reason: str, retry_after: float | None = None) -> FeedDeliveryError:
     """The kind of failure an HTTP status means (None: no answer at all)."""
     if status is None or status in (408, 429) or status >= 500:
-        return SinkUnavailable(sink, status, reason)
+        return SinkUnavailable(sink, status, reason, retry_after=retry_after)
     if status == 413:
         return BatchTooLarge(sink, status, reason)
-    if status in (401, 403, 404, 405, 410):
+    if status in (401, 403, 404, 405, 410, 415) or 300 <= status < 400:
+        # Auth, address, method, consent withdrawn, format not understood, or a redirect (a webhook sender
+        # must not follow one): the sink is wrong, whatever the events are.
         return SinkMisconfigured(sink, status, reason)
     if 400 <= status < 500:
         return EventsRefused(sink, status, reason)
-    # A 1xx/2xx/3xx the sink does not count as taken: the outcome is unknown, so send again.
+    # A 1xx/2xx the sink does not count as taken: the outcome is unknown, so send again.
     return SinkUnavailable(sink, status, f"unexpected answer: {reason}")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _reason(text: str, limit: int = 500) -> str:
@@ -127,8 +147,13 @@ class EventGridSink:
             # checkpoint held in between. Client-level options are ignored for basic topics, so per call.
             self._client.send(batch.events, retry_total=0, connection_timeout=self._timeout, read_timeout=self._timeout)
         except HttpResponseError as exc:
-            status = exc.status_code
-            raise failure(self._name, status, _reason(exc.message or str(exc))) from exc
+            headers = getattr(exc.response, "headers", None) or {}
+            raise failure(
+                self._name,
+                exc.status_code,
+                _reason(exc.message or str(exc)),
+                retry_after_seconds(headers.get("Retry-After")),
+            ) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise SinkUnavailable(self._name, None, _reason(str(exc))) from exc
         except AzureError as exc:
@@ -173,7 +198,7 @@ class WebhookSink:
     def _ask_consent(self) -> None:
         try:
             answer = self._session.options(
-                self.url, headers={"WebHook-Request-Origin": self.origin}, timeout=self._timeout
+                self.url, headers={"WebHook-Request-Origin": self.origin}, timeout=self._timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
             raise SinkUnavailable(self._name, None, f"validation handshake: {_reason(str(exc))}") from exc
@@ -197,16 +222,29 @@ class WebhookSink:
         body = batch.body
         # The same batch gets the same id, so a subscriber can drop a redelivered request whole.
         message_id = "msg_" + hashlib.sha256(body).hexdigest()[:32]
-        headers = {"Content-Type": BATCH_CONTENT_TYPE, **signing.signed_headers(self._key, message_id, body)}
+        headers = {
+            "Content-Type": BATCH_CONTENT_TYPE,
+            "WebHook-Request-Origin": self.origin,
+            **signing.signed_headers(self._key, message_id, body),
+        }
         try:
-            answer = self._session.post(self.url, data=body, headers=headers, timeout=self._timeout)
+            # Never follow a redirect: requests would turn the POST into a bodiless GET, and a 2xx to that
+            # would count as delivered (the CloudEvents webhook spec forbids following them, too).
+            answer = self._session.post(
+                self.url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise SinkUnavailable(self._name, None, _reason(f"{type(exc).__name__}: {exc}")) from exc
         if 200 <= answer.status_code < 300:
             return
         if answer.status_code == 410 and self._handshake:
             self._consented = False  # "gone": ask again before the next delivery
-        raise failure(self._name, answer.status_code, _reason(answer.text or answer.reason or ""))
+        raise failure(
+            self._name,
+            answer.status_code,
+            _reason(answer.text or answer.reason or ""),
+            retry_after_seconds(answer.headers.get("Retry-After")),
+        )
 
     def close(self) -> None:
         self._session.close()

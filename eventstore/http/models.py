@@ -205,7 +205,9 @@ class FeedSinkHealth(_Wire):
     oldest_pending_age_seconds: float | None = Field(
         alias="oldestPendingAgeSeconds", description="How long the oldest of those has waited; null when none."
     )
-    dead_letters: int = Field(alias="deadLetters", description="Events the sink refused (4xx), kept for redrive.")
+    dead_letters: int = Field(
+        alias="deadLetters", description="Events the sink refused (4xx), kept with status and reason."
+    )
     last_success_at: datetime | None = Field(alias="lastSuccessAt")
     failing_since: datetime | None = Field(alias="failingSince", description="Set while deliveries keep failing.")
     last_error: str | None = Field(alias="lastError")

@@ -263,6 +263,12 @@ class EventGridStandIn:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def requests_started(self) -> int:
+        """Requests that have arrived, answered or not yet (a hanging one counts at once)."""
+        with self._lock:
+            return self._request_count
+
     def clear(self) -> None:
         """Forget recorded events and requests (queued faults stay)."""
         with self._lock:

@@ -92,7 +92,10 @@ class WebhookReceiver:
         self._cond = threading.Condition()
         self._deliveries: list[Delivery] = []
         self.handshakes: list[str] = []
+        self.refused_ids: set[str] = set()
+        """Batches holding one of these event ids are answered 422 (a subscriber that rejects an event)."""
         self.statuses: list[int] = []
+        self.answered_at: list[float] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,6 +156,7 @@ class WebhookReceiver:
     def _status(self, status: int) -> int:
         with self._cond:
             self.statuses.append(status)
+            self.answered_at.append(time.time())
         return status
 
     def _deliver(self, handler: _Handler) -> None:
@@ -179,6 +183,9 @@ class WebhookReceiver:
             isinstance(events, list) and all(isinstance(e, dict) and "id" in e for e in events)
         ):
             _answer(handler, self._status(415 if media_type else 400), text="send CloudEvents")
+            return
+        if self.refused_ids & {str(e["id"]) for e in events}:
+            _answer(handler, self._status(422), text="an event of this batch is refused")
             return
         message_id = handler.headers.get(signing.ID_HEADER, "")
         with self._cond:

@@ -222,17 +222,24 @@ class TenantEvents:
             return save_checkpoint(conn, self._schema, sink, checkpoint)
 
     @contextmanager
-    def feed_lock(self) -> Iterator[bool]:
-        """Hold the tenant's publisher lock for the block, if no other publisher has it: yields whether
-        this one does. The lock lives on a pooled connection that stays idle (no transaction) meanwhile."""
+    def feed_lock(self, sink: str) -> Iterator[bool]:
+        """Hold the publisher lock of this tenant's `sink` for the block, if no other publisher has it: yields
+        whether this one does. The lock lives on a pooled connection that stays idle (no transaction)."""
         with translated_errors(), self._pool.connection() as conn:
-            if not try_lock_feed(conn, self._schema):
+            if not try_lock_feed(conn, self._schema, sink):
                 yield False
                 return
             try:
                 yield True
             finally:
-                unlock_feed(conn, self._schema)
+                released = False
+                try:
+                    released = unlock_feed(conn, self._schema, sink)
+                finally:
+                    if not released:
+                        # Never hand a connection that may still hold the lock back to the pool: closed, it
+                        # is discarded, and the server releases the lock with the session.
+                        conn.close()
 
     def read_feed(self, after: Checkpoint, limit: int) -> list[FeedEntry]:
         """Up to `limit` events after `after` in all-stream order, ids and positions only."""
@@ -251,6 +258,13 @@ class TenantEvents:
     def feed_sink_states(self) -> dict[str, SinkState]:
         with translated_errors(), self._pool.connection() as conn:
             return sink_states(conn, self._schema)
+
+    def complete_feed_batch(self, sink: str, checkpoint: Checkpoint, letters: Sequence[DeadLetter]) -> Checkpoint:
+        """After a batch: its refused events into the dead letters and the checkpoint past the batch, in one
+        transaction (a crash leaves both or neither). Returns the stored checkpoint."""
+        with translated_errors(), self._pool.connection() as conn, conn.transaction():
+            add_dead_letters(conn, self._schema, sink, letters)
+            return save_checkpoint(conn, self._schema, sink, checkpoint)
 
     def record_feed_failure(self, sink: str, error: str) -> None:
         with translated_errors(), self._pool.connection() as conn:
