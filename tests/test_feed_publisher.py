@@ -13,6 +13,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from eventstore import EventStore, EventType, Settings, TenantEvents
+from eventstore.errors import InvalidInput
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink
 from eventstore.local.eventgrid import EventGridStandIn
@@ -255,3 +256,22 @@ def test_switched_off_means_no_sinks(settings: Settings) -> None:
     assert [s.name for s in sinks_from_settings(on)] == [EVENT_GRID_SINK]
     assert sinks_from_settings(on.model_copy(update={"feed_enabled": False})) == []
     assert sinks_from_settings(on.model_copy(update={"eventgrid_enabled": False})) == []
+
+
+def test_redrive_sends_the_dead_letters_again(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
+    ids = fill(tenant, streams=2, per_stream=2)
+    publisher = publisher_for(store, grid)
+    grid.reject_next(3, 400)  # the first event is refused on its own; the others go out
+    assert publisher.publish_tenant(tenant.tenant_id).sinks[0].dead_lettered == 1
+    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 1
+    grid.reject_next(1, 409)  # the first redrive is refused again: it stays, with the new reason
+    again = publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK)
+    assert again.published == 0 and again.dead_lettered == 1
+    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 1
+    redriven = publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK)
+    assert redriven.published == 1 and redriven.dead_lettered == 0 and redriven.caught_up
+    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 0
+    assert [e["id"] for e in grid.events] == ids[1:] + ids[:1]  # after the others: redrive is out of order
+    assert publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK).published == 0  # nothing left
+    with pytest.raises(InvalidInput):
+        publisher.redrive(tenant.tenant_id, "webhook:none")

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     publish.add_argument("--tenant", action="append", help="only this tenant (repeatable; default: every tenant)")
     publish.add_argument("--loop", action="store_true", help="keep publishing until interrupted")
     publish.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --loop")
+    redrive = actions.add_parser("redrive", help="send a sink the events it refused before (its dead letters)")
+    redrive.add_argument("tenant_id")
+    redrive.add_argument("--sink", default="eventgrid", help="eventgrid or webhook:<name> (default %(default)s)")
     status = actions.add_parser("status", help="a tenant's feed health, as GET /api/tenants/{t}/feed answers")
     status.add_argument("tenant_id")
     watch = actions.add_parser("watch", help="print events as they reach the local Event Grid stand-in")
@@ -28,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, store: EventStore) -> None:
     if args.action == "publish":
         _publish(store, args.tenant, args.loop, args.interval)
+    elif args.action == "redrive":
+        _redrive(store, args.tenant_id, args.sink)
     elif args.action == "status":
         from eventstore.feed.health import feed_health
 
@@ -61,6 +66,24 @@ def _publish(store: EventStore, tenant_ids: list[str] | None, loop: bool, interv
             time.sleep(interval)
     finally:
         publisher.close()
+
+
+def _redrive(store: EventStore, tenant_id: str, sink: str) -> None:
+    from eventstore.feed.config import sinks_from_settings
+    from eventstore.feed.publisher import FeedPublisher
+
+    publisher = FeedPublisher(store, sinks_from_settings(store.settings))
+    try:
+        run = publisher.redrive(tenant_id, sink)
+    finally:
+        publisher.close()
+    if not run.locked:
+        print(f"{sink} is being published by another process; try again")
+        return
+    print(
+        f"{sink}: {run.published} redriven, {run.dead_lettered} refused again"
+        + (f"; stopped: {run.error}" if run.error else "")
+    )
 
 
 def watch(url: str, from_start: bool) -> None:

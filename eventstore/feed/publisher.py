@@ -30,6 +30,7 @@ from eventstore.errors import (
     BatchTooLarge,
     EventsRefused,
     FeedDeliveryError,
+    InvalidInput,
     SinkMisconfigured,
     SinkUnavailable,
 )
@@ -187,6 +188,37 @@ class FeedPublisher:
         with self._lock:
             since = self._failing.get((tenant_id, sink))
         return since is not None and self._clock() - since < FAILING_QUIET_SECONDS
+
+    def redrive(self, tenant_id: str, sink_name: str, *, retry_seconds: float | None = None) -> SinkRun:
+        """Send `sink_name` the events it refused before (after the cause was fixed). What it takes is
+        stamped redriven; what it refuses again stays a dead letter with the new reason. Redriven events
+        arrive after later events of their streams: subscribers that need order re-read the stream."""
+        tenant = self.store.tenant(tenant_id)
+        sink = next((s for s in self.sinks if s.name == sink_name), None)
+        if sink is None:
+            raise InvalidInput(f"no enabled sink named {sink_name!r}", field="sink")
+        retry = self.retry_seconds if retry_seconds is None else retry_seconds
+        deadline = self._clock() + self.run_seconds
+        with tenant.feed_lock(sink.name) as locked:
+            run = SinkRun(sink.name, START, locked=locked)
+            if not locked:
+                return run
+            after = START
+            try:
+                while entries := tenant.feed_dead_letters(sink.name, after, self.batch_events):
+                    after = entries[-1].checkpoint
+                    for batch_entries, batch in self._batches(tenant, entries):
+                        letters: list[DeadLetter] = []
+                        self._deliver(sink, batch_entries, batch, retry, deadline, run, letters)
+                        refused = {letter.event.event_id for letter in letters}
+                        delivered = [e.event_id for e in batch_entries if e.event_id not in refused]
+                        tenant.complete_feed_redrive(sink.name, delivered, letters)
+                        run.dead_lettered += len(letters)
+                run.caught_up = True
+            except (SinkUnavailable, SinkMisconfigured) as exc:
+                run.error = str(exc)
+                log.warning("feed: redrive of tenant %s, %s stopped: %s", tenant.tenant_id, sink.name, exc)
+        return run
 
     # one sink of one tenant
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -68,19 +69,32 @@ def add_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str, lett
             sql.SQL(
                 "INSERT INTO {} (sink, event_id, global_position, status, reason) VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (sink, event_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,"
-                " dead_at = now()"
+                " dead_at = now(), redriven_at = NULL"
             ).format(sql.Identifier(schema, "feed_dead_letters")),
             [(sink, d.event.event_id, d.event.global_position, d.status, d.reason) for d in letters],
         )
 
 
 def count_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str | None = None) -> int:
-    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "feed_dead_letters"))
+    """Dead letters not (successfully) redriven since."""
+    query = sql.SQL("SELECT count(*) FROM {} WHERE redriven_at IS NULL").format(
+        sql.Identifier(schema, "feed_dead_letters")
+    )
     if sink is None:
         row = conn.execute(query).fetchone()
     else:
-        row = conn.execute(query + sql.SQL(" WHERE sink = %s"), (sink,)).fetchone()
+        row = conn.execute(query + sql.SQL(" AND sink = %s"), (sink,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def mark_redriven(conn: psycopg.Connection[Any], schema: str, sink: str, event_ids: Sequence[UUID]) -> None:
+    if event_ids:
+        conn.execute(
+            sql.SQL("UPDATE {} SET redriven_at = now() WHERE sink = %s AND event_id = ANY(%s)").format(
+                sql.Identifier(schema, "feed_dead_letters")
+            ),
+            (sink, list(event_ids)),
+        )
 
 
 def record_failure(conn: psycopg.Connection[Any], schema: str, sink: str, error: str) -> None:

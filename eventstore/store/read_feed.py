@@ -80,6 +80,36 @@ def read_feed_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Chec
     return [FeedEntry._make(row) for row in rows]
 
 
+@lru_cache(maxsize=1024)
+def _dead_letters_statement(schema: str) -> bytes:
+    template = (
+        "SELECT " + _COLUMNS + " FROM {letters} AS d"
+        " JOIN {ids} AS i ON i.event_id = d.event_id"
+        " JOIN {events} AS e ON e.stream_id = i.stream_id AND e.sequence_number = i.sequence_number"
+        " WHERE d.sink = %s AND d.redriven_at IS NULL AND (e.transaction_id, e.global_position) > (%s::text::xid8, %s)"
+        " ORDER BY e.transaction_id, e.global_position LIMIT %s"
+    )
+    return (
+        sql.SQL(template)
+        .format(
+            letters=sql.Identifier(schema, "feed_dead_letters"),
+            ids=sql.Identifier(schema, "event_ids"),
+            events=sql.Identifier(schema, "events"),
+        )
+        .as_bytes(None)
+    )
+
+
+def read_dead_letters(
+    conn: psycopg.Connection[Any], schema: str, sink: str, after: Checkpoint, limit: int
+) -> list[FeedEntry]:
+    """The events `sink` refused and no redrive has delivered since, after `after` in all-stream order."""
+    check_limit(limit)
+    params = (sink, str(after.transaction_id), after.global_position, limit)
+    rows = conn.cursor(binary=True).execute(_dead_letters_statement(schema), params).fetchall()
+    return [FeedEntry._make(row) for row in rows]
+
+
 def any_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint) -> bool:
     """Whether any committed event lies after `checkpoint`, readable yet or not (one index probe)."""
     row = conn.execute(

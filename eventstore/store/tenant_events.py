@@ -32,6 +32,7 @@ from eventstore.store.feed_checkpoints import (
     add_dead_letters,
     count_dead_letters,
     load_checkpoint,
+    mark_redriven,
     record_failure,
     save_checkpoint,
     sink_states,
@@ -40,7 +41,14 @@ from eventstore.store.feed_lock import try_lock_feed, unlock_feed
 from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
-from eventstore.store.read_feed import FeedEntry, PendingStats, any_after, pending_after, read_feed_after
+from eventstore.store.read_feed import (
+    FeedEntry,
+    PendingStats,
+    any_after,
+    pending_after,
+    read_dead_letters,
+    read_feed_after,
+)
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
 from eventstore.store.streams import instance_stream_id
@@ -265,6 +273,17 @@ class TenantEvents:
         with translated_errors(), self._pool.connection() as conn, conn.transaction():
             add_dead_letters(conn, self._schema, sink, letters)
             return save_checkpoint(conn, self._schema, sink, checkpoint)
+
+    def feed_dead_letters(self, sink: str, after: Checkpoint = START, limit: int = 1000) -> list[FeedEntry]:
+        """Events `sink` refused that no redrive has delivered since, after `after` in all-stream order."""
+        with translated_errors(), self._pool.connection() as conn:
+            return read_dead_letters(conn, self._schema, sink, after, limit)
+
+    def complete_feed_redrive(self, sink: str, delivered: Sequence[UUID], refused: Sequence[DeadLetter]) -> None:
+        """After a redrive batch: stamp what the sink took, renew the reason of what it refused again."""
+        with translated_errors(), self._pool.connection() as conn, conn.transaction():
+            mark_redriven(conn, self._schema, sink, delivered)
+            add_dead_letters(conn, self._schema, sink, refused)
 
     def record_feed_failure(self, sink: str, error: str) -> None:
         with translated_errors(), self._pool.connection() as conn:
