@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -46,6 +47,11 @@ class Arrival:
     stream: tuple[str, str]  # (tenant, stream id)
     sequence: int
     at: float
+
+    @classmethod
+    def of(cls, event: dict[str, Any], at: float) -> Arrival:
+        data = event["data"]
+        return cls(event["id"], (data["tenantId"], data["streamId"]), data["sequenceNumber"], at)
 
 
 @dataclass
@@ -197,18 +203,7 @@ def test_nothing_is_lost_when_publishers_are_killed_mid_batch(store: EventStore,
     with EventGridStandIn(key=KEY, latency=0.01) as grid:
         env = base_env(settings) | {"EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint, "EVENTSTORE_EVENTGRID_KEY": KEY}
 
-        def arrivals() -> list[Arrival]:
-            return [
-                Arrival(
-                    a.event["id"],
-                    (a.event["data"]["tenantId"], a.event["data"]["streamId"]),
-                    a.event["data"]["sequenceNumber"],
-                    a.arrived_at,
-                )
-                for a in grid.accepted
-            ]
-
-        run_and_check(store, settings, env, arrivals)
+        run_and_check(store, settings, env, lambda: [Arrival.of(x.event, x.arrived_at) for x in grid.accepted])
 
 
 @pytest.mark.slow
@@ -219,18 +214,7 @@ def test_nothing_is_lost_to_a_webhook_that_fails_half_its_requests(store: EventS
             "EVENTSTORE_WEBHOOKS__sub__SECRET": SECRET,
         }
 
-        def arrivals() -> list[Arrival]:
-            return [
-                Arrival(
-                    d.event["id"],
-                    (d.event["data"]["tenantId"], d.event["data"]["streamId"]),
-                    d.event["data"]["sequenceNumber"],
-                    d.arrived_at,
-                )
-                for d in hook.deliveries
-            ]
-
-        run_and_check(store, settings, env, arrivals)
+        run_and_check(store, settings, env, lambda: [Arrival.of(x.event, x.arrived_at) for x in hook.deliveries])
         statuses = hook.statuses
         assert statuses.count(500) > len(statuses) // 4, "the subscriber did not fail half its requests"
         assert hook.handshakes and set(hook.handshakes) == {"localhost"}

@@ -50,16 +50,15 @@ from __future__ import annotations
 import json
 import logging
 import random
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from eventstore.local.http_server import LocalServer, QuietHandler
 
 log = logging.getLogger(__name__)
 
@@ -118,44 +117,24 @@ class _Outcome:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A sender that gives up (timeout) or is killed mid-request resets the connection: not an error here.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], standin: EventGridStandIn) -> None:
-        super().__init__(address, _Handler)
-        self.standin = standin
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
+class _Handler(QuietHandler):
     def do_POST(self) -> None:
-        self.server.standin._handle(self)
+        self.server.owner._handle(self)
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path == RECEIVED_PATH:
-            self.server.standin._received(self)
+            self.server.owner._received(self)
         else:
-            self.server.standin._handle(self)
+            self.server.owner._handle(self)
 
     def do_PUT(self) -> None:
-        self.server.standin._handle(self)
+        self.server.owner._handle(self)
 
     def do_DELETE(self) -> None:
-        self.server.standin._handle(self)
+        self.server.owner._handle(self)
 
 
-class EventGridStandIn:
+class EventGridStandIn(LocalServer):
     """A local Event Grid topic for CloudEvents. See the module docstring for the protocol.
 
     Misbehaviour is queued: `fail_next`, `reject_next` and `hang_next` each add `n` faults consumed by the
@@ -177,11 +156,10 @@ class EventGridStandIn:
         log_arrivals: bool = False,
         latency: float = 0.0,
     ) -> None:
+        super().__init__(host, port)
         self.key = key
         self.log_arrivals = log_arrivals
         self.latency = latency
-        self.host = host
-        self._port = port
         self.failure_rate = failure_rate
         self.failure_status = failure_status
         self.max_request_bytes = max_request_bytes
@@ -194,49 +172,18 @@ class EventGridStandIn:
         self._faults: deque[_Fault] = deque()
         self._request_count = 0
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # lifecycle
+    handler = _Handler
+    thread_name = "event-grid-stand-in"
 
     def start(self) -> Self:
-        if self._server is not None:
-            return self
         self._stopping.clear()
-        self._server = _Server((self.host, self._port), self)
-        self._port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="event-grid-stand-in", daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
+    def stopping(self) -> None:
         self._stopping.set()  # wakes hanging handlers
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # addresses
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the Event Grid stand-in is not started")
-        return self._port
 
     @property
     def endpoint(self) -> str:

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 from eventstore.feed import signing
+from eventstore.local.http_server import LocalServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -30,32 +29,12 @@ class Delivery:
     message_id: str
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A sender that gives up (timeout) or is killed mid-request resets the connection: not an error here.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-    def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
-        super().__init__(address, _Handler)
-        self.receiver = receiver
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
+class _Handler(QuietHandler):
     def do_OPTIONS(self) -> None:
-        self.server.receiver._handshake(self)
+        self.server.owner._handshake(self)
 
     def do_POST(self) -> None:
-        self.server.receiver._deliver(self)
+        self.server.owner._deliver(self)
 
 
 def _answer(
@@ -70,7 +49,7 @@ def _answer(
     handler.wfile.write(body)
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalServer):
     def __init__(
         self,
         secret: str,
@@ -82,12 +61,11 @@ class WebhookReceiver:
         failure_status: int = 500,
         seed: int | None = 0,
     ) -> None:
+        super().__init__(host, port)
         self.secret = secret
-        self.host = host
         self.allowed_origins = allowed_origins
         self.failure_rate = failure_rate
         self.failure_status = failure_status
-        self._port = port
         self._rng = random.Random(seed)
         self._cond = threading.Condition()
         self._deliveries: list[Delivery] = []
@@ -96,34 +74,13 @@ class WebhookReceiver:
         """Batches holding one of these event ids are answered 422 (a subscriber that rejects an event)."""
         self.statuses: list[int] = []
         self.answered_at: list[float] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> Self:
-        if self._server is None:
-            self._server = _Server((self.host, self._port), self)
-            self._port = int(self._server.server_address[1])
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="webhook", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
+    handler = _Handler
+    thread_name = "webhook-receiver"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._port}/events"
+        return f"http://{self.host}:{self.port}/events"
 
     @property
     def deliveries(self) -> list[Delivery]:

@@ -20,9 +20,11 @@ from eventstore.store.read_stream import EVENT_COLUMNS, check_limit, page_of
 
 
 @lru_cache(maxsize=1024)
-def _statement(schema: str) -> bytes:
+def all_stream_statement(schema: str, columns: str) -> bytes:
+    """`columns` (of `events AS e`) of the events after a (transaction id, position) pair, in all-stream
+    order, below the horizon. Parameters: transaction id (text), global position, limit."""
     template = (
-        "SELECT " + EVENT_COLUMNS + " FROM {events} AS e"
+        "SELECT " + columns + " FROM {events} AS e"
         " WHERE (e.transaction_id, e.global_position) > (%s::text::xid8, %s)"
         " AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
         # Qualified, so the sort is on the xid8 column and its index, not on the bigint output column.
@@ -37,6 +39,7 @@ def read_all_after(
     check_limit(limit)
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
-        _statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1)
+        all_stream_statement(schema, EVENT_COLUMNS),
+        (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1),
     ).fetchall()
     return page_of(rows, limit, checkpoint)

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from eventstore.models import Checkpoint
+from eventstore.store.read_all import all_stream_statement
 from eventstore.store.read_stream import check_limit
 
 
@@ -60,22 +61,11 @@ _COLUMNS = (
 )
 
 
-@lru_cache(maxsize=1024)
-def _read_statement(schema: str) -> bytes:
-    template = (
-        "SELECT " + _COLUMNS + " FROM {events} AS e"
-        " WHERE (e.transaction_id, e.global_position) > (%s::text::xid8, %s)"
-        " AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
-        " ORDER BY e.transaction_id, e.global_position LIMIT %s"
-    )
-    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)
-
-
 def read_feed_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int) -> list[FeedEntry]:
     check_limit(limit)
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
-        _read_statement(schema), (str(checkpoint.transaction_id), checkpoint.global_position, limit)
+        all_stream_statement(schema, _COLUMNS), (str(checkpoint.transaction_id), checkpoint.global_position, limit)
     ).fetchall()
     return [FeedEntry._make(row) for row in rows]
 
