@@ -7,27 +7,26 @@ The change feed against its targets, on the same database in the same run:
      rows, the same slim CloudEvents as plain dicts, POSTed with `requests`) and eventsourcing 9.5.6 (its
      notification log of as many events, posted the same way). Rounds in rotating order; figures are
      medians, ratios medians of the per-round ratios. Target: >= 10,000 events/s.
-  2. append-to-arrival latency under a paced writer (500 appends/s of 1 event to random instance streams
-     of a fresh tenant): the stand-in's arrival time minus the time `append` returned, matched by event
-     id, (a) with the nudge after each append (plus the 5 s timer, as deployed), (b) with the timer only
-     (a thread publishing the tenant at wall-clock multiples of 5 s). Target: p99 <= 1 s with the nudge.
-`--profile` then profiles a drain of the backlog's last 20,000 events (cProfile of the publisher thread,
-CPU and cProfile of the stand-in's handler threads), times each step of a page without the profiler, and
-drains the same events once more through a sink that posts the publisher's own encoded batch via the SDK's
-HTTP pipeline (azure-core) instead of the SDK's serializer. Prints a table; writes
+  2. append-to-arrival latency under a steady load (500 appends/s of 1 event each to random instance
+     streams of a fresh tenant, due on one schedule, taken by 4 writer threads): the stand-in's arrival
+     time minus the time `append` returned, matched by event id, (a) with the nudge after each append
+     (plus the 5 s timer, as deployed), (b) with the timer only (a thread publishing the tenant at
+     wall-clock multiples of 5 s). Target: p99 <= 1 s with the nudge.
+`--profile` then times each step of publishing a page without a profiler, drains the backlog's last
+20,000 events through a sink that posts the publisher's own encoded batch via the SDK's HTTP pipeline
+(azure-core) instead of the SDK's serializer (a what-if), and drains them once more under a sampling
+profiler (where the draining thread's wall time goes; the stand-in's busiest frames). Prints a table; writes
 bench/results/feed-latest.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import hashlib
 import json
 import math
 import os
 import platform
-import pstats
 import random
 import shutil
 import signal
@@ -82,6 +81,8 @@ APPEND_BATCH = 100
 RATE = 500.0
 LATENCY_SECONDS, QUICK_LATENCY_SECONDS = 20.0, 3.0
 TIMER_PERIOD = 5.0
+WRITERS = 4
+START_AFTER_TICK = 0.1
 PROFILE_EVENTS = 20_000
 TARGET_DRAIN = 10_000.0
 TARGET_P99 = 1.0
@@ -98,7 +99,7 @@ LABELS = {
 
 
 class StandInMeter:
-    """CPU of the stand-in's handler threads, and (while `profiling`) a cProfile of each request they handle.
+    """CPU of the stand-in's handler threads.
 
     `ThreadingHTTPServer` serves each connection on a thread of its own; after every request this records
     that thread's CPU time so far (`time.thread_time`, which includes reading the request line and headers),
@@ -109,22 +110,10 @@ class StandInMeter:
     def __init__(self, grid: EventGridStandIn) -> None:
         self._lock = threading.Lock()
         self._latest: dict[threading.Thread, float] = {}
-        self.profiles: list[cProfile.Profile] | None = None
         original: Callable[[Any], None] = grid._handle
 
         def handle(handler: Any) -> None:
-            profiles = self.profiles
-            if profiles is None:
-                original(handler)
-            else:
-                profiler = cProfile.Profile(time.thread_time)
-                profiler.enable()
-                try:
-                    original(handler)
-                finally:
-                    profiler.disable()
-                    with self._lock:
-                        profiles.append(profiler)
+            original(handler)
             with self._lock:
                 self._latest[threading.current_thread()] = time.thread_time()
 
@@ -187,7 +176,9 @@ def check_arrivals(grid: EventGridStandIn, expected: int, what: str) -> None:
     accepted = grid.accepted
     distinct = len({a.event["id"] for a in accepted})
     if len(accepted) != expected or distinct != expected:
-        raise AssertionError(f"{what}: the stand-in accepted {len(accepted)} events ({distinct} distinct), not {expected}")
+        raise AssertionError(
+            f"{what}: the stand-in accepted {len(accepted)} events ({distinct} distinct), not {expected}"
+        )
 
 
 # --- drains ----------------------------------------------------------------------------------------------
@@ -281,14 +272,43 @@ def run_drains(contenders: Contenders, rounds: int, warmup: int) -> dict[str, li
 # --- latency ---------------------------------------------------------------------------------------------
 
 
+class RunLog:
+    """What each publisher run of one kind (nudged or timer) did: events, whether it ended with events
+    waiting behind an older open transaction (the feed's horizon), whether another run held the lock."""
+
+    def __init__(self, publish: Callable[[str], TenantRun]) -> None:
+        self._publish = publish
+        self._lock = threading.Lock()
+        self.runs: list[tuple[float, int, bool, bool]] = []
+        """(seconds, published, waiting, locked) per run."""
+
+    def __call__(self, tenant_id: str) -> TenantRun:
+        started = time.perf_counter()
+        run = self._publish(tenant_id)
+        with self._lock:
+            self.runs.append((time.perf_counter() - started, run.published, run.waiting, run.locked))
+        return run
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            runs = list(self.runs)
+        return {
+            "runs": len(runs),
+            "events": sum(r[1] for r in runs),
+            "ended_waiting": sum(1 for r in runs if r[2]),
+            "found_locked": sum(1 for r in runs if not r[3]),
+            "seconds_max": max((r[0] for r in runs), default=0.0),
+            "seconds": [round(r[0], 3) for r in runs] if len(runs) <= 20 else None,
+        }
+
+
 class Timer:
     """The timer trigger's stand-in: `publish()` at every wall-clock multiple of `period` seconds."""
 
-    def __init__(self, publish: Callable[[], TenantRun], period: float) -> None:
+    def __init__(self, publish: Callable[[], object], period: float) -> None:
         self._publish = publish
         self._period = period
         self._stop = threading.Event()
-        self.runs: list[float] = []
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._loop, name="feed-timer", daemon=True)
         self._thread.start()
@@ -299,12 +319,10 @@ class Timer:
             tick = (math.floor(now / self._period) + 1) * self._period
             if self._stop.wait(tick - now):
                 return
-            started = time.perf_counter()
             try:
                 self._publish()
             except Exception as exc:  # reported by the caller
                 self.errors.append(exc)
-            self.runs.append(time.perf_counter() - started)
 
     def stop(self) -> None:
         self._stop.set()
@@ -318,9 +336,19 @@ class Latency:
     appended: int
     arrived: int
     seconds: float
-    """How long the writer ran."""
+    """How long the writers ran."""
     latencies: list[float] = field(repr=False)
-    timer_runs: list[float] = field(default_factory=list, repr=False)
+    """Arrival at the stand-in minus the append's return, per event (first arrival)."""
+    appends: list[float] = field(repr=False)
+    """How long each `append` call took."""
+    requests: int = 0
+    """Requests the stand-in answered during the run."""
+    cpu_cores: float = 0.0
+    """CPU of this process (writers, publisher, stand-in) while the writers ran, in cores."""
+    nudged: dict[str, Any] | None = None
+    """`RunLog.summary()` of the nudged runs (None without the nudge)."""
+    timer: dict[str, Any] = field(default_factory=dict)
+    """`RunLog.summary()` of the timer's runs."""
 
     @property
     def rate(self) -> float:
@@ -337,6 +365,10 @@ class Latency:
             "missing": self.appended - self.arrived,
             "writer_seconds": self.seconds,
             "append_rate": self.rate,
+            "writers": WRITERS,
+            "requests": self.requests,
+            "events_per_request": self.arrived / self.requests if self.requests else None,
+            "process_cpu_cores": self.cpu_cores,
             "latency_seconds": {
                 "p50": self.quantile(0.50),
                 "p90": self.quantile(0.90),
@@ -344,8 +376,12 @@ class Latency:
                 "max": max(self.latencies) if self.latencies else math.nan,
                 "mean": sum(self.latencies) / len(self.latencies) if self.latencies else math.nan,
             },
-            "timer_runs": len(self.timer_runs),
-            "timer_run_seconds_max": max(self.timer_runs) if self.timer_runs else None,
+            "append_call_ms": {
+                "p50": percentile(self.appends, 0.50) * 1000 if self.appends else math.nan,
+                "p99": percentile(self.appends, 0.99) * 1000 if self.appends else math.nan,
+            },
+            "nudged_runs": self.nudged,
+            "timer_runs": self.timer,
         }
 
 
@@ -355,38 +391,88 @@ def percentile(values: Sequence[float], quantile: float) -> float:
     return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
 
 
-def run_latency(store: EventStore, grid: EventGridStandIn, *, nudge: bool, seconds: float, rate: float,
-                period: float) -> Latency:  # fmt: skip
-    """A paced writer on a fresh tenant; every event's arrival at the stand-in minus its append's return."""
+class PacedWriters:
+    """`total` single-event appends due at `rate` per second from a shared schedule, taken by whichever of
+    `WRITERS` threads is free: the load stays at `rate` when one append stalls (on the GIL, or a commit)."""
+
+    def __init__(self, store: EventStore, tenant_id: str, rate: float, total: int, nudger: Nudger | None) -> None:
+        self.tenant_id = tenant_id
+        self.tenant = store.tenant(tenant_id)
+        self.rate = rate
+        self.total = total
+        self.nudger = nudger
+        self.instances = [uuid4().hex for _ in range(STREAMS)]
+        self.appended: dict[str, float] = {}
+        self.appends: list[float] = []
+        self.errors: list[BaseException] = []
+        self._next = 0
+        self._lock = threading.Lock()
+        self._started = 0.0
+
+    def _take(self) -> int | None:
+        with self._lock:
+            number = self._next
+            self._next += 1
+        return number if number < self.total else None
+
+    def _write(self, seed: int) -> None:
+        chooser = random.Random(seed)
+        try:
+            while (number := self._take()) is not None:
+                pause = self._started + number / self.rate - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                instance = chooser.choice(self.instances)
+                event = step_completed(instance)
+                clock = time.perf_counter()
+                self.tenant.append(f"instance:{instance}", [event])
+                returned = time.time()
+                self.appends.append(time.perf_counter() - clock)
+                self.appended[str(event.event_id)] = returned
+                if self.nudger is not None:
+                    self.nudger.nudge(self.tenant_id)
+        except BaseException as exc:  # reported by run()
+            self.errors.append(exc)
+
+    def run(self) -> float:
+        """Write everything; returns how long it took."""
+        self._started = time.perf_counter()
+        threads = [threading.Thread(target=self._write, args=(7 + i,), name=f"writer-{i}") for i in range(WRITERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+        return time.perf_counter() - self._started
+
+
+def run_latency(
+    store: EventStore, grid: EventGridStandIn, *, nudge: bool, seconds: float, rate: float, period: float
+) -> Latency:
+    """Paced writers on a fresh tenant; every event's arrival at the stand-in minus its append's return."""
     mode = "nudge" if nudge else "timer"
     label = f"nudge after each append (+ {period:g} s timer)" if nudge else f"timer only ({period:g} s period)"
     print(f"latency, {label}: {rate:g} appends/s for {seconds:g} s", file=sys.stderr, flush=True)
     tenant_id = new_tenant(store)
-    tenant = store.tenant(tenant_id)
-    instances = [uuid4().hex for _ in range(STREAMS)]
     sink = EventGridSink(grid.endpoint, AzureKeyCredential(KEY), timeout=10)
     publisher = FeedPublisher(store, [sink])
-    nudger = Nudger(lambda t: publisher.publish_tenant(t, retry_seconds=1.0)) if nudge else None
+    nudged = RunLog(lambda t: publisher.publish_tenant(t, retry_seconds=1.0))
+    timed = RunLog(publisher.publish_tenant)
+    nudger = Nudger(nudged) if nudge else None
+    writers = PacedWriters(store, tenant_id, rate, max(1, round(seconds * rate)), nudger)
     grid.clear()
-    appended: dict[str, float] = {}
-    chooser = random.Random(7)
-    timer = Timer(lambda: publisher.publish_tenant(tenant_id), period)
+    timer = Timer(lambda: timed(tenant_id), period)
     try:
-        total = max(1, round(seconds * rate))
-        started = time.perf_counter()
-        for number in range(total):
-            pause = started + number / rate - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            instance = chooser.choice(instances)
-            event = step_completed(instance)
-            tenant.append(f"instance:{instance}", [event])
-            appended[str(event.event_id)] = time.time()
-            if nudger is not None:
-                nudger.nudge(tenant_id)
-        writer_seconds = time.perf_counter() - started
+        # The writers start just after a tick, so that every run sees the same phase: the first events
+        # wait a whole period for the timer (without the nudge).
+        now = time.time()
+        time.sleep((math.floor(now / period) + 1) * period + START_AFTER_TICK - now)
+        cpu = time.process_time()
+        writer_seconds = writers.run()
+        cpu = time.process_time() - cpu
         try:
-            grid.wait_for(total, timeout=2 * period + 30)
+            grid.wait_for(writers.total, timeout=2 * period + 30)
         except TimeoutError as exc:
             print(f"  {exc}", file=sys.stderr, flush=True)
     finally:
@@ -399,12 +485,26 @@ def run_latency(store: EventStore, grid: EventGridStandIn, *, nudge: bool, secon
     first: dict[str, float] = {}
     for accepted in grid.accepted:
         first.setdefault(str(accepted.event["id"]), accepted.arrived_at)
+    requests = len(grid.requests)
     grid.clear()
-    latencies = [first[event_id] - at for event_id, at in appended.items() if event_id in first]
-    result = Latency(mode, label, len(appended), len(latencies), writer_seconds, latencies, timer.runs)
+    latencies = [first[event_id] - at for event_id, at in writers.appended.items() if event_id in first]
+    result = Latency(
+        mode,
+        label,
+        len(writers.appended),
+        len(latencies),
+        writer_seconds,
+        latencies,
+        writers.appends,
+        requests,
+        cpu / writer_seconds,
+        nudged.summary() if nudge else None,
+        timed.summary(),
+    )
     print(
         f"  {result.rate:,.0f} appends/s; p50 {result.quantile(0.5) * 1000:,.0f} ms, "
-        f"p99 {result.quantile(0.99) * 1000:,.0f} ms, {result.appended - result.arrived} missing",
+        f"p99 {result.quantile(0.99) * 1000:,.0f} ms, {result.appended - result.arrived} missing; "
+        f"timer runs {result.timer['seconds']} s; nudged runs {result.nudged}",
         file=sys.stderr,
         flush=True,
     )
@@ -452,57 +552,103 @@ class PrebuiltBodySink:
         self._client.close()
 
 
-# Where the publisher thread's wall time goes, from cProfile's cumulative times: (label, [(path, function)]).
-# The parts do not nest in each other; what is left is the publisher's loop, tenacity and SDK glue.
-PUBLISHER_PARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("store: read_feed, the page query (psycopg + PostgreSQL)", (("eventstore/store/tenant_events.py", "read_feed"),)),
-    ("store: checkpoint load/save, advisory lock (psycopg + PostgreSQL)",
-     (("eventstore/store/tenant_events.py", "feed_checkpoint"), ("eventstore/store/tenant_events.py",
-      "save_feed_checkpoint"), ("eventstore/store/feed_lock.py", "try_lock_feed"),
-      ("eventstore/store/feed_lock.py", "unlock_feed"))),
-    ("ours: to_cloudevent (a pydantic FeedEventData per event)", (("eventstore/feed/cloudevents.py", "to_cloudevent"),)),
+Frame = tuple[str, str]
+"""(file path with forward slashes, function name)."""
+Pattern = tuple[str, str | None]
+"""(path suffix, function name or None for any)."""
+
+# Where the drain thread's time goes. A sample of the thread draining the backlog (a thread with a frame of
+# eventstore/feed/publisher.py that is not waiting on a lock or a future) counts for the first category, in
+# this order, with a frame in its stack ("waiting" looks at the innermost frame only).
+_LEGACY = "azure/eventgrid/_legacy/"
+DRAIN_CATEGORIES: tuple[tuple[str, tuple[Pattern, ...]], ...] = (
+    ("SDK: dicts -> CloudEvent objects (CloudEvent.from_dict, time re-parsed)",
+     (("azure/core/messaging.py", "from_dict"),)),
+    ("SDK: CloudEvent -> generated msrest model", ((_LEGACY + "_helpers.py", "_cloud_event_to_generated"),)),
+    ("SDK: msrest Serializer.body of the models, json.dumps of the body",
+     ((_LEGACY + "_helpers.py", "_build_request"),)),
+    ("HTTP: waiting for the stand-in's answer (socket read; the stand-in works meanwhile)", ()),
+    ("HTTP: azure-core pipeline, requests, urllib3, http.client",
+     (("azure/core/pipeline/", None), ("azure/core/rest/", None), ("requests/", None), ("urllib3/", None),
+      ("http/client.py", None))),
+    ("ours: to_cloudevent (a pydantic FeedEventData per event)", (("eventstore/feed/cloudevents.py", None),)),
     ("ours: encode (json.dumps per event, for the byte limit)", (("eventstore/feed/sinks.py", "encode"),)),
-    ("SDK: dicts -> CloudEvent objects (CloudEvent.from_dict, time re-parsed)", (("azure/core/messaging.py", "from_dict"),)),
-    ("SDK: CloudEvent -> generated msrest model", (("azure/eventgrid/_legacy/_helpers.py", "_cloud_event_to_generated"),)),
-    ("SDK: msrest Serializer.body of the models", (("azure/eventgrid/_legacy/_generated/_serialization.py", "body"),)),
+    ("store: read_feed, checkpoints, lock (psycopg + PostgreSQL)",
+     (("eventstore/store/", None), ("psycopg/", None), ("psycopg_pool/", None))),
+    ("SDK: the rest of EventGridPublisherClient.send", (("azure/eventgrid/", None),)),
 )  # fmt: skip
-_BUILD_REQUEST = ("azure/eventgrid/_legacy/_helpers.py", "_build_request")
-_SEND_REQUEST = ("azure/eventgrid/_legacy/_generated/_client.py", "send_request")
-_RECV = ("~", "<method 'recv_into' of '_socket.socket' objects>")
-_PUBLISH = ("eventstore/feed/publisher.py", "publish_tenant")
+_WAITING_CATEGORY = 3
+_OTHER = "other: publisher loop, batching, tenacity"
+_IDLE = (("threading.py", "wait"), ("concurrent/futures/_base.py", None), ("queue.py", None))
 
 
-def _cumulative(stats: dict[Any, Any], path: str, function: str) -> float:
-    return sum(
-        value[3] for (file, _, name), value in stats.items() if name == function and file.replace("\\", "/").endswith(path)
-    )
+def _matches(frame: Frame, pattern: Pattern) -> bool:
+    path, function = pattern
+    return (path in frame[0]) and (function is None or frame[1] == function)
 
 
-def publisher_breakdown(profile: cProfile.Profile) -> list[tuple[str, float]]:
-    """(part, seconds) of the profiled drain; the first row is the total."""
-    stats: dict[Any, Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    total = _cumulative(stats, *_PUBLISH)
-    rows = [(label, sum(_cumulative(stats, *f) for f in functions)) for label, functions in PUBLISHER_PARTS]
-    body = _cumulative(stats, *PUBLISHER_PARTS[-1][1][0])
-    rows.append(("SDK: json.dumps of the body, request object", _cumulative(stats, *_BUILD_REQUEST) - body))
-    waiting = _cumulative(stats, *_RECV)
-    rows.append(("HTTP: azure-core pipeline, requests, urllib3 (less the wait)",
-                 _cumulative(stats, *_SEND_REQUEST) - waiting))  # fmt: skip
-    rows.append(("waiting for the stand-in's answer (socket recv; the stand-in works meanwhile)", waiting))
-    rows.append(("other: publisher loop, batching, tenacity, SDK glue", total - sum(s for _, s in rows)))
-    return [("total: publish_tenant", total), *rows]
+class StackSampler:
+    """A sampling profiler of this process's threads (`sys._current_frames`, every `interval` seconds), for
+    the thread draining the backlog and the stand-in's handler threads, whichever threads those are (the
+    publisher drains on a pool thread of its own). Samples are wall time: a thread waiting for the GIL is
+    sampled where it waits. Its own cost is ~one stack walk per thread per sample."""
 
+    def __init__(self, interval: float = 0.001) -> None:
+        self.interval = interval
+        self.drain: dict[str, int] = {}
+        self.standin: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stack-sampler", daemon=True)
 
-def top_functions(profiles: list[cProfile.Profile], limit: int = 10) -> list[tuple[str, float]]:
-    """The stand-in's heaviest functions by own time."""
-    if not profiles:
-        return []
-    merged = pstats.Stats(profiles[0])
-    for profile in profiles[1:]:
-        merged.add(profile)
-    stats: dict[Any, Any] = merged.stats  # type: ignore[attr-defined]
-    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:limit]
-    return [(f"{Path(file).name}:{name}", value[2]) for (file, _, name), value in ranked]
+    def __enter__(self) -> StackSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = threading.get_ident()
+        while not self._stop.wait(self.interval):
+            self.samples += 1
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                stack: list[Frame] = []
+                walker: FrameType | None = frame
+                while walker is not None:
+                    stack.append((walker.f_code.co_filename.replace("\\", "/"), walker.f_code.co_name))
+                    walker = walker.f_back
+                self._classify(stack)
+
+    def _classify(self, stack: list[Frame]) -> None:
+        if any(f[0].endswith("eventstore/local/eventgrid.py") and f[1] == "_handle" for f in stack):
+            innermost = f"{Path(stack[0][0]).name}:{stack[0][1]}"
+            self.standin[innermost] = self.standin.get(innermost, 0) + 1
+            return
+        if not any(f[0].endswith("eventstore/feed/publisher.py") for f in stack):
+            return
+        if any(_matches(stack[0], idle) for idle in _IDLE):
+            return  # a thread waiting for the drain (the caller), not draining
+        category = _OTHER
+        for index, (label, patterns) in enumerate(DRAIN_CATEGORIES):
+            if index == _WAITING_CATEGORY:
+                if stack[0][0].endswith("socket.py") and stack[0][1] == "readinto":
+                    category = label
+                    break
+            elif any(_matches(frame, pattern) for frame in stack for pattern in patterns):
+                category = label
+                break
+        self.drain[category] = self.drain.get(category, 0) + 1
+
+    def breakdown(self) -> list[tuple[str, int]]:
+        order = [label for label, _ in DRAIN_CATEGORIES] + [_OTHER]
+        return [(label, self.drain.get(label, 0)) for label in order]
+
+    def top_standin(self, limit: int = 8) -> list[tuple[str, int]]:
+        return sorted(self.standin.items(), key=lambda item: item[1], reverse=True)[:limit]
 
 
 def _per_event(seconds: list[float], events: int) -> float:
@@ -515,7 +661,7 @@ def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float
     sdk = contenders.sink("steps")
     prebuilt = PrebuiltBodySink(contenders.grid.endpoint, KEY, "prebuilt-steps")
     times: dict[str, list[float]] = {k: [] for k in ("read", "to_cloudevent", "encode", "sdk", "prebuilt", "requests")}
-    standin: list[float] = []
+    standin = 0.0
     after = contenders.checkpoint(skip)
     try:
         for _ in range(pages):
@@ -530,21 +676,25 @@ def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float
             clock = time.perf_counter()
             batch = Batch(events, [encode(e) for e in events])
             times["encode"].append(time.perf_counter() - clock)
-            for key, send in (("sdk", sdk.send), ("prebuilt", prebuilt.send),
-                              ("requests", lambda b: contenders.poster.post(b.events))):  # fmt: skip
+            for key, send in (
+                ("sdk", sdk.send),
+                ("prebuilt", prebuilt.send),
+                ("requests", lambda b: contenders.poster.post(b.events)),
+            ):
                 cpu = contenders.meter.cpu()
                 clock = time.perf_counter()
                 send(batch)
                 times[key].append(time.perf_counter() - clock)
-                standin.append(contenders.meter.cpu() - cpu)
+                standin += contenders.meter.cpu() - cpu
             after = entries[-1].checkpoint
     finally:
         sdk.close()
         prebuilt.close()
         contenders.grid.clear()
     steps = {key: _per_event(values, PAGE) for key, values in times.items() if values}
-    if standin:
-        steps["standin_cpu"] = _per_event(standin, PAGE)
+    sends = sum(len(times[key]) for key in ("sdk", "prebuilt", "requests"))
+    if sends:
+        steps["standin_cpu"] = standin / (sends * PAGE) * 1e6
     return steps
 
 
@@ -553,24 +703,21 @@ def profile(contenders: Contenders, events: int) -> dict[str, Any]:
     events = contenders.events - skip
     print(f"profile: the backlog's last {events:,} events", file=sys.stderr, flush=True)
     steps = page_steps(contenders, skip, pages=min(10, events // PAGE))
-    what_if = contenders.drain_store(skip, PrebuiltBodySink(contenders.grid.endpoint, KEY, f"prebuilt-{uuid4().hex[:8]}"))
+    what_if = contenders.drain_store(
+        skip, PrebuiltBodySink(contenders.grid.endpoint, KEY, f"prebuilt-{uuid4().hex[:8]}")
+    )
     plain = contenders.drain_store(skip)
-    profiler = cProfile.Profile()
-    contenders.meter.profiles = []
-    profiler.enable()
-    try:
-        profiled = contenders.drain_store(skip)
-    finally:
-        profiler.disable()
-        standin_profiles, contenders.meter.profiles = contenders.meter.profiles, None
+    with StackSampler() as sampler:
+        sampled = contenders.drain_store(skip)
     return {
         "events": events,
         "page_steps_us_per_event": steps,
         "drain_unprofiled": asdict(plain) | {"rate": plain.rate},
         "drain_prebuilt_body": asdict(what_if) | {"rate": what_if.rate},
-        "drain_profiled": asdict(profiled) | {"rate": profiled.rate},
-        "publisher_thread": publisher_breakdown(profiler),
-        "standin_top_self": top_functions(standin_profiles),
+        "drain_sampled": asdict(sampled) | {"rate": sampled.rate},
+        "sampler_ticks": sampler.samples,
+        "drain_thread_samples": sampler.breakdown(),
+        "standin_samples_top": sampler.top_standin(),
     }
 
 
@@ -616,19 +763,35 @@ def render(drains: dict[str, Any], latencies: list[Latency], profiled: dict[str,
     for key in DRAIN_KEYS:
         d = drains[key]
         rounds = ", ".join(f"{r:,.0f}" for r in d["rounds"])
-        lines.append(f"{d['label']:<66} {d['events_per_second']:>9,.0f}  {d['cpu_us_per_event']:>9.0f} "
-                     f"{d['standin_cpu_us_per_event']:>8.0f}   [{rounds}]")  # fmt: skip
+        lines.append(
+            f"{d['label']:<66} {d['events_per_second']:>9,.0f}  {d['cpu_us_per_event']:>9.0f} "
+            f"{d['standin_cpu_us_per_event']:>8.0f}   [{rounds}]"
+        )
     for name, ratio in drains["ratios"].items():
         per_round = " ".join(f"{r:.2f}" for r in ratio["per_round"])
         lines.append(f"ratio {name:<60} {ratio['ratio']:>9.2f}   per round {per_round}")
     verdict = "met" if drains["store"]["events_per_second"] >= TARGET_DRAIN else "MISSED"
     lines.append(f"target: store >= {TARGET_DRAIN:,.0f} events/s: {verdict}")
-    lines += ["", f"{'append-to-arrival latency':<44} {'appends/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
-              f" {'max ms':>8} {'missing':>7}"]  # fmt: skip
+    lines += [
+        "",
+        f"append-to-arrival latency, {WRITERS} writer threads sharing one schedule, 1 event per append",
+        f"{'publishing':<40} {'appends/s':>9} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        f" {'missing':>7} {'append p50/p99 ms':>17} {'ev/request':>10} {'CPU cores':>9}  publisher runs",
+    ]
     for latency in latencies:
-        s = latency.summary()["latency_seconds"]
-        lines.append(f"{latency.label:<44} {latency.rate:>9,.0f} {_ms(s['p50']):>8} {_ms(s['p90']):>8} "
-                     f"{_ms(s['p99']):>8} {_ms(s['max']):>8} {latency.appended - latency.arrived:>7}")  # fmt: skip
+        summary = latency.summary()
+        s, calls = summary["latency_seconds"], summary["append_call_ms"]
+        timer = latency.timer
+        runs = f"timer {timer['runs']} (longest {timer['seconds_max']:.1f} s)"
+        if latency.nudged is not None:
+            n = latency.nudged
+            runs += f", nudged {n['runs']:,} ({n['ended_waiting']:,} ended waiting, {n['found_locked']:,} locked out)"
+        lines.append(
+            f"{latency.label:<40} {latency.rate:>9,.0f} {_ms(s['p50']):>7} {_ms(s['p90']):>7} "
+            f"{_ms(s['p99']):>7} {_ms(s['max']):>7} {latency.appended - latency.arrived:>7}"
+            f" {calls['p50']:>8.2f}/{calls['p99']:<8.2f} {summary['events_per_request'] or 0:>10.1f}"
+            f" {latency.cpu_cores:>9.2f}  {runs}"
+        )
     nudged = next((x for x in latencies if x.mode == "nudge"), None)
     if nudged is not None:
         verdict = "met" if nudged.quantile(0.99) <= TARGET_P99 else "MISSED"
@@ -636,16 +799,22 @@ def render(drains: dict[str, Any], latencies: list[Latency], profiled: dict[str,
     if profiled:
         lines += ["", f"profile of a drain of {profiled['events']:,} events"]
         steps = profiled["page_steps_us_per_event"]
-        lines.append("  µs per event, pages of 1,000, no profiler: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
-        for key, label in (("drain_unprofiled", "FeedPublisher + EventGridSink"),
-                           ("drain_prebuilt_body", "FeedPublisher + prebuilt-body sink (what-if)"),
-                           ("drain_profiled", "FeedPublisher + EventGridSink under cProfile")):  # fmt: skip
+        lines.append(
+            "  µs per event, pages of 1,000, no profiler: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
+        )
+        for key, label in (
+            ("drain_unprofiled", "FeedPublisher + EventGridSink"),
+            ("drain_prebuilt_body", "FeedPublisher + prebuilt-body sink (what-if)"),
+            ("drain_sampled", "FeedPublisher + EventGridSink, sampled"),
+        ):
             lines.append(f"  {label:<48} {profiled[key]['rate']:>9,.0f} events/s")
-        total = profiled["publisher_thread"][0][1]
-        lines.append("  publisher thread (wall, cProfile):")
-        for label, seconds in profiled["publisher_thread"]:
-            lines.append(f"    {seconds:>7.2f} s {seconds / total * 100 if total else 0:>5.1f} %  {label}")
-        lines.append("  stand-in, own time: " + ", ".join(f"{n} {s:.2f} s" for n, s in profiled["standin_top_self"][:8]))
+        rows = profiled["drain_thread_samples"]
+        total = sum(count for _, count in rows)
+        lines.append(f"  the draining thread, {total:,} samples (wall time):")
+        for label, count in rows:
+            lines.append(f"    {count / total * 100 if total else 0:>5.1f} %  {label}")
+        top = profiled["standin_samples_top"]
+        lines.append("  stand-in handler samples, innermost frame: " + ", ".join(f"{n} {c}" for n, c in top))
     return "\n".join(lines)
 
 
@@ -724,8 +893,11 @@ def run(dsn: str, options: Options) -> int:
         with EventGridStandIn(key=KEY) as grid:
             meter = StandInMeter(grid)
             tenant_id = new_tenant(store)
-            print(f"populating: {options.events:,} events over {options.streams:,} streams (tenant {tenant_id})",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"populating: {options.events:,} events over {options.streams:,} streams (tenant {tenant_id})",
+                file=sys.stderr,
+                flush=True,
+            )
             clock = time.perf_counter()
             populate(store, tenant_id, options.events, options.streams)
             meta["populate_seconds"] = round(time.perf_counter() - clock, 1)
@@ -737,13 +909,20 @@ def run(dsn: str, options: Options) -> int:
             raw = RawFeed(dsn, tenant_id, schema)
             raw.check_equivalent()
             poster = Poster(grid.endpoint, KEY)
-            contenders = Contenders(dsn, store, grid, meter, tenant_id, schema, options.events, raw, es, poster,
-                                    settings)  # fmt: skip
+            contenders = Contenders(
+                dsn, store, grid, meter, tenant_id, schema, options.events, raw, es, poster, settings
+            )
             meta["tenant"] = tenant_id
             drains = drain_summary(run_drains(contenders, options.rounds, warmup=min(2000, options.events // 4)))
             latencies = [
-                run_latency(store, grid, nudge=nudge, seconds=options.latency_seconds, rate=options.rate,
-                            period=options.timer_period)  # fmt: skip
+                run_latency(
+                    store,
+                    grid,
+                    nudge=nudge,
+                    seconds=options.latency_seconds,
+                    rate=options.rate,
+                    period=options.timer_period,
+                )
                 for nudge in (True, False)
             ]
             profiled = profile(contenders, options.profile_events) if options.profile_events else {}
@@ -786,15 +965,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dsn", help=f"PostgreSQL DSN (default: ${DSN_VARIABLE}, else an embedded server)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"a smoke test: {QUICK_EVENTS:,}-event backlog, {QUICK_LATENCY_SECONDS:g} s latency runs")  # fmt: skip
+    quick = f"a smoke test: {QUICK_EVENTS:,}-event backlog, {QUICK_LATENCY_SECONDS:g} s latency runs"
+    parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--events", type=int, help=f"backlog size (default {EVENTS:,})")
     parser.add_argument("--streams", type=int, help=f"instance streams of the backlog (default {STREAMS:,})")
     parser.add_argument("--rounds", type=int, help="drains of the backlog per contender (default 3, quick 2)")
-    parser.add_argument("--latency-seconds", type=float, help=f"writer time per latency run (default {LATENCY_SECONDS:g})")
+    parser.add_argument(
+        "--latency-seconds", type=float, help=f"writer time per latency run (default {LATENCY_SECONDS:g})"
+    )
     parser.add_argument("--rate", type=float, default=RATE, help=f"appends per second in the latency runs ({RATE:g})")
     parser.add_argument("--timer-period", type=float, default=TIMER_PERIOD, help=f"timer period ({TIMER_PERIOD:g} s)")
-    parser.add_argument("--profile", action="store_true", help=f"afterwards, profile a drain of {PROFILE_EVENTS:,} events")
+    parser.add_argument(
+        "--profile", action="store_true", help=f"afterwards, profile a drain of {PROFILE_EVENTS:,} events"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--keep", action="store_true", help="keep the eventsourcing baseline's schema")
     return parser.parse_args(argv)
@@ -820,7 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         keep=args.keep,
     )
-    if options.events < 4 * PAGE // 2 or options.rounds < 1 or options.rate <= 0 or options.timer_period <= 0:
+    if options.events < 2 * PAGE or options.rounds < 1 or options.rate <= 0 or options.timer_period <= 0:
         raise SystemExit("--events must be >= 2000, --rounds >= 1, --rate and --timer-period > 0")
     signal.signal(signal.SIGTERM, _terminate)
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -263,7 +264,7 @@ class EventSourcingFeed:
         return count
 
 
-def measure(drain: Any, standin_cpu: Any) -> Drain:
+def measure(drain: Callable[[], tuple[int, int]], standin_cpu: Callable[[], float]) -> Drain:
     """Time `drain()` (returns events, requests) with wall, process CPU and the stand-in's CPU."""
     cpu_before, standin_before = time.process_time(), standin_cpu()
     started = time.perf_counter()
