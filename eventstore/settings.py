@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="`key`: EVENTSTORE_EVENTGRID_KEY; `entra`: DefaultAzureCredential (managed identity).",
     )
     eventgrid_key: SecretStr = Field(default=SecretStr(""), description="Topic access key (auth `key`).")
+    eventgrid_client: Literal["pipeline", "sdk"] = Field(
+        default="pipeline",
+        description="`pipeline`: the batch's bytes through azure-core with the SDK's policies (fast); `sdk`: "
+        "EventGridPublisherClient.send, which re-serialises every event (~4x slower to drain a backlog).",
+    )
     eventgrid_enabled: bool = Field(default=True, description="Switch the Event Grid sink off without removing it.")
     webhooks: dict[str, WebhookSettings] = Field(
         default_factory=dict, description="CloudEvents webhooks by name (EVENTSTORE_WEBHOOKS__<name>__URL=...)."

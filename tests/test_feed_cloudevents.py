@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from eventstore import EventStore
-from eventstore.feed.cloudevents import cloudevent_type, to_cloudevent
+from eventstore.feed.cloudevents import FeedEventData, cloudevent_type, to_cloudevent
 from eventstore.samples import CLAIM_INSTANCE_ID, expense_claim_walk
 from tests.conftest import random_tenant_id
 
@@ -26,6 +26,8 @@ def test_feed_events_carry_ids_and_positions_never_payloads(store: EventStore) -
         assert cloudevent["time"].endswith("Z")
         assert cloudevent["data"]["sequenceNumber"] == recorded.sequence_number
         assert cloudevent["data"]["globalPosition"] == recorded.global_position
+        # The documented model of `data` and the dict built on the hot path say exactly the same.
+        assert FeedEventData.model_validate(cloudevent["data"]).model_dump(mode="json") == cloudevent["data"]
         assert set(cloudevent["data"]) == {
             "tenantId",
             "workflowId",

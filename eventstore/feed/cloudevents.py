@@ -78,26 +78,29 @@ def subject_of(event: FeedItem) -> str:
 
 def to_cloudevent(tenant_id: str, event: FeedItem, type_prefix: str = DEFAULT_TYPE_PREFIX) -> dict[str, Any]:
     """The slim CloudEvent (structured mode, as a JSON-ready dict) announcing `event`."""
+    event_id = str(event.event_id)
     instance = event.workflow_instance_id
     if instance is None and event.stream_id.startswith(INSTANCE_PREFIX):
         instance = event.stream_id.removeprefix(INSTANCE_PREFIX)
-    data = FeedEventData(
-        tenant_id=tenant_id,
-        workflow_id=event.workflow_id,
-        workflow_instance_id=instance,
-        event_id=str(event.event_id),
-        event_type=event.event_type,
-        stream_id=event.stream_id,
-        sequence_number=event.sequence_number,
-        global_position=event.global_position,
-    )
+    # A plain dict, not a `FeedEventData`: this runs per event on a drain (a model costs ~14 µs each);
+    # the model stays the schema of record, and a test checks the two agree.
+    data = {
+        "tenantId": tenant_id,
+        "workflowId": event.workflow_id,
+        "workflowInstanceId": instance,
+        "eventId": event_id,
+        "eventType": event.event_type,
+        "streamId": event.stream_id,
+        "sequenceNumber": event.sequence_number,
+        "globalPosition": event.global_position,
+    }
     return {
         "specversion": "1.0",
-        "id": str(event.event_id),
+        "id": event_id,
         "source": f"/tenants/{tenant_id}",
         "subject": subject_of(event),
         "type": cloudevent_type(event.event_type, type_prefix),
         "time": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/json",
-        "data": data.model_dump(mode="json"),
+        "data": data,
     }

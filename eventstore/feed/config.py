@@ -7,7 +7,7 @@ import logging
 from azure.core.credentials import AzureKeyCredential, TokenCredential
 
 from eventstore.errors import InvalidInput
-from eventstore.feed.sinks import EventGridSink, Sink, WebhookSink
+from eventstore.feed.sinks import EventGridSdkSink, EventGridSink, Sink, WebhookSink
 from eventstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def sinks_from_settings(settings: Settings) -> list[Sink]:
     timeout = settings.feed_request_timeout
     if settings.eventgrid_endpoint and settings.eventgrid_enabled:
         try:
-            sinks.append(EventGridSink(settings.eventgrid_endpoint, event_grid_credential(settings), timeout=timeout))
+            kind = EventGridSdkSink if settings.eventgrid_client == "sdk" else EventGridSink
+            sinks.append(kind(settings.eventgrid_endpoint, event_grid_credential(settings), timeout=timeout))
         except Exception as exc:
             log.error("feed: the Event Grid sink is not configured correctly and publishes nothing: %s", exc)
     for name, hook in sorted(settings.webhooks.items()):
