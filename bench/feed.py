@@ -3,18 +3,20 @@
 The change feed against its targets, on the same database in the same run:
   1. backlog drain: one tenant's backlog (100,000 events over 1,000 instance streams) published to the
      local Event Grid stand-in (a real HTTP server in this process) through `FeedPublisher` and
-     `EventGridSink` (the real azure-eventgrid SDK), beside a raw baseline (plain psycopg pages of the same
-     rows, the same slim CloudEvents as plain dicts, POSTed with `requests`) and eventsourcing 9.5.6 (its
-     notification log of as many events, posted the same way). Rounds in rotating order; figures are
+     `EventGridSink` (the batch's bytes posted through an azure-core pipeline with the policies of the
+     azure-eventgrid client), beside a raw baseline (plain psycopg pages of the same rows, the same slim
+     CloudEvents as plain dicts, POSTed with `requests`) and eventsourcing 9.5.6 (its notification log of
+     as many events, posted the same way). Rounds in rotating order; figures are
      medians, ratios medians of the per-round ratios. Target: >= 10,000 events/s.
   2. append-to-arrival latency under a steady load (500 appends/s of 1 event each to random instance
      streams of a fresh tenant, due on one schedule, taken by 4 writer threads): the stand-in's arrival
      time minus the time `append` returned, matched by event id, (a) with the nudge after each append
      (plus the 5 s timer, as deployed), (b) with the timer only (a thread publishing the tenant at
      wall-clock multiples of 5 s). Target: p99 <= 1 s with the nudge.
-`--profile` then times each step of publishing a page without a profiler, drains the backlog's last
-20,000 events through a sink that posts the publisher's own encoded batch via the SDK's HTTP pipeline
-(azure-core) instead of the SDK's serializer (a what-if), and drains them once more under a sampling
+`--profile` then times each step of publishing a page without a profiler (the same batch sent by
+`EventGridSink`, by `EventGridSdkSink` — azure-eventgrid's `EventGridPublisherClient.send`, the path of
+EVENTSTORE_EVENTGRID_CLIENT=sdk — and by `requests`), drains the backlog's last 20,000 events through
+`EventGridSink` and through `EventGridSdkSink`, and once more through `EventGridSink` under a sampling
 profiler (where the draining thread's wall time goes; the stand-in's busiest frames). Prints a table; writes
 bench/results/feed-latest.json.
 """
@@ -45,19 +47,7 @@ from typing import Any
 from uuid import uuid4
 
 import psycopg
-from azure.core import PipelineClient
 from azure.core.credentials import AzureKeyCredential
-from azure.core.pipeline.policies import (
-    AzureKeyCredentialPolicy,
-    ContentDecodePolicy,
-    HeadersPolicy,
-    HttpLoggingPolicy,
-    NetworkTraceLoggingPolicy,
-    RequestIdPolicy,
-    RetryPolicy,
-    UserAgentPolicy,
-)
-from azure.core.rest import HttpRequest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
@@ -67,8 +57,8 @@ from eventstore import EventStore, EventType, NewEvent, Settings
 from eventstore.feed.cloudevents import to_cloudevent
 from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
-from eventstore.feed.sinks import BATCH_CONTENT_TYPE, Batch, EventGridSink, Sink, encode, failure
-from eventstore.local.eventgrid import API_VERSION, EventGridStandIn
+from eventstore.feed.sinks import Batch, EventGridSdkSink, EventGridSink, Sink, encode
+from eventstore.local.eventgrid import EventGridStandIn
 from eventstore.models import START, Checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +79,7 @@ TARGET_P99 = 1.0
 PAYLOAD = b'{"stepId":"step-7","outcome":"completed","output":{"approved":true,"score":0.92,"notes":"bench"}}'
 DRAIN_KEYS = ("store", "raw", "es")
 LABELS = {
-    "store": "store: FeedPublisher + EventGridSink (azure-eventgrid SDK)",
+    "store": "store: FeedPublisher + EventGridSink (azure-core pipeline)",
     "raw": "raw: psycopg pages + dicts + requests.post",
     "es": "eventsourcing 9.5.6: select_notifications + dicts + requests.post",
 }
@@ -201,11 +191,11 @@ class Contenders:
     settings: Settings
     sinks_made: int = 0
 
-    def sink(self, label: str) -> EventGridSink:
+    def sink(self, label: str, kind: type[EventGridSink | EventGridSdkSink] = EventGridSink) -> Sink:
         # A sink name of its own: a checkpoint of its own, at START.
         self.sinks_made += 1
         name = f"eventgrid-{label}-{self.sinks_made}"
-        return EventGridSink(self.grid.endpoint, AzureKeyCredential(KEY), timeout=10, name=name)
+        return kind(self.grid.endpoint, AzureKeyCredential(KEY), timeout=10, name=name)
 
     def drain_store(self, skip: int = 0, sink: Sink | None = None) -> Drain:
         """`FeedPublisher.publish_tenant` from START (or after the first `skip` events) until caught up."""
@@ -252,7 +242,7 @@ class Contenders:
 
 def run_drains(contenders: Contenders, rounds: int, warmup: int) -> dict[str, list[Drain]]:
     """Each contender drains the whole backlog once per round, in an order rotating from round to round."""
-    for key in DRAIN_KEYS:  # warm up: imports, pools, prepared statements, the SDK's caches
+    for key in DRAIN_KEYS:  # warm up: imports, pools, prepared statements, connections
         contenders.drain(key, skip=contenders.events - warmup)
     drains: dict[str, list[Drain]] = {key: [] for key in DRAIN_KEYS}
     for number in range(rounds):
@@ -457,7 +447,7 @@ def run_latency(
     tenant_id = new_tenant(store)
     sink = EventGridSink(grid.endpoint, AzureKeyCredential(KEY), timeout=10)
     publisher = FeedPublisher(store, [sink])
-    nudged = RunLog(lambda t: publisher.publish_tenant(t, retry_seconds=1.0))
+    nudged = RunLog(lambda t: publisher.publish_tenant(t, retry_seconds=1.0, skip_failing=True))  # as deployed
     timed = RunLog(publisher.publish_tenant)
     nudger = Nudger(nudged) if nudge else None
     writers = PacedWriters(store, tenant_id, rate, max(1, round(seconds * rate)), nudger)
@@ -514,44 +504,6 @@ def run_latency(
 # --- profile ---------------------------------------------------------------------------------------------
 
 
-class PrebuiltBodySink:
-    """What-if (bench only): the SDK's HTTP pipeline (azure-core `PipelineClient` with the policies
-    `EventGridPublisherClient` uses for a basic topic: key header, no retries) posting `Batch.body`, the JSON
-    `FeedPublisher` has already encoded (byte for byte what the SDK sends), instead of `client.send(dicts)`,
-    which rebuilds each event as a `CloudEvent`, an msrest model, a serialized dict and JSON again."""
-
-    def __init__(self, endpoint: str, key: str, name: str, timeout: float = 10.0) -> None:
-        self._name = name
-        self._timeout = timeout
-        self._url = f"{endpoint}?api-version={API_VERSION}"
-        self._client: PipelineClient[HttpRequest, Any] = PipelineClient(
-            endpoint,
-            policies=[
-                RequestIdPolicy(),
-                HeadersPolicy(),
-                UserAgentPolicy(sdk_moniker="eventgrid/bench"),
-                ContentDecodePolicy(),
-                RetryPolicy(retry_total=0),
-                AzureKeyCredentialPolicy(AzureKeyCredential(key), "aeg-sas-key"),
-                NetworkTraceLoggingPolicy(),
-                HttpLoggingPolicy(),
-            ],
-        )
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def send(self, batch: Batch) -> None:
-        request = HttpRequest("POST", self._url, headers={"Content-Type": BATCH_CONTENT_TYPE}, content=batch.body)
-        response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
-        if response.status_code != 200:
-            raise failure(self._name, response.status_code, response.text()[:500])
-
-    def close(self) -> None:
-        self._client.close()
-
-
 Frame = tuple[str, str]
 """(file path with forward slashes, function name)."""
 Pattern = tuple[str, str | None]
@@ -560,24 +512,17 @@ Pattern = tuple[str, str | None]
 # Where the drain thread's time goes. A sample of the thread draining the backlog (a thread with a frame of
 # eventstore/feed/publisher.py that is not waiting on a lock or a future) counts for the first category, in
 # this order, with a frame in its stack ("waiting" looks at the innermost frame only).
-_LEGACY = "azure/eventgrid/_legacy/"
 DRAIN_CATEGORIES: tuple[tuple[str, tuple[Pattern, ...]], ...] = (
-    ("SDK: dicts -> CloudEvent objects (CloudEvent.from_dict, time re-parsed)",
-     (("azure/core/messaging.py", "from_dict"),)),
-    ("SDK: CloudEvent -> generated msrest model", ((_LEGACY + "_helpers.py", "_cloud_event_to_generated"),)),
-    ("SDK: msrest Serializer.body of the models, json.dumps of the body",
-     ((_LEGACY + "_helpers.py", "_build_request"),)),
     ("HTTP: waiting for the stand-in's answer (socket read; the stand-in works meanwhile)", ()),
-    ("HTTP: azure-core pipeline, requests, urllib3, http.client",
-     (("azure/core/pipeline/", None), ("azure/core/rest/", None), ("requests/", None), ("urllib3/", None),
-      ("http/client.py", None))),
-    ("ours: to_cloudevent (a pydantic FeedEventData per event)", (("eventstore/feed/cloudevents.py", None),)),
-    ("ours: encode (json.dumps per event, for the byte limit)", (("eventstore/feed/sinks.py", "encode"),)),
+    ("HTTP: azure-core pipeline and its policies, requests, urllib3, http.client",
+     (("azure/core/", None), ("requests/", None), ("urllib3/", None), ("http/client.py", None))),
+    ("ours: to_cloudevent (a plain dict per event)", (("eventstore/feed/cloudevents.py", None),)),
+    ("ours: encode (json.dumps per event, for the byte limit) and Batch.body",
+     (("eventstore/feed/sinks.py", "encode"), ("eventstore/feed/sinks.py", "body"))),
     ("store: read_feed, checkpoints, lock (psycopg + PostgreSQL)",
      (("eventstore/store/", None), ("psycopg/", None), ("psycopg_pool/", None))),
-    ("SDK: the rest of EventGridPublisherClient.send", (("azure/eventgrid/", None),)),
 )  # fmt: skip
-_WAITING_CATEGORY = 3
+_WAITING_CATEGORY = 0
 _OTHER = "other: publisher loop, batching, tenacity"
 _IDLE = (("threading.py", "wait"), ("concurrent/futures/_base.py", None), ("queue.py", None))
 
@@ -658,9 +603,10 @@ def _per_event(seconds: list[float], events: int) -> float:
 def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float]:
     """µs per event of each step of publishing a page of 1,000, timed without a profiler (median of `pages`)."""
     tenant = contenders.store.tenant(contenders.tenant_id)
-    sdk = contenders.sink("steps")
-    prebuilt = PrebuiltBodySink(contenders.grid.endpoint, KEY, "prebuilt-steps")
-    times: dict[str, list[float]] = {k: [] for k in ("read", "to_cloudevent", "encode", "sdk", "prebuilt", "requests")}
+    pipeline = contenders.sink("steps")
+    sdk = contenders.sink("steps-sdk", EventGridSdkSink)
+    sends = ("eventgrid_sink", "sdk_sink", "requests")
+    times: dict[str, list[float]] = {k: [] for k in ("read", "to_cloudevent", "encode", *sends)}
     standin = 0.0
     after = contenders.checkpoint(skip)
     try:
@@ -676,10 +622,8 @@ def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float
             clock = time.perf_counter()
             batch = Batch(events, [encode(e) for e in events])
             times["encode"].append(time.perf_counter() - clock)
-            for key, send in (
-                ("sdk", sdk.send),
-                ("prebuilt", prebuilt.send),
-                ("requests", lambda b: contenders.poster.post(b.events)),
+            for key, send in zip(
+                sends, (pipeline.send, sdk.send, lambda b: contenders.poster.post(b.events)), strict=True
             ):
                 cpu = contenders.meter.cpu()
                 clock = time.perf_counter()
@@ -688,13 +632,13 @@ def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float
                 standin += contenders.meter.cpu() - cpu
             after = entries[-1].checkpoint
     finally:
+        pipeline.close()
         sdk.close()
-        prebuilt.close()
         contenders.grid.clear()
     steps = {key: _per_event(values, PAGE) for key, values in times.items() if values}
-    sends = sum(len(times[key]) for key in ("sdk", "prebuilt", "requests"))
-    if sends:
-        steps["standin_cpu"] = standin / (sends * PAGE) * 1e6
+    sent = sum(len(times[key]) for key in sends)
+    if sent:
+        steps["standin_cpu"] = standin / (sent * PAGE) * 1e6
     return steps
 
 
@@ -703,17 +647,15 @@ def profile(contenders: Contenders, events: int) -> dict[str, Any]:
     events = contenders.events - skip
     print(f"profile: the backlog's last {events:,} events", file=sys.stderr, flush=True)
     steps = page_steps(contenders, skip, pages=min(10, events // PAGE))
-    what_if = contenders.drain_store(
-        skip, PrebuiltBodySink(contenders.grid.endpoint, KEY, f"prebuilt-{uuid4().hex[:8]}")
-    )
     plain = contenders.drain_store(skip)
+    sdk = contenders.drain_store(skip, contenders.sink("profile-sdk", EventGridSdkSink))
     with StackSampler() as sampler:
         sampled = contenders.drain_store(skip)
     return {
         "events": events,
         "page_steps_us_per_event": steps,
         "drain_unprofiled": asdict(plain) | {"rate": plain.rate},
-        "drain_prebuilt_body": asdict(what_if) | {"rate": what_if.rate},
+        "drain_sdk_client": asdict(sdk) | {"rate": sdk.rate},
         "drain_sampled": asdict(sampled) | {"rate": sampled.rate},
         "sampler_ticks": sampler.samples,
         "drain_thread_samples": sampler.breakdown(),
@@ -803,11 +745,14 @@ def render(drains: dict[str, Any], latencies: list[Latency], profiled: dict[str,
             "  µs per event, pages of 1,000, no profiler: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items())
         )
         for key, label in (
-            ("drain_unprofiled", "FeedPublisher + EventGridSink"),
-            ("drain_prebuilt_body", "FeedPublisher + prebuilt-body sink (what-if)"),
+            ("drain_unprofiled", "FeedPublisher + EventGridSink (azure-core pipeline)"),
+            ("drain_sdk_client", "FeedPublisher + EventGridSdkSink (SDK client, =sdk)"),
             ("drain_sampled", "FeedPublisher + EventGridSink, sampled"),
         ):
-            lines.append(f"  {label:<48} {profiled[key]['rate']:>9,.0f} events/s")
+            lines.append(f"  {label:<52} {profiled[key]['rate']:>9,.0f} events/s")
+        sdk_rate = profiled["drain_sdk_client"]["rate"]
+        if sdk_rate > 0:
+            lines.append(f"  EventGridSink / EventGridSdkSink: {profiled['drain_unprofiled']['rate'] / sdk_rate:.1f}x")
         rows = profiled["drain_thread_samples"]
         total = sum(count for _, count in rows)
         lines.append(f"  the draining thread, {total:,} samples (wall time):")

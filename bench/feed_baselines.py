@@ -68,7 +68,7 @@ def slim_cloudevent(
     workflow_instance_id: str | None,
     time_text: str,
 ) -> dict[str, Any]:
-    """The slim CloudEvent of `to_cloudevent`, as a plain dict (no pydantic model)."""
+    """The slim CloudEvent of `to_cloudevent`, written on its own from the row's values (checked byte for byte)."""
     if stream_id.startswith(INSTANCE_PREFIX):
         subject = "workflowInstances/" + stream_id[len(INSTANCE_PREFIX) :]
         if workflow_instance_id is None:

@@ -47,7 +47,9 @@ def test_bench_feed_quick_measures_drains_latencies_and_the_profile(database_url
             assert isinstance(latency["latency_seconds"][quantile], float)
 
     profile = results["profile"]
-    for key in ("drain_unprofiled", "drain_prebuilt_body", "drain_sampled"):
+    for key in ("drain_unprofiled", "drain_sdk_client", "drain_sampled"):
         assert _number(profile[key]["rate"])
     assert sum(count for _, count in profile["drain_thread_samples"]) > 0
-    assert {"read", "to_cloudevent", "encode", "sdk"} <= set(profile["page_steps_us_per_event"])
+    assert {"read", "to_cloudevent", "encode", "eventgrid_sink", "sdk_sink", "requests"} <= set(
+        profile["page_steps_us_per_event"]
+    )
