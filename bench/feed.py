@@ -622,9 +622,12 @@ def page_steps(contenders: Contenders, skip: int, pages: int) -> dict[str, float
             clock = time.perf_counter()
             batch = Batch(events, [encode(e) for e in events])
             times["encode"].append(time.perf_counter() - clock)
-            for key, send in zip(
-                sends, (pipeline.send, sdk.send, lambda b: contenders.poster.post(b.events)), strict=True
-            ):
+            senders: tuple[Callable[[Batch], object], ...] = (
+                pipeline.send,
+                sdk.send,
+                lambda b: contenders.poster.post(b.events),
+            )
+            for key, send in zip(sends, senders, strict=True):
                 cpu = contenders.meter.cpu()
                 clock = time.perf_counter()
                 send(batch)
