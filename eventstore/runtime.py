@@ -32,7 +32,11 @@ def get_nudger() -> Nudger:
     publisher = get_publisher()
     # A nudge does not wait out a failing sink: the timer retries with the full patience.
     retry = min(1.0, publisher.retry_seconds)
-    return Nudger(lambda tenant_id: publisher.publish_tenant(tenant_id, retry_seconds=retry, skip_failing=True))
+    # Nor does it drain a long backlog: a few seconds, then the timer takes over, so that a nudge worker
+    # is never tied up for long by one tenant.
+    return Nudger(
+        lambda tenant_id: publisher.publish_tenant(tenant_id, retry_seconds=retry, run_seconds=5.0, skip_failing=True)
+    )
 
 
 def nudge_feed(tenant_id: str) -> None:

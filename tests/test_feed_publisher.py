@@ -212,6 +212,42 @@ def test_a_batch_refused_alike_holds_the_sink_instead_of_dead_lettering_it(
     assert "refused" in (tenant.feed_sink_states()[EVENT_GRID_SINK].last_error or "")
 
 
+def test_a_small_batch_refused_alike_holds_then_after_the_hold_is_dead_lettered(
+    store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
+) -> None:
+    fill(tenant, streams=1, per_stream=3)
+    grid.reject_next(5, 400)  # [3], [1], [2], [1], [1]: three single refusals, under the streak limit
+    publisher = publisher_for(store, grid, feed_refusal_hold_seconds=0.0)
+    held = publisher.publish_tenant(tenant.tenant_id)
+    assert held.sinks[0].error and "every event refused alike" in held.sinks[0].error
+    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    # Held once already, for longer than the hold allows (0 s here): now they are the events' fault.
+    grid.reject_next(5, 400)
+    moved_on = publisher.publish_tenant(tenant.tenant_id)
+    assert moved_on.sinks[0].error is None and moved_on.sinks[0].dead_lettered == 3
+    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 3 and tenant.feed_checkpoint(EVENT_GRID_SINK) != START
+
+
+def test_drains_need_one_connection_each(settings: Settings, grid: EventGridStandIn) -> None:
+    """A drain holds its lock's connection and does everything on it: a pool of 2 serves many tenants."""
+    from tests.conftest import random_tenant_id
+
+    with EventStore(settings.model_copy(update={"pool_max_size": 2})) as small:
+        tenants = []
+        for _ in range(5):
+            tenant_id = random_tenant_id()
+            small.onboard_tenant(tenant_id)
+            tenants.append(small.tenant(tenant_id))
+            fill(tenants[-1], streams=1, per_stream=2)
+        publisher = FeedPublisher(
+            small, [EventGridSink(grid.endpoint, AzureKeyCredential(KEY))],
+            settings=small.settings.model_copy(update={"feed_retry_seconds": 2.0}), workers=2,
+        )  # fmt: skip
+        runs = {r.tenant_id: r for r in publisher.publish_all()}
+        assert all(runs[t.tenant_id].published == 2 and runs[t.tenant_id].sinks[0].error is None for t in tenants)
+        publisher.close()
+
+
 def test_415_means_the_sink_is_wrong_not_the_events(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:

@@ -87,12 +87,15 @@ class Nudger:
             retry = not run.locked or run.waiting
         except Exception:
             log.exception("feed: nudged publish of tenant %s failed (the timer will publish it)", tenant_id)
-        with self._cond:
-            self._running.discard(tenant_id)
-            now = time.monotonic()
-            if tenant_id in self._again:
-                self._again.discard(tenant_id)
-                self._pending[tenant_id] = (now, now, 0)
-            elif retry and now - first < self._busy_patience:
-                self._pending.setdefault(tenant_id, (now + min(self._busy_retry * 2**tries, 0.5), first, tries + 1))
-            self._cond.notify()
+        finally:
+            # Whatever happened, the tenant leaves `_running`, or its later nudges would wait for ever.
+            with self._cond:
+                self._running.discard(tenant_id)
+                now = time.monotonic()
+                if tenant_id in self._again:
+                    self._again.discard(tenant_id)
+                    self._pending[tenant_id] = (now, now, 0)
+                elif retry and now - first < self._busy_patience:
+                    pause = min(self._busy_retry * 2**tries, 0.5)
+                    self._pending.setdefault(tenant_id, (now + pause, first, tries + 1))
+                self._cond.notify()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay, wait_random_exponential
 
@@ -40,12 +41,13 @@ from eventstore.models import START, Checkpoint
 from eventstore.settings import Settings
 from eventstore.store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter
+from eventstore.store.feed_session import FeedSession
 from eventstore.store.read_feed import FeedEntry
 from eventstore.store.tenant_events import TenantEvents
 
 log = logging.getLogger(__name__)
 
-# Single events refused in a row by one sink, nothing taken in between, before the refusals count as
+# Single events refused in a row in one drain, nothing taken in between, before the refusals count as
 # the sink's fault (held) rather than the events' (dead-lettered).
 REFUSAL_STREAK_LIMIT = 3
 # How long after a failure the nudge leaves a sink to the timer, which retries with full patience.
@@ -89,6 +91,29 @@ class TenantRun:
         return any(s.waiting for s in self.sinks)
 
 
+class _Refusals:
+    """Refusals in one drain of one tenant's sink, and whether they are the sink's fault (held) or, after
+    the sink has been held for them for `hold_seconds`, the events' after all (dead-lettered)."""
+
+    def __init__(self, session: FeedSession, hold_seconds: float) -> None:
+        self._session = session
+        self._hold_seconds = hold_seconds
+        self.streak = 0
+
+    def hold_or_accept(self, error: SinkMisconfigured) -> None:
+        """Raise `error` (hold the sink), unless it has been failing for longer than the hold allows."""
+        since = self._session.failing_since()
+        if since is not None and (datetime.now(UTC) - since).total_seconds() > self._hold_seconds:
+            log.error(
+                "feed: %s has refused for over %.0f s; the refused events go to the dead letters",
+                error.sink,
+                self._hold_seconds,
+            )
+            self.streak = 0
+            return
+        raise error
+
+
 class _Backoff:
     """Random exponential backoff (full jitter), or the sink's Retry-After when it sent one."""
 
@@ -112,7 +137,7 @@ class FeedPublisher:
         *,
         settings: Settings | None = None,
         clock: Callable[[], float] = time.monotonic,
-        workers: int = 4,
+        workers: int | None = None,
     ) -> None:
         """`settings` (default: the store's) gives the batch limits, retry patience and type prefix."""
         settings = settings or store.settings
@@ -123,13 +148,15 @@ class FeedPublisher:
         self.batch_bytes = settings.feed_batch_bytes
         self.retry_seconds = settings.feed_retry_seconds
         self.run_seconds = settings.feed_run_seconds
+        self.refusal_hold_seconds = settings.feed_refusal_hold_seconds
         self._clock = clock
-        # Two pools, so that a timer run over every tenant never queues ahead of a nudged tenant.
+        # Two pools, so that a timer run over every tenant never queues ahead of a nudged tenant. Each drain
+        # holds one pooled connection (its lock's), so together they take at most half the pool.
+        workers = workers or max(1, settings.pool_max_size // 4)
         self._timer_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feed-timer")
         self._direct_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feed-direct")
         self._lock = threading.Lock()
         self._failing: dict[tuple[str, str], float] = {}  # (tenant, sink) -> when it last failed
-        self._refusals: dict[str, int] = {}  # sink -> single events refused in a row
 
     def close(self) -> None:
         self._timer_pool.shutdown(wait=True)
@@ -200,20 +227,21 @@ class FeedPublisher:
             raise InvalidInput(f"no enabled sink named {sink_name!r}", field="sink")
         retry = self.retry_seconds if retry_seconds is None else retry_seconds
         deadline = self._clock() + self.run_seconds
-        with tenant.feed_lock(sink.name) as locked:
-            run = SinkRun(sink.name, START, locked=locked)
-            if not locked:
+        with tenant.feed_session(sink.name) as session:
+            run = SinkRun(sink.name, START, locked=session is not None)
+            if session is None:
                 return run
             after = START
             try:
-                while entries := tenant.feed_dead_letters(sink.name, after, self.batch_events):
+                while entries := session.dead_letters(after, self.batch_events):
                     after = entries[-1].checkpoint
                     for batch_entries, batch in self._batches(tenant, entries):
                         letters: list[DeadLetter] = []
-                        self._deliver(sink, batch_entries, batch, retry, deadline, run, letters)
+                        # Every one of these was refused before: refusals here are expected, never a hold.
+                        self._deliver(sink, batch_entries, batch, retry, deadline, run, letters, None)
                         refused = {letter.event.event_id for letter in letters}
                         delivered = [e.event_id for e in batch_entries if e.event_id not in refused]
-                        tenant.complete_feed_redrive(sink.name, delivered, letters)
+                        session.complete_redrive(delivered, letters)
                         run.dead_lettered += len(letters)
                 run.caught_up = True
             except (SinkUnavailable, SinkMisconfigured) as exc:
@@ -224,32 +252,38 @@ class FeedPublisher:
     # one sink of one tenant
 
     def _drain_locked(self, tenant: TenantEvents, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
-        with tenant.feed_lock(sink.name) as locked:
-            if not locked:
+        if self._clock() >= deadline:
+            # Queued behind slow drains until the run's time was up: left to the next run.
+            return SinkRun(sink.name, START, error="not started: the run's deadline had passed")
+        with tenant.feed_session(sink.name) as session:
+            if session is None:
                 return SinkRun(sink.name, START, locked=False)
-            return self._drain(tenant, sink, retry_seconds, deadline)
+            return self._drain(tenant, session, sink, retry_seconds, deadline)
 
-    def _drain(self, tenant: TenantEvents, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
-        run = SinkRun(sink.name, tenant.feed_checkpoint(sink.name))
+    def _drain(
+        self, tenant: TenantEvents, session: FeedSession, sink: Sink, retry_seconds: float, deadline: float
+    ) -> SinkRun:
+        run = SinkRun(sink.name, session.checkpoint())
         key = (tenant.tenant_id, sink.name)
+        refusals = _Refusals(session, self.refusal_hold_seconds)
         try:
             while True:
-                entries = tenant.read_feed(run.checkpoint, self.batch_events)
+                entries = session.read(run.checkpoint, self.batch_events)
                 if not entries:
                     run.caught_up = True
-                    run.waiting = tenant.feed_waiting(run.checkpoint)
+                    run.waiting = session.waiting(run.checkpoint)
                     break
                 for batch_entries, batch in self._batches(tenant, entries):
                     letters: list[DeadLetter] = []
-                    self._deliver_batch(tenant, sink, batch_entries, batch, retry_seconds, deadline, run, letters)
-                    run.checkpoint = tenant.complete_feed_batch(sink.name, batch_entries[-1].checkpoint, letters)
+                    self._deliver_batch(sink, batch_entries, batch, retry_seconds, deadline, run, letters, refusals)
+                    run.checkpoint = session.complete_batch(batch_entries[-1].checkpoint, letters)
                     run.dead_lettered += len(letters)
                 if len(entries) < self.batch_events:
                     # Caught up as of that read. Under a steady load there is always a little more by now;
                     # polling for it would keep this run going for ever, a request per few events. What
                     # was appended since has nudged (or the timer comes), and `waiting` says it is there.
                     run.caught_up = True
-                    run.waiting = tenant.feed_waiting(run.checkpoint)
+                    run.waiting = session.waiting(run.checkpoint)
                     break
                 if self._clock() >= deadline:
                     break
@@ -258,7 +292,7 @@ class FeedPublisher:
             with self._lock:
                 self._failing[key] = self._clock()
             log.warning("feed: tenant %s, %s held at %s: %s", tenant.tenant_id, sink.name, run.checkpoint, exc)
-            tenant.record_feed_failure(sink.name, str(exc))
+            session.record_failure(str(exc))
             return run
         with self._lock:
             self._failing.pop(key, None)
@@ -287,7 +321,6 @@ class FeedPublisher:
 
     def _deliver_batch(
         self,
-        tenant: TenantEvents,
         sink: Sink,
         entries: list[FeedEntry],
         batch: Batch,
@@ -295,17 +328,19 @@ class FeedPublisher:
         deadline: float,
         run: SinkRun,
         letters: list[DeadLetter],
+        refusals: _Refusals,
     ) -> None:
         """Deliver every event of the batch or collect it in `letters`; raise when the sink must be held."""
         published = run.published
-        self._deliver(sink, entries, batch, retry_seconds, deadline, run, letters)
+        self._deliver(sink, entries, batch, retry_seconds, deadline, run, letters, refusals)
         refused = [letter for letter in letters if letter.status is not None]
-        if len(entries) > 1 and run.published == published and refused:
-            statuses = {letter.status for letter in refused}
-            if len(statuses) == 1 and len(refused) == len(entries):
-                # Not one event of the batch was taken, every one refused the same way: that is the sink
-                # (a format it does not take, a verifier with another secret), not the events.
-                raise SinkMisconfigured(sink.name, refused[0].status, f"every event refused alike: {refused[0].reason}")
+        alike = len({letter.status for letter in refused}) == 1
+        if len(entries) > 1 and run.published == published and len(refused) == len(entries) and alike:
+            # Not one event of the batch taken, every one refused the same way: the sink (a format it does
+            # not take, a verifier with another secret), not the events.
+            refusals.hold_or_accept(
+                SinkMisconfigured(sink.name, refused[0].status, f"every event refused alike: {refused[0].reason}")
+            )
 
     def _deliver(
         self,
@@ -316,28 +351,32 @@ class FeedPublisher:
         deadline: float,
         run: SinkRun,
         letters: list[DeadLetter],
+        refusals: _Refusals | None,
     ) -> None:
         try:
             if batch.size > self.batch_bytes:
                 raise BatchTooLarge(sink.name, None, f"{batch.size} bytes is over the {self.batch_bytes} limit")
             self._send(sink, batch, retry_seconds, deadline, run)
             run.published += len(entries)
-            with self._lock:
-                self._refusals.pop(sink.name, None)
+            if refusals is not None:
+                refusals.streak = 0
         except (BatchTooLarge, EventsRefused) as exc:
             if len(entries) > 1:
                 middle = len(entries) // 2
                 first, second = batch.halves()
-                self._deliver(sink, entries[:middle], first, retry_seconds, deadline, run, letters)
-                self._deliver(sink, entries[middle:], second, retry_seconds, deadline, run, letters)
+                self._deliver(sink, entries[:middle], first, retry_seconds, deadline, run, letters, refusals)
+                self._deliver(sink, entries[middle:], second, retry_seconds, deadline, run, letters, refusals)
                 return
-            if isinstance(exc, EventsRefused):
-                with self._lock:
-                    streak = self._refusals[sink.name] = self._refusals.get(sink.name, 0) + 1
-                if streak > REFUSAL_STREAK_LIMIT:
-                    raise SinkMisconfigured(
-                        sink.name, exc.status, f"{streak} events refused in a row, none taken: {exc.reason}"
-                    ) from exc
+            if isinstance(exc, EventsRefused) and refusals is not None:
+                refusals.streak += 1
+                if refusals.streak > REFUSAL_STREAK_LIMIT:
+                    refusals.hold_or_accept(
+                        SinkMisconfigured(
+                            sink.name,
+                            exc.status,
+                            f"{refusals.streak} events refused in a row, none taken: {exc.reason}",
+                        )
+                    )
             log.error("feed: %s refused event %s: %s", sink.name, entries[0].event_id, exc)
             letters.append(DeadLetter(entries[0], exc.status, exc.reason))
 

@@ -22,6 +22,7 @@ ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 DEFAULT_TOLERANCE = 300
+MIN_KEY_BYTES = 16
 
 
 class SignatureMismatch(ValueError):

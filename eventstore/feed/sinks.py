@@ -27,7 +27,13 @@ from typing import Any, Protocol
 import requests
 from azure.core import PipelineClient
 from azure.core.credentials import AzureKeyCredential, TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.pipeline.policies import (
     AzureKeyCredentialPolicy,
     BearerTokenCredentialPolicy,
@@ -204,7 +210,9 @@ class EventGridSink:
             response = self._client.send_request(request, connection_timeout=self._timeout, read_timeout=self._timeout)
             if response.status_code == 200:  # the only success Event Grid (and its SDK) knows
                 return
-            text = response.text()
+            text = response.content.decode("utf-8", errors="replace")
+        except ClientAuthenticationError as exc:  # no token (managed identity missing, role not granted)
+            raise SinkMisconfigured(self._name, None, _reason(f"authentication: {exc}")) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise SinkUnavailable(self._name, None, _reason(str(exc))) from exc
         except AzureError as exc:
@@ -240,6 +248,11 @@ class EventGridSdkSink:
             # The SDK's own retry policy is off: retries are the publisher's (tenacity), with the
             # checkpoint held in between. Client-level options are ignored for basic topics, so per call.
             self._client.send(batch.events, retry_total=0, connection_timeout=self._timeout, read_timeout=self._timeout)
+        except ClientAuthenticationError as exc:
+            if exc.status_code is None:  # no token at all, rather than a 401 from the topic
+                raise SinkMisconfigured(self._name, None, _reason(f"authentication: {exc}")) from exc
+            headers = getattr(exc.response, "headers", None) or {}
+            raise _event_grid_failure(self._name, exc.status_code, exc.message or str(exc), headers) from exc
         except HttpResponseError as exc:
             headers = getattr(exc.response, "headers", None) or {}
             raise _event_grid_failure(self._name, exc.status_code or 0, exc.message or str(exc), headers) from exc
@@ -273,7 +286,9 @@ class WebhookSink:
         self._name = WEBHOOK_SINK_PREFIX + name
         self.url = url
         self.origin = origin
-        self._key = signing.key_of(secret)
+        self._key = signing.key_of(secret)  # ValueError for a whsec_ secret that is not base64
+        if len(self._key) < signing.MIN_KEY_BYTES:
+            raise ValueError(f"webhook {name}: the secret must give a key of at least {signing.MIN_KEY_BYTES} bytes")
         self._handshake = handshake
         self._consented = not handshake
         self._timeout = timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -32,12 +32,11 @@ from eventstore.store.feed_checkpoints import (
     add_dead_letters,
     count_dead_letters,
     load_checkpoint,
-    mark_redriven,
-    record_failure,
     save_checkpoint,
     sink_states,
 )
 from eventstore.store.feed_lock import try_lock_feed, unlock_feed
+from eventstore.store.feed_session import FeedSession
 from eventstore.store.list_streams import list_streams
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
@@ -230,24 +229,30 @@ class TenantEvents:
             return save_checkpoint(conn, self._schema, sink, checkpoint)
 
     @contextmanager
-    def feed_lock(self, sink: str) -> Iterator[bool]:
-        """Hold the publisher lock of this tenant's `sink` for the block, if no other publisher has it: yields
-        whether this one does. The lock lives on a pooled connection that stays idle (no transaction)."""
+    def feed_session(self, sink: str) -> Iterator[FeedSession | None]:
+        """Hold the publisher lock of this tenant's `sink` for the block, if no other publisher has it:
+        yields the session to publish through, or None. One pooled connection, idle between statements."""
         with translated_errors(), self._pool.connection() as conn:
             if not try_lock_feed(conn, self._schema, sink):
-                yield False
+                yield None
                 return
             try:
-                yield True
+                yield FeedSession(conn, self._schema, sink)
             finally:
                 released = False
-                try:
+                # A failed unlock must not hide the drain's own exception; the connection is closed below.
+                with suppress(Exception):
                     released = unlock_feed(conn, self._schema, sink)
-                finally:
-                    if not released:
-                        # Never hand a connection that may still hold the lock back to the pool: closed, it
-                        # is discarded, and the server releases the lock with the session.
-                        conn.close()
+                if not released:
+                    # Never hand a connection that may still hold the lock back to the pool: closed, it is
+                    # discarded, and the server releases the lock with the session.
+                    conn.close()
+
+    @contextmanager
+    def feed_lock(self, sink: str) -> Iterator[bool]:
+        """As `feed_session`, yielding only whether the lock is held."""
+        with self.feed_session(sink) as session:
+            yield session is not None
 
     def read_feed(self, after: Checkpoint, limit: int) -> list[FeedEntry]:
         """Up to `limit` events after `after` in all-stream order, ids and positions only."""
@@ -267,27 +272,10 @@ class TenantEvents:
         with translated_errors(), self._pool.connection() as conn:
             return sink_states(conn, self._schema)
 
-    def complete_feed_batch(self, sink: str, checkpoint: Checkpoint, letters: Sequence[DeadLetter]) -> Checkpoint:
-        """After a batch: its refused events into the dead letters and the checkpoint past the batch, in one
-        transaction (a crash leaves both or neither). Returns the stored checkpoint."""
-        with translated_errors(), self._pool.connection() as conn, conn.transaction():
-            add_dead_letters(conn, self._schema, sink, letters)
-            return save_checkpoint(conn, self._schema, sink, checkpoint)
-
     def feed_dead_letters(self, sink: str, after: Checkpoint = START, limit: int = 1000) -> list[FeedEntry]:
         """Events `sink` refused that no redrive has delivered since, after `after` in all-stream order."""
         with translated_errors(), self._pool.connection() as conn:
             return read_dead_letters(conn, self._schema, sink, after, limit)
-
-    def complete_feed_redrive(self, sink: str, delivered: Sequence[UUID], refused: Sequence[DeadLetter]) -> None:
-        """After a redrive batch: stamp what the sink took, renew the reason of what it refused again."""
-        with translated_errors(), self._pool.connection() as conn, conn.transaction():
-            mark_redriven(conn, self._schema, sink, delivered)
-            add_dead_letters(conn, self._schema, sink, refused)
-
-    def record_feed_failure(self, sink: str, error: str) -> None:
-        with translated_errors(), self._pool.connection() as conn:
-            record_failure(conn, self._schema, sink, error)
 
     def dead_letter(self, sink: str, letters: Sequence[DeadLetter]) -> None:
         with translated_errors(), self._pool.connection() as conn:
