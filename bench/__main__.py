@@ -9,11 +9,9 @@ commit latency drifts within a run. Prints the figures and targets; writes bench
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from bench.baseline_eventsourcing import EventSourcingBench
 from bench.baseline_raw import RawBench
+from bench.facts import code_facts, server_facts
 from bench.payloads import PAYLOAD_SIZE
 from bench.report import Figure, ratios, render, write_json
 from bench.suite import Case, build
@@ -44,37 +42,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--keep", action="store_true", help="keep the baselines' schemas after the run")
     return parser.parse_args(argv)
-
-
-def _server_facts(dsn: str) -> dict[str, Any]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        facts: dict[str, Any] = {}
-        for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers", "wal_sync_method"):
-            row = conn.execute(f"SHOW {name}").fetchone()
-            facts[name] = row[0] if row else None
-    params = conninfo_to_dict(dsn)
-    host, port = params.get("host", "localhost"), params.get("port", 5432)
-    facts["database"] = f"{host}:{port}/{params.get('dbname', '')}"
-    return facts
-
-
-def _code_facts() -> dict[str, Any]:
-    """Which store code was measured: the commit, uncommitted changes under eventstore/, a source hash."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted((root / "eventstore").rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    facts: dict[str, Any] = {"eventstore_sha256": digest.hexdigest()[:16]}
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "eventstore"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return facts
-    facts["git_head"] = head
-    facts["eventstore_uncommitted"] = [line[3:] for line in dirty if line.strip()]
-    return facts
 
 
 def _run_rounds(groups: list[list[Case]], rounds: int, seconds: float, warmup: float) -> dict[str, Figure]:
@@ -111,8 +78,8 @@ def run(dsn: str, *, quick: bool, seconds: float, rounds: int, output: Path, kee
         "python": platform.python_version(),
         "psycopg": psycopg.__version__,
         "load_average_at_start": os.getloadavg()[0],
-        **_code_facts(),
-        **_server_facts(dsn),
+        **code_facts(),
+        **server_facts(dsn),
     }
     store = StoreBench(dsn, read_events)
     raw = RawBench(dsn, read_events)
@@ -153,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"no --dsn or ${DSN_VARIABLE}: starting an embedded PostgreSQL in {data_dir}", file=sys.stderr)
     server = EmbeddedPostgres(data_dir)
     try:
-        return run(
-            server.dsn, quick=args.quick, seconds=seconds, rounds=rounds, output=args.output, keep=args.keep
-        )
+        return run(server.dsn, quick=args.quick, seconds=seconds, rounds=rounds, output=args.output, keep=args.keep)
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -22,12 +22,28 @@ from bench.timing import Op
 _TOPIC = "marain.workflows.events:TriggerReceived"
 
 
+def datastore_for(dsn: str, schema: str, pool_size: int) -> Any:
+    """eventsourcing's `PostgresDatastore` on the database `dsn` names, in `schema`."""
+    from eventsourcing.postgres import PostgresDatastore
+
+    params = conninfo_to_dict(dsn)
+    return PostgresDatastore(
+        dbname=str(params.get("dbname") or params.get("user") or "postgres"),
+        host=str(params.get("host") or "localhost"),
+        port=str(params.get("port") or 5432),
+        user=str(params.get("user") or "postgres"),
+        password=str(params.get("password") or ""),
+        schema=schema,
+        pool_size=pool_size,
+    )
+
+
 class EventSourcingBench:
     """Writers and a reader through `insert_events` / `select_events`; one originator per writer."""
 
     def __init__(self, dsn: str, read_events: int, pool_size: int = 4) -> None:
         from eventsourcing.persistence import StoredEvent
-        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+        from eventsourcing.postgres import PostgresApplicationRecorder
 
         self._stored_event: Any = StoredEvent
         self.dsn = dsn
@@ -35,16 +51,7 @@ class EventSourcingBench:
         self.read_events = read_events
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
-        params = conninfo_to_dict(dsn)
-        self.datastore: Any = PostgresDatastore(
-            dbname=str(params.get("dbname") or params.get("user") or "postgres"),
-            host=str(params.get("host") or "localhost"),
-            port=str(params.get("port") or 5432),
-            user=str(params.get("user") or "postgres"),
-            password=str(params.get("password") or ""),
-            schema=self.schema,
-            pool_size=pool_size,
-        )
+        self.datastore: Any = datastore_for(dsn, self.schema, pool_size)
         self.recorder: Any = PostgresApplicationRecorder(self.datastore)
         self.recorder.create_table()
         self.read_originator = uuid4()

@@ -24,7 +24,6 @@ bench/results/feed-latest.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -32,7 +31,6 @@ import platform
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,8 +47,8 @@ from uuid import uuid4
 import psycopg
 from azure.core.credentials import AzureKeyCredential
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from bench.facts import code_facts, server_facts
 from bench.feed_baselines import PAGE, Drain, EventSourcingFeed, Poster, RawFeed, measure
 from bench.timing import median
 from eventstore import EventStore, EventType, NewEvent, Settings
@@ -769,36 +767,6 @@ def render(drains: dict[str, Any], latencies: list[Latency], profiled: dict[str,
 # --- running ---------------------------------------------------------------------------------------------
 
 
-def _server_facts(dsn: str) -> dict[str, Any]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        facts: dict[str, Any] = {}
-        for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers"):
-            row = conn.execute(f"SHOW {name}").fetchone()
-            facts[name] = row[0] if row else None
-    params = conninfo_to_dict(dsn)
-    facts["database"] = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
-    return facts
-
-
-def _code_facts() -> dict[str, Any]:
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "eventstore").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    facts: dict[str, Any] = {"eventstore_sha256": digest.hexdigest()[:16]}
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "eventstore"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return facts
-    facts["git_head"] = head
-    facts["eventstore_uncommitted"] = [line[3:] for line in dirty if line.strip()]
-    return facts
-
-
 @dataclass(frozen=True)
 class Options:
     events: int
@@ -829,8 +797,8 @@ def run(dsn: str, options: Options) -> int:
         "python": platform.python_version(),
         **{name: version(name) for name in ("psycopg", "azure-core", "azure-eventgrid", "requests", "eventsourcing")},
         "load_average_at_start": os.getloadavg()[0],
-        **_code_facts(),
-        **_server_facts(dsn),
+        **code_facts(),
+        **server_facts(dsn),
     }
     store = EventStore(Settings(database_url=dsn))
     settings = store.settings.model_copy(update={"feed_run_seconds": 3600.0})

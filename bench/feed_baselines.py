@@ -25,8 +25,8 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import psycopg
 import requests
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
+from bench.baseline_eventsourcing import datastore_for
 from eventstore.feed.cloudevents import DEFAULT_TYPE_PREFIX, cloudevent_type, to_cloudevent
 from eventstore.models import Checkpoint
 from eventstore.store.read_feed import FeedEntry
@@ -180,7 +180,7 @@ class EventSourcingFeed:
 
     def __init__(self, dsn: str, tenant_id: str) -> None:
         from eventsourcing.persistence import StoredEvent
-        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+        from eventsourcing.postgres import PostgresApplicationRecorder
 
         self._stored_event: Any = StoredEvent
         self.dsn = dsn
@@ -188,16 +188,7 @@ class EventSourcingFeed:
         self.schema = "bench_esfeed_" + secrets.token_hex(4)
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
-        params = conninfo_to_dict(dsn)
-        self.datastore: Any = PostgresDatastore(
-            dbname=str(params.get("dbname") or params.get("user") or "postgres"),
-            host=str(params.get("host") or "localhost"),
-            port=str(params.get("port") or 5432),
-            user=str(params.get("user") or "postgres"),
-            password=str(params.get("password") or ""),
-            schema=self.schema,
-            pool_size=2,
-        )
+        self.datastore: Any = datastore_for(dsn, self.schema, pool_size=2)
         self.recorder: Any = PostgresApplicationRecorder(self.datastore)
         self.recorder.create_table()
         self.events = 0

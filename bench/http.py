@@ -17,7 +17,6 @@ bench/results/http-latest.json. `--profile` then records the host with py-spy un
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -38,8 +37,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
+from bench.facts import code_facts, server_facts
 from bench.http_client import (
     ROOT,
     Category,
@@ -482,40 +481,6 @@ def profile_host(bench: HttpBench, groups: list[list[Case]], seconds: float, fol
     return profiles
 
 
-def _server_facts(dsn: str) -> dict[str, Any]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        facts: dict[str, Any] = {}
-        for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers"):
-            row = conn.execute(f"SHOW {name}").fetchone()
-            facts[name] = row[0] if row else None
-    params = conninfo_to_dict(dsn)
-    facts["database"] = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
-    return facts
-
-
-def _code_facts() -> dict[str, Any]:
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "eventstore").rglob("*.py")):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    facts: dict[str, Any] = {"eventstore_sha256": digest.hexdigest()[:16]}
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "eventstore", "function_app.py"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return facts
-    facts["git_head"] = head
-    facts["eventstore_uncommitted"] = [line[3:] for line in dirty if line.strip()]
-    return facts
-
-
 def ratio_rows(figures: dict[str, Figure]) -> list[dict[str, Any]]:
     rows = []
     for name, top, bottom in RATIOS:
@@ -615,8 +580,8 @@ def run(dsn: str, *, quick: bool, seconds: float, rounds: int, output: Path, pro
         "python": platform.python_version(),
         "psycopg": psycopg.__version__,
         "load_average_at_start": os.getloadavg()[0],
-        **_code_facts(),
-        **_server_facts(dsn),
+        **code_facts("eventstore", "function_app.py"),
+        **server_facts(dsn),
     }
     print("starting Azurite and the local host", file=sys.stderr, flush=True)
     host = LocalHost(dsn, pool_max_size=POOL_MAX_SIZE)
