@@ -151,7 +151,29 @@ def _event_grid_failure(name: str, status: int, text: str, headers: Mapping[str,
     return failure(name, status, _reason(text), retry_after_seconds(headers.get("Retry-After")))
 
 
-class EventGridSink:
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class _EventGridTopic:
+    """What both Event Grid sinks keep: the topic, the request timeout, the checkpoint's name."""
+
+    _client: _Closeable
+
+    def __init__(self, endpoint: str, timeout: float, name: str) -> None:
+        self._name = name
+        self.endpoint = endpoint
+        self._timeout = timeout
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class EventGridSink(_EventGridTopic):
     """An Event Grid topic, through azure-core's pipeline with the policies `EventGridPublisherClient` uses
     for a basic topic (key or Entra ID auth, request id, user agent, tracing, logging), posting the batch's
     bytes as they are.
@@ -162,6 +184,8 @@ class EventGridSink:
     the same request.
     """
 
+    _client: PipelineClient[HttpRequest, HttpResponse]
+
     def __init__(
         self,
         endpoint: str,
@@ -170,9 +194,7 @@ class EventGridSink:
         timeout: float = 10.0,
         name: str = EVENT_GRID_SINK,
     ) -> None:
-        self._name = name
-        self.endpoint = endpoint
-        self._timeout = timeout
+        super().__init__(endpoint, timeout, name)
         auth: (
             AzureKeyCredentialPolicy[HttpRequest, HttpResponse] | BearerTokenCredentialPolicy[HttpRequest, HttpResponse]
         )
@@ -193,10 +215,6 @@ class EventGridSink:
                 HttpLoggingPolicy(),
             ],
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def send(self, batch: Batch) -> None:
         request = HttpRequest(
@@ -219,12 +237,11 @@ class EventGridSink:
             raise SinkUnavailable(self._name, None, _reason(f"{type(exc).__name__}: {exc}")) from exc
         raise _event_grid_failure(self._name, response.status_code, text, response.headers)
 
-    def close(self) -> None:
-        self._client.close()
 
-
-class EventGridSdkSink:
+class EventGridSdkSink(_EventGridTopic):
     """An Event Grid topic, through the SDK's `EventGridPublisherClient` (slower: see `EventGridSink`)."""
+
+    _client: EventGridPublisherClient
 
     def __init__(
         self,
@@ -234,14 +251,8 @@ class EventGridSdkSink:
         timeout: float = 10.0,
         name: str = EVENT_GRID_SINK,
     ) -> None:
-        self._name = name
-        self.endpoint = endpoint
-        self._timeout = timeout
+        super().__init__(endpoint, timeout, name)
         self._client = EventGridPublisherClient(endpoint, credential)
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def send(self, batch: Batch) -> None:
         try:
@@ -260,9 +271,6 @@ class EventGridSdkSink:
             raise SinkUnavailable(self._name, None, _reason(str(exc))) from exc
         except AzureError as exc:
             raise SinkUnavailable(self._name, None, _reason(f"{type(exc).__name__}: {exc}")) from exc
-
-    def close(self) -> None:
-        self._client.close()
 
 
 class WebhookSink:
