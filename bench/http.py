@@ -26,7 +26,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ from bench.http_client import (
     top_self,
 )
 from bench.payloads import envelope as history_payload
-from bench.timing import median
+from bench.timing import Op, median, threads_for
 from eventstore import (
     AUDIT_STREAM_ID,
     EventStore,
@@ -77,9 +76,6 @@ _SAMPLE_OPERATION_ID = "7e7033bf-3e51-4df6-94d0-a51fc0f9afc3"
 _SAMPLE_INSTANCE_ID = "eddee27b-52e7-4c33-a82e-891fc4b359e4"
 POST_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 GET_HEADERS = {"Accept": "application/json"}
-
-Op = Callable[[], int]
-"""One call: one request or one store call; returns how many events it wrote or read."""
 
 
 # --- the payload ---------------------------------------------------------------------------------------
@@ -154,40 +150,8 @@ def run_single(seconds: float, op: Op, meter: Meter) -> Sample:
 
 def run_threads(seconds: float, ops: Sequence[Op], meter: Meter) -> Sample:
     """Each op back to back in its own thread for `seconds`; total events per second."""
-    events = [0] * len(ops)
-    calls = [0] * len(ops)
-    errors: list[BaseException] = []
-    ready = threading.Barrier(len(ops) + 1)
-    stop = threading.Event()
-
-    def worker(index: int) -> None:
-        op = ops[index]
-        try:
-            ready.wait()
-            while not stop.is_set():
-                events[index] += op()
-                calls[index] += 1
-        except BaseException as exc:  # reported to the caller below
-            errors.append(exc)
-            stop.set()
-
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(ops))]
-    for thread in threads:
-        thread.start()
-    start = time.perf_counter()
-    try:
-        ready.wait()
-        meter.start()
-        start = time.perf_counter()
-        stop.wait(seconds)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
-    elapsed = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return meter.stop(sum(events), sum(calls), elapsed)
+    events, calls, elapsed = threads_for(seconds, ops, on_start=meter.start)
+    return meter.stop(events, calls, elapsed)
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,13 @@ def rate_for(seconds: float, op: Op, *, min_calls: int = 1) -> float:
             return events / (now - start)
 
 
-def rate_threads(seconds: float, ops: Sequence[Op]) -> float:
-    """Total events per second of `ops`, each called back to back in its own thread for `seconds`."""
-    counts = [0] * len(ops)
+def threads_for(
+    seconds: float, ops: Sequence[Op], on_start: Callable[[], None] | None = None
+) -> tuple[int, int, float]:
+    """Each op called back to back in its own thread for `seconds` (timed from when all are ready, when
+    `on_start` runs): total events, total calls, elapsed seconds. The first failure is raised."""
+    events = [0] * len(ops)
+    calls = [0] * len(ops)
     errors: list[BaseException] = []
     ready = threading.Barrier(len(ops) + 1)
     stop = threading.Event()
@@ -37,7 +41,8 @@ def rate_threads(seconds: float, ops: Sequence[Op]) -> float:
         try:
             ready.wait()
             while not stop.is_set():
-                counts[index] += op()
+                events[index] += op()
+                calls[index] += 1
         except BaseException as exc:  # reported to the caller below
             errors.append(exc)
             stop.set()
@@ -45,16 +50,27 @@ def rate_threads(seconds: float, ops: Sequence[Op]) -> float:
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(len(ops))]
     for thread in threads:
         thread.start()
-    ready.wait()
     start = time.perf_counter()
-    stop.wait(seconds)
-    stop.set()
-    for thread in threads:
-        thread.join()
+    try:
+        ready.wait()
+        if on_start is not None:
+            on_start()
+        start = time.perf_counter()
+        stop.wait(seconds)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
     elapsed = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return sum(counts) / elapsed
+    return sum(events), sum(calls), elapsed
+
+
+def rate_threads(seconds: float, ops: Sequence[Op]) -> float:
+    """Total events per second of `ops`, each called back to back in its own thread for `seconds`."""
+    events, _, elapsed = threads_for(seconds, ops)
+    return events / elapsed
 
 
 def median(values: Sequence[float]) -> float:
