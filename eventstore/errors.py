@@ -36,12 +36,16 @@ class InvalidEventType(InvalidInput):
 
 
 class PayloadTooLarge(InvalidInput):
-    """A payload over the configured inline limit."""
+    """A payload over a size limit; `limit_name` is the setting that sets it, as an operator would type it."""
 
-    def __init__(self, size: int, limit: int, *, field: str = "payload") -> None:
-        super().__init__(f"payload is {size} bytes, over the inline limit of {limit} bytes", field=field)
+    def __init__(
+        self, size: int, limit: int, *, field: str = "payload", limit_name: str = "EVENTSTORE_MAX_PAYLOAD_SIZE"
+    ) -> None:
+        what = "the request body" if field == "body" else field
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes ({limit_name})", field=field)
         self.size = size
         self.limit = limit
+        self.limit_name = limit_name
 
 
 class UnknownTenant(EventStoreError, LookupError):

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     max_batch_size: int = Field(default=1000, ge=1, le=10000, description="Most events in one append.")
+    continuation_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC-SHA256 key that signs continuation tokens (at least 16 bytes). Every instance of a "
+        "deployment must share it. Empty: a random key per process (tokens then fail on another instance or "
+        "after a restart, so set it in Azure).",
+    )
 
     # The change feed (docs/feed.md).
     feed_enabled: bool = Field(default=True, description="Publish the change feed at all (per deployment).")

@@ -174,7 +174,12 @@ def check_events(
             checked.append(_Checked(event, hashlib.sha256(event.payload).digest(), False, blob_ref))
             continue
         if size > inline_limit:
-            raise PayloadTooLarge(size, inline_limit, field=f"events[{index}].payload")
+            raise PayloadTooLarge(
+                size,
+                inline_limit,
+                field=f"events[{index}].payload",
+                limit_name="EVENTSTORE_INLINE_PAYLOAD_LIMIT (no Blob storage is configured for larger payloads)",
+            )
         checked.append(
             _Checked(event, hashlib.sha256(event.payload).digest(), wants_json_copy(event.payload, event.content_type))
         )
