@@ -50,7 +50,8 @@ from eventstore.models import (
     invalid_input_from,
     is_json_content_type,
 )
-from eventstore.store import AUDIT_STREAM_ID, EventStore, instance_stream_id
+from eventstore.payload_json import MAX_JSON_DEPTH, nests_deeper_than
+from eventstore.store import AUDIT_STREAM_ID, EventStore, instance_stream_id, validate_instance_id
 from eventstore.tenancy import validate_tenant_id
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -135,11 +136,21 @@ class _Document:
         except ValueError as exc:  # NaN / Infinity
             raise self._fail(str(exc), index) from None
         except RecursionError:
-            raise self._fail("nested too deeply", index) from None
+            raise InvalidInput(
+                f"{self.what} nests too deeply; JSON may nest at most {MAX_JSON_DEPTH} levels", field="body"
+            ) from None
         return Span(value, index, end)
 
     def root(self) -> int:
         """Where the single top-level value starts (after checking nothing but whitespace follows it)."""
+        # A body holds payloads one or two levels down (an event, an array of events).
+        depth = nests_deeper_than(self.raw, MAX_JSON_DEPTH + 2)
+        if depth is not None:
+            raise InvalidInput(
+                f"{self.what} nests {depth} levels deep; a payload may nest at most {MAX_JSON_DEPTH} levels "
+                f"(documented limit)",
+                field="body",
+            )
         start = self._skip(0)
         if start == len(self.text):
             raise InvalidInput(f"{self.what} is empty", field="body")
@@ -297,20 +308,31 @@ def _operation_id(envelope: WorkflowMessageEnvelope) -> UUID:
 def _instance_of(envelope: WorkflowMessageEnvelope) -> str | None:
     start = envelope.start_workflow_instance_request
     if start is not None and start.workflow_instance_id:
-        return start.workflow_instance_id
+        return validate_instance_id(start.workflow_instance_id, "startWorkflowInstanceRequest.workflowInstanceId")
+    # A property or a trigger subject only hints at the instance: one that could not be an instance id
+    # leaves the message unlinked rather than refused (the message itself is still worth recording).
     named = envelope.properties.get("WorkflowInstanceId")
-    if isinstance(named, str) and named:
-        return named
-    if envelope.trigger is not None and len(envelope.trigger.subjects) == 1 and envelope.trigger.subjects[0]:
-        return envelope.trigger.subjects[0]
+    if _could_be_instance_id(named):
+        return str(named)
+    if envelope.trigger is not None and len(envelope.trigger.subjects) == 1:
+        subject = envelope.trigger.subjects[0]
+        return subject if _could_be_instance_id(subject) else None
     return None
+
+
+def _could_be_instance_id(value: object) -> bool:
+    try:
+        validate_instance_id(value)
+    except InvalidInput:
+        return False
+    return True
 
 
 def _envelope_event(envelope: WorkflowMessageEnvelope, raw_body: bytes, source: str) -> NewEvent:
     start = envelope.start_workflow_instance_request
     event_id = _operation_id(envelope)
     kind = EventType.TRIGGER_RECEIVED if envelope.is_trigger else EventType.INSTANCE_CREATION_REQUEST_RECEIVED
-    return NewEvent.parse(
+    return _new_event(
         {
             "event_id": event_id,
             "event_type": kind,
@@ -320,7 +342,9 @@ def _envelope_event(envelope: WorkflowMessageEnvelope, raw_body: bytes, source: 
             "workflow_instance_id": _instance_of(envelope),
             "correlation_id": envelope.operation_id,
             "source_system": source,
-        }
+        },
+        None,
+        _ENVELOPE_NAMES,
     )
 
 
@@ -388,7 +412,11 @@ class OutcomeEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     event_id: UUID = Field(alias="eventId")
-    event_type: StrictStr = Field(alias="eventType", description="One of the event types (`EventType`).")
+    event_type: StrictStr = Field(
+        alias="eventType",
+        description="One of the event types (`EventType`).",
+        json_schema_extra={"enum": [t.value for t in EventType]},
+    )
     payload: JsonValue = Field(description="Any JSON value; stored byte-exact as written in the request.")
     user_id: StrictStr | None = Field(default=None, alias="userId", max_length=512)
     correlation_id: StrictStr | None = Field(default=None, alias="correlationId", max_length=512)
@@ -432,25 +460,44 @@ class _Item:
     members: dict[str, Span]
     span: Span
     where: str
+    """How messages name the item: `event`, or `events[2]` in an array."""
+    in_array: bool = False
+
+    @property
+    def path(self) -> str | None:
+        """The prefix of the fields the client sent: none for a single event (its members are at the root)."""
+        return self.where if self.in_array else None
+
+    def field(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.in_array else name
 
 
 def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEvent:
-    native = _validated(OutcomeEvent, _values(item.members, "payload"), item.where)
+    native = _validated(OutcomeEvent, _values(item.members, "payload"), item.path)
     try:
         event_type = EventType.parse(native.event_type)
     except InvalidInput as exc:
         exc.field = "eventType"
-        raise _at(exc, item.where) from None
+        raise _at(exc, item.path) from None
     if not is_json_content_type(native.content_type):
         raise InvalidInput(
             f"contentType {native.content_type!r} is not a JSON media type; the payload is JSON text",
-            field=f"{item.where}.contentType",
+            field=item.field("contentType"),
         )
+    payload = document.bytes_of(item.members["payload"])
+    depth = nests_deeper_than(payload, MAX_JSON_DEPTH)
+    if depth is not None:
+        problem = InvalidInput(
+            f"payload nests {depth} levels deep; a payload may nest at most {MAX_JSON_DEPTH} levels "
+            f"(documented limit)",
+            field="payload",
+        )
+        raise _at(problem, item.path)
     return _new_event(
         {
             "event_id": native.event_id,
             "event_type": event_type,
-            "payload": document.bytes_of(item.members["payload"]),
+            "payload": payload,
             "content_type": native.content_type,
             "workflow_id": native.workflow_id,
             "workflow_instance_id": instance_id,
@@ -459,22 +506,23 @@ def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEven
             "causation_id": native.causation_id,
             "source_system": native.source_system,
         },
-        item.where,
+        item.path,
+        _NATIVE_NAMES,
     )
 
 
 def _cloudevent(document: _Document, item: _Item, tenant_id: str, instance_id: str, whole: bool) -> NewEvent:
-    event = _validated(EngineCloudEvent, _values(item.members, "data"), item.where)
+    event = _validated(EngineCloudEvent, _values(item.members, "data"), item.path)
     event_type = CLOUDEVENT_TYPES.get(event.type)
     if event_type is None:
         raise InvalidInput(
             f"CloudEvent type {event.type!r} is not one this store maps; known types: {', '.join(CLOUDEVENT_TYPES)}",
-            field=f"{item.where}.type",
+            field=item.field("type"),
         )
     if event.maraintenantid is not None and _canonical_or_none(event.maraintenantid) != tenant_id:
         raise InvalidInput(
             f"the CloudEvent's maraintenantid {event.maraintenantid!r} is not the tenant it was sent to",
-            field=f"{item.where}.maraintenantid",
+            field=item.field("maraintenantid"),
         )
     data_span = item.members.get("data")
     data = data_span.value if data_span is not None and isinstance(data_span.value, dict) else {}
@@ -483,7 +531,7 @@ def _cloudevent(document: _Document, item: _Item, tenant_id: str, instance_id: s
         if value is not None and value != instance_id:
             raise InvalidInput(
                 f"the CloudEvent's {where} {value!r} names another instance than {instance_id!r}",
-                field=f"{item.where}.{where}",
+                field=item.field(where),
             )
     workflow_id = data.get("workflowId")
     return _new_event(
@@ -500,12 +548,55 @@ def _cloudevent(document: _Document, item: _Item, tenant_id: str, instance_id: s
             "causation_id": event.causationid,
             "source_system": event.source,
         },
-        item.where,
+        item.path,
+        _CLOUDEVENT_NAMES,
     )
 
 
-def _new_event(fields: dict[str, Any], where: str) -> NewEvent:
-    return _validated(NewEvent, fields, where)
+# What the client called each NewEvent field (an error names the member as sent, never our field names).
+_NATIVE_NAMES = {
+    "event_id": "eventId",
+    "event_type": "eventType",
+    "payload": "payload",
+    "content_type": "contentType",
+    "workflow_id": "workflowId",
+    "workflow_instance_id": "instanceId",
+    "user_id": "userId",
+    "correlation_id": "correlationId",
+    "causation_id": "causationId",
+    "source_system": "sourceSystem",
+}
+_ENVELOPE_NAMES = {
+    "workflow_id": "startWorkflowInstanceRequest.workflowId",
+    "workflow_instance_id": "startWorkflowInstanceRequest.workflowInstanceId",
+    "correlation_id": "operationId",
+}
+_CLOUDEVENT_NAMES = {
+    "event_id": "id",
+    "event_type": "type",
+    "payload": "data",
+    "content_type": "datacontenttype",
+    "workflow_id": "data.workflowId",
+    "workflow_instance_id": "subject",
+    "user_id": "userid",
+    "correlation_id": "correlationid",
+    "causation_id": "causationid",
+    "source_system": "source",
+}
+
+
+def _new_event(fields: dict[str, Any], path: str | None, names: Mapping[str, str]) -> NewEvent:
+    try:
+        return NewEvent.model_validate(fields)
+    except ValidationError as exc:
+        problem = invalid_input_from(exc)
+        error = exc.errors()[0]
+        if error["loc"]:
+            wire = names.get(str(error["loc"][0]), str(error["loc"][0]))
+            problem.field = wire
+            if not isinstance(error.get("ctx", {}).get("error"), InvalidInput):
+                problem.args = (f"{wire}: {error['msg']}",)
+        raise _at(problem, path) from None
 
 
 def _items(document: _Document, start: int, where: str, single: str = "event") -> tuple[list[_Item], int, bool]:
@@ -519,7 +610,7 @@ def _items(document: _Document, start: int, where: str, single: str = "event") -
     def walk(position: int, item_start: int) -> int:
         label = f"{where}[{position}]"
         members, item_end = document.object_at(item_start, label)
-        items.append(_Item(members, Span(None, item_start, item_end), label))
+        items.append(_Item(members, Span(None, item_start, item_end), label, in_array=True))
         return item_end
 
     end = document.array_at(start, walk)
@@ -537,7 +628,7 @@ def _to_events(
             events.append(_cloudevent(document, item, tenant_id, instance_id, whole))
         elif only_cloudevents:
             raise InvalidInput(
-                f"{item.where} is not a CloudEvent (no 'specversion')", field=f"{item.where}.specversion"
+                f"{item.where} is not a CloudEvent (no 'specversion')", field=item.field("specversion")
             )
         else:
             events.append(_native_event(document, item, instance_id))
@@ -553,7 +644,7 @@ def outcomes_to_events(
     `application/cloudevents+json`: one CloudEvent; `application/cloudevents-batch+json`: an array of them.
     """
     canonical = validate_tenant_id(tenant_id)
-    instance_stream_id(workflow_instance_id)  # validates the instance id
+    validate_instance_id(workflow_instance_id, "instanceId")  # the route's parameter
     media = _media_type(content_type)
     if media not in OUTCOME_CONTENT_TYPES:
         raise UnsupportedContentType(content_type, OUTCOME_CONTENT_TYPES)
@@ -624,7 +715,7 @@ def parse_outcome_message(raw_body: bytes) -> OutcomeMessage:
         instance = subject.value if subject is not None else data.get("workflowInstanceId")
         instance_id = _required_text(instance, "subject", "the CloudEvent's subject (the workflow instance id)")
         canonical = validate_tenant_id(tenant_id)
-        instance_stream_id(instance_id)
+        validate_instance_id(instance_id, "subject" if subject is not None else "data.workflowInstanceId")
         events = _to_events(document, items, canonical, instance_id, only_cloudevents=True, whole=not is_array)
         return OutcomeMessage(canonical, instance_id, events)
     unknown = set(head) - {"tenantId", "workflowInstanceId", "events"}
@@ -636,7 +727,7 @@ def parse_outcome_message(raw_body: bytes) -> OutcomeMessage:
         "workflowInstanceId",
         "workflowInstanceId",
     )
-    instance_stream_id(instance_id)
+    validate_instance_id(instance_id, "workflowInstanceId")
     if "events" not in head or not document.text.startswith("[", head["events"].start):
         raise InvalidInput("'events' must be an array of events", field="events")
     events_items, _, _ = _items(document, head["events"].start, "events")

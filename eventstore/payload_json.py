@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from eventstore.models import is_json_content_type
+
+MAX_JSON_DEPTH = 512
+"""How deeply arrays and objects may nest in a JSON payload that arrives over HTTP or a queue. Python's
+parser gives up near 1,000 levels (less on a deep call stack), so without a limit of our own the answer
+to a deep payload would depend on where it was parsed; .NET's System.Text.Json stops at 64 by default."""
 
 # A cheap byte scan: only payloads with one of these escapes need the full walk below.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
@@ -75,19 +81,40 @@ def json_problem(payload: bytes) -> str | None:
     return None
 
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+# The unrolled form of "(?:[^"\\]|\\.)*": about three times faster on long strings.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
 def json_depth(payload: bytes) -> int:
     """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count)."""
-    depth = deepest = 0
-    for byte in _STRING.sub(b'""', payload):
-        step = _DEPTH_STEP.get(byte)
-        if step:
-            depth += step
-            deepest = max(deepest, depth)
-    return deepest
+    # The walk runs in C: strings blanked, every byte but brackets deleted, brackets turned into +1/-1
+    # (signed bytes), and the running sum's maximum taken.
+    steps = _STRING.sub(b'""', payload).translate(None, _NOT_BRACKETS).translate(_BRACKET_STEPS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0)
+
+
+def nests_deeper_than(payload: bytes, limit: int) -> int | None:
+    """The payload's depth when it is more than `limit`, else None (cheap when it has few brackets)."""
+    if payload.count(b"[") + payload.count(b"{") <= limit:
+        return None
+    depth = json_depth(payload)
+    return depth if depth > limit else None
+
+
+# Python's int() refuses more than 4,300 digits (sys.int_info.default_max_str_digits), and so does its
+# json module, on which many clients rely; JavaScript and .NET read such numbers (as floats or big ints).
+_PYTHON_MAX_INT_DIGITS = 4300
+_LONG_INTEGER = re.compile(rb"\d{%d,}" % (_PYTHON_MAX_INT_DIGITS + 1))
+
+
+def common_parsers_refuse(payload: bytes) -> bool:
+    """Whether valid JSON would still break common clients' parsers once inline in a page: an integer of
+    more than 4,300 digits (Python) or nesting past `MAX_JSON_DEPTH` (close to Python's own limit)."""
+    if len(payload) > _PYTHON_MAX_INT_DIGITS and _LONG_INTEGER.search(payload):
+        return True  # a digit run inside a string also counts: rare, and the exact text is returned either way
+    return nests_deeper_than(payload, MAX_JSON_DEPTH) is not None
 
 
 # numeric holds up to 131072 digits before the point and an exponent of about +-16383.

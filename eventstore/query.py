@@ -15,6 +15,8 @@ from eventstore.models import AllStreamPage, Checkpoint, InstanceState, Recorded
 from eventstore.store import TenantEvents, instance_stream_id
 
 MAX_PAGE_SIZE = 1000
+MAX_SEQUENCE = 2**62
+"""The largest sequence number a read accepts (far beyond any stream; keeps arithmetic inside bigint)."""
 DEFAULT_PAGE_SIZE = 100
 PAGE_PAYLOAD_BUDGET = 8 * 1024 * 1024
 """A history page stops early (after at least one event) once its inline payloads pass this many bytes."""
@@ -43,7 +45,7 @@ def read_history(
 ) -> HistoryPage:
     """The instance's events in sequence order from `from_sequence`. A stream is gapless and only grows at
     its end, so "continue at sequence n" is stable under concurrent appends."""
-    stream_id = instance_stream_id(workflow_instance_id)
+    stream_id = instance_stream_id(workflow_instance_id, "instanceId")
     check_limit(limit)
     if from_sequence < 1:
         raise InvalidInput("fromSequence must be at least 1", field="fromSequence")
@@ -64,7 +66,7 @@ def read_history(
 
 def instance_state(tenant: TenantEvents, workflow_instance_id: str, at_sequence: int | None = None) -> InstanceState:
     """The instance's state rebuilt after its event `at_sequence` (default: the latest)."""
-    stream_id = instance_stream_id(workflow_instance_id)
+    stream_id = instance_stream_id(workflow_instance_id, "instanceId")
     version = tenant.stream_version(stream_id)
     if version == 0:
         raise UnknownInstance(workflow_instance_id)
@@ -96,7 +98,7 @@ def search_audit(
 ) -> AllStreamPage:
     """Every stream's events (audit and instances) matching the filters, in commit-safe order after `after`."""
     check_limit(limit)
-    stream_id = instance_stream_id(workflow_instance_id) if workflow_instance_id is not None else None
+    stream_id = instance_stream_id(workflow_instance_id, "instanceId") if workflow_instance_id is not None else None
     return tenant.search(
         after,
         limit,

@@ -342,7 +342,7 @@ def test_outcomes_append_with_positions_and_optimistic_concurrency(api: Api, ten
 
 def test_bad_outcomes_store_nothing(api: Api, tenant_id: str, store: EventStore) -> None:
     path = f"tenants/{tenant_id}/instances/{CLAIM_INSTANCE_ID}/events"
-    problem = assert_problem(api.post(path, native("NotAType")), 400, field="event.eventType")
+    problem = assert_problem(api.post(path, native("NotAType")), 400, field="eventType")
     assert "TransitionFailed" in problem["validEventTypes"]
     assert_problem(api.post(path, json.dumps(cloudevent(tenant_id, type="io.marain.other")).encode()), 400)
     assert_problem(api.post(path, json.dumps(cloudevent(tenant_id, subject="other")).encode()), 400)

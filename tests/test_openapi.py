@@ -12,7 +12,7 @@ from uuid import uuid4
 import pytest
 
 from eventstore.http.openapi import openapi_document
-from eventstore.http.routes import OPERATIONS
+from eventstore.http.routes import EXAMPLE_CONTINUATION, EXAMPLE_TENANT, OPERATIONS
 from eventstore.samples import CLAIM_INSTANCE_ID, load, sample_bytes
 from tests.conftest import random_tenant_id
 from tests.test_http_api import Api, Response, cloudevent, envelope, http_bindings, native, serve_api
@@ -253,8 +253,17 @@ def test_live_answers_fit_the_documented_responses(api: Api) -> None:
 def test_the_document_is_served_anonymously(api: Api) -> None:
     answer = api.get("openapi.json")
     assert answer.status == 200 and answer.content_type == "application/json"
-    assert answer.json() == json.loads(json.dumps(DOCUMENT))
-    assert answer.json()["openapi"].startswith("3.1")
+    served = answer.json()
+    assert served["openapi"].startswith("3.1")
+    audit = "/tenants/{tenantId}/audit"
+    example = served["paths"][audit]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+    token = example["continuation"]
+    assert token != EXAMPLE_CONTINUATION
+    example["continuation"] = EXAMPLE_CONTINUATION
+    assert served == json.loads(json.dumps(DOCUMENT))  # the same document, its example token signed
+    # The document's example token is one the API takes, for the example tenant's audit.
+    assert api.request("PUT", f"tenants/{EXAMPLE_TENANT}").status in (200, 201)
+    assert api.get(f"tenants/{EXAMPLE_TENANT}/audit", continuation=token).status == 200
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=lambda op: op.name)

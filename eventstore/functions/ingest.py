@@ -24,6 +24,7 @@ from eventstore.http.exchange import (
     event_path,
     expected_version,
     header,
+    instance_id_param,
     json_response,
     route_param,
     tenant_path,
@@ -66,7 +67,7 @@ def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
     store = get_store()
     body = body_within_limit(req, store.settings)
     expected = expected_version(req)
-    tenant_id, instance_id = route_param(req, "tenantId"), route_param(req, "instanceId")
+    tenant_id, instance_id = route_param(req, "tenantId"), instance_id_param(req)
     events, result = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
     if not result.repeated:
         nudge_feed(tenant_id)

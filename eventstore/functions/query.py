@@ -16,6 +16,7 @@ from eventstore.http.exchange import (
     event_id_param,
     event_item,
     header,
+    instance_id_param,
     json_response,
     page,
     parse_query,
@@ -42,17 +43,22 @@ def _state(state: InstanceState) -> InstanceStateResponse:
     return InstanceStateResponse.model_validate(state.model_dump())
 
 
+def _token_key() -> bytes:
+    return continuation.key_of(get_store().settings)
+
+
 @http_function(blueprint, "get_history")
 def get_history(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, HistoryQuery)
+    instance_id = instance_id_param(req)
     tenant = get_store().tenant(route_param(req, "tenantId"))
-    instance_id = route_param(req, "instanceId")
     filters = {"tenant": tenant.tenant_id, "instance": instance_id}
+    key = _token_key()
     start = params.from_sequence
     if params.continuation:
-        start = continuation.decode_int(params.continuation, "history", filters)
+        start = continuation.decode_sequence(key, params.continuation, "history", filters)
     history = query.read_history(tenant, instance_id, start, params.limit)
-    token = continuation.encode("history", history.next_sequence, filters) if history.next_sequence else None
+    token = continuation.encode(key, "history", history.next_sequence, filters) if history.next_sequence else None
     items = (event_item(tenant.tenant_id, event) for event in history.events)
     return json_response(page({"workflowInstanceId": instance_id, "continuation": token}, "events", items))
 
@@ -60,8 +66,9 @@ def get_history(req: func.HttpRequest) -> func.HttpResponse:
 @http_function(blueprint, "get_state")
 def get_state(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, StateQuery)
+    instance_id = instance_id_param(req)
     tenant = get_store().tenant(route_param(req, "tenantId"))
-    return json_response(_state(query.instance_state(tenant, route_param(req, "instanceId"), params.at_sequence)))
+    return json_response(_state(query.instance_state(tenant, instance_id, params.at_sequence)))
 
 
 @http_function(blueprint, "get_event")
@@ -105,17 +112,18 @@ def search_audit(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, AuditQuery)
     tenant = get_store().tenant(route_param(req, "tenantId"))
     event_types = sorted({_event_type(t) for t in (params.event_type or "").split(",") if t.strip()})
-    filters = {
-        "tenant": tenant.tenant_id,
-        "from": params.recorded_from.isoformat() if params.recorded_from else None,
-        "to": params.recorded_to.isoformat() if params.recorded_to else None,
-        "eventTypes": event_types,
-        "workflowId": params.workflow_id,
-        "instanceId": params.instance_id,
-    }
+    filters = continuation.audit_filters(
+        tenant.tenant_id,
+        params.recorded_from,
+        params.recorded_to,
+        event_types,
+        params.workflow_id,
+        params.instance_id,
+    )
+    key = _token_key()
     after = START
     if params.continuation:
-        after = continuation.decode_checkpoint(params.continuation, "audit", filters)
+        after = continuation.decode_checkpoint(key, params.continuation, "audit", filters)
     found = query.search_audit(
         tenant,
         after,
@@ -126,7 +134,7 @@ def search_audit(req: func.HttpRequest) -> func.HttpResponse:
         workflow_id=params.workflow_id,
         workflow_instance_id=params.instance_id,
     )
-    token = continuation.encode_checkpoint(found.next_checkpoint, "audit", filters) if found.more else None
+    token = continuation.encode_checkpoint(key, found.next_checkpoint, "audit", filters) if found.more else None
     items = (event_item(tenant.tenant_id, event) for event in found.events)
     return json_response(page({"continuation": token}, "events", items))
 
@@ -136,12 +144,15 @@ def list_instances(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, InstancesQuery)
     tenant = get_store().tenant(route_param(req, "tenantId"))
     filters = {"tenant": tenant.tenant_id, "status": params.status}
-    after = continuation.decode_text(params.continuation, "instances", filters) if params.continuation else ""
+    key = _token_key()
+    after = ""
+    if params.continuation:
+        after = continuation.decode_instance_id(key, params.continuation, "instances", filters)
     states, cursor = query.list_instances(tenant, params.status, after, params.limit)
-    token = continuation.encode("instances", cursor, filters) if cursor is not None else None
+    token = continuation.encode(key, "instances", cursor, filters) if cursor is not None else None
     return json_response(InstancesPage(instances=[_state(s) for s in states], continuation=token))
 
 
 @http_function(blueprint, "get_openapi")
 def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(openapi_bytes(), 200, {"Cache-Control": "public, max-age=300"})
+    return json_response(openapi_bytes(_token_key()), 200, {"Cache-Control": "public, max-age=300"})

@@ -11,17 +11,20 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 from uuid import UUID
 
+import annotated_types
 import azure.functions as func
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from eventstore.errors import InvalidInput, PayloadTooLarge
+from eventstore.http.models import PATTERN_MEANINGS
 from eventstore.models import ExpectedVersion, RecordedEvent, StreamState, is_json_content_type
-from eventstore.payload_json import json_problem
+from eventstore.payload_json import common_parsers_refuse, json_problem
 from eventstore.query import inlines_payload
 from eventstore.settings import Settings
+from eventstore.store import validate_instance_id
 
 _Q = TypeVar("_Q", bound=BaseModel)
 
@@ -31,9 +34,51 @@ _IF_MATCH = re.compile(r'^\s*(?:"(\d{1,18})"|(\d{1,18})|(\*))\s*$')
 
 
 def parse_query(req: func.HttpRequest, model: type[_Q]) -> _Q:
-    """The query string as `model` (unknown parameters are refused, so a typo is not silently ignored)."""
+    """The query string as `model`. Unknown parameters are refused, so a typo is not silently ignored, and
+    so is a parameter given twice: which of the two values counts would be a guess."""
+    seen: set[str] = set()
+    for name, _ in parse_qsl(urlsplit(req.url).query, keep_blank_values=True):
+        if name in seen and name not in _TRANSPORT_PARAMETERS:
+            raise InvalidInput(f"the query parameter {name} is given more than once; give it once", field=name)
+        seen.add(name)
     params = {k: v for k, v in req.params.items() if k not in _TRANSPORT_PARAMETERS}
-    return model.model_validate(params)
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise query_problem(model, exc) from None
+
+
+def query_problem(model: type[BaseModel], exc: ValidationError) -> InvalidInput:
+    """The first problem with a query string, named and worded as the client wrote the parameter."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "query"
+    by_alias = {info.alias or field: info for field, info in model.model_fields.items()}
+    info = by_alias.get(name)
+    kind, ctx, given = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "extra_forbidden" or info is None:
+        known = ", ".join(sorted(by_alias))
+        return InvalidInput(f"unknown query parameter {name}; this route takes: {known}", field=name)
+    low = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None)
+    if kind in ("int_parsing", "int_type", "int_from_float", "greater_than_equal", "less_than_equal"):
+        if low is not None and high is not None:
+            return InvalidInput(f"{name} must be a whole number between {low} and {high} (got {given!r})", field=name)
+        if low is not None:
+            return InvalidInput(f"{name} must be a whole number of at least {low} (got {given!r})", field=name)
+        return InvalidInput(f"{name} must be a whole number (got {given!r})", field=name)
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MEANINGS:
+        return InvalidInput(f"{name} {PATTERN_MEANINGS[ctx['pattern']]}", field=name)
+    if kind == "string_pattern_mismatch":
+        return InvalidInput(f"{name} must match {ctx.get('pattern')} (got {given!r})", field=name)
+    if kind == "string_too_short":
+        return InvalidInput(f"{name} must not be empty; leave it out instead", field=name)
+    if kind == "string_too_long":
+        return InvalidInput(f"{name} must be at most {ctx.get('max_length')} characters", field=name)
+    if kind == "literal_error":
+        return InvalidInput(f"{name} must be one of {ctx.get('expected')} (got {given!r})", field=name)
+    cause = ctx.get("error")
+    reason = str(cause) if isinstance(cause, Exception) else error["msg"]
+    return InvalidInput(f"{name}: {reason}", field=name)
 
 
 def route_param(req: func.HttpRequest, name: str) -> str:
@@ -41,6 +86,11 @@ def route_param(req: func.HttpRequest, name: str) -> str:
     if not value:
         raise InvalidInput(f"the route has no {name}", field=name)
     return str(value)
+
+
+def instance_id_param(req: func.HttpRequest) -> str:
+    """The route's instance id, checked as the store will check it (so the error names `instanceId`)."""
+    return validate_instance_id(route_param(req, "instanceId"), "instanceId")
 
 
 def event_id_param(req: func.HttpRequest) -> UUID:
@@ -128,12 +178,24 @@ def _with_raw_payload(item: dict[str, Any], payload: bytes) -> bytes:
     return head[:-1] + b', "payload": ' + payload + b"}"
 
 
+def _with_payload_text(item: dict[str, Any], payload: bytes) -> bytes | None:
+    """`item` with the payload as a JSON string of its exact text, for JSON that common parsers refuse
+    (a page must stay readable by every client); None when it is not such a payload."""
+    if not common_parsers_refuse(payload):
+        return None
+    try:
+        item["payloadText"] = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return json.dumps(item, ensure_ascii=False).encode("utf-8")
+
+
 def event_item(tenant_id: str, event: RecordedEvent) -> bytes:
     """One event as a listing item: JSON payloads kept in the row inline, others linked."""
     item = _metadata(tenant_id, event)
     if inlines_payload(event):
         assert event.payload is not None
-        return _with_raw_payload(item, event.payload)
+        return _with_payload_text(item, event.payload) or _with_raw_payload(item, event.payload)
     item["payloadUrl"] = event_path(tenant_id, event.event_id)
     return json.dumps(item, ensure_ascii=False).encode("utf-8")
 
@@ -142,7 +204,7 @@ def event_envelope(tenant_id: str, event: RecordedEvent, payload: bytes) -> byte
     """One event with its payload inline: JSON as it is, anything else as base64."""
     item = _metadata(tenant_id, event)
     if inlines_payload(event) or (event.blob_ref is not None and _is_json(event, payload)):
-        return _with_raw_payload(item, payload)
+        return _with_payload_text(item, payload) or _with_raw_payload(item, payload)
     item["payloadBase64"] = base64.b64encode(payload).decode("ascii")
     return json.dumps(item, ensure_ascii=False).encode("utf-8")
 

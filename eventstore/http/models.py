@@ -6,12 +6,47 @@ two cannot drift.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
-from eventstore.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from eventstore.event_types import EventType
+from eventstore.http.continuation import MAX_TOKEN_LENGTH, TOKEN_PATTERN
+from eventstore.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEQUENCE
+from eventstore.store import MAX_INSTANCE_ID_LENGTH
+
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+"""Every free-text query value matches this: PostgreSQL text cannot hold NUL, and the other control
+characters are never meaningful in an id (and break logs and headers)."""
+
+_EVENT_TYPE_NAMES = "|".join(re.escape(t.value) for t in EventType)
+EVENT_TYPE_LIST = rf"^ *(?:{_EVENT_TYPE_NAMES}) *(?:, *(?:{_EVENT_TYPE_NAMES}) *)*$"
+"""One or more event type names, comma-separated (spaces around them allowed), nothing else."""
+
+PATTERN_MEANINGS = {
+    NO_CONTROL_CHARACTERS: "must not contain control characters (U+0000-U+001F, U+007F)",
+    EVENT_TYPE_LIST: "must be one or more event types separated by commas, each one of: "
+    + ", ".join(t.value for t in EventType),
+    TOKEN_PATTERN: "is not a token this API handed out; start over without it",
+}
+"""What a query value that does not match a pattern is told, instead of the pattern itself."""
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic's lax datetime also takes Unix timestamps ("0.5") and dates without a time or offset; the
+    # API documents RFC 3339 date-times (OpenAPI format date-time), so that is all it takes.
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError(f"must be an RFC 3339 date-time with an offset, like 2024-01-10T00:00:00Z (got {value!r})")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class _Wire(BaseModel):
@@ -28,20 +63,28 @@ def _limit() -> int:
 def _continuation() -> str | None:
     return Field(
         default=None,
-        max_length=2048,
-        description="The `continuation` of the previous page; only valid with the same filters.",
+        max_length=MAX_TOKEN_LENGTH,
+        pattern=TOKEN_PATTERN,
+        description="The `continuation` of the previous page, as it was handed out (signed); only valid with "
+        "the same filters.",
     )
 
 
 class HistoryQuery(_Wire):
-    from_sequence: int = Field(default=1, ge=1, alias="fromSequence", description="First sequence number to return.")
+    from_sequence: int = Field(
+        default=1, ge=1, le=MAX_SEQUENCE, alias="fromSequence", description="First sequence number to return."
+    )
     limit: int = _limit()
     continuation: str | None = _continuation()
 
 
 class StateQuery(_Wire):
     at_sequence: int | None = Field(
-        default=None, ge=0, alias="atSequence", description="Rebuild the state after this event (default: the last)."
+        default=None,
+        ge=0,
+        le=MAX_SEQUENCE,
+        alias="atSequence",
+        description="Rebuild the state after this event (default: the last).",
     )
 
 
@@ -53,16 +96,29 @@ class EventQuery(_Wire):
 
 
 class AuditQuery(_Wire):
-    recorded_from: AwareDatetime | None = Field(
-        default=None, alias="from", description="Recorded at or after (RFC 3339 with offset)."
+    recorded_from: Rfc3339 | None = Field(
+        default=None, alias="from", description="Recorded at or after (RFC 3339 date-time with an offset)."
     )
-    recorded_to: AwareDatetime | None = Field(default=None, alias="to", description="Recorded before (RFC 3339).")
+    recorded_to: Rfc3339 | None = Field(
+        default=None, alias="to", description="Recorded before (RFC 3339 date-time with an offset)."
+    )
     event_type: str | None = Field(
-        default=None, alias="eventType", max_length=2000, description="Event types, comma-separated."
+        default=None,
+        alias="eventType",
+        max_length=2000,
+        pattern=EVENT_TYPE_LIST,
+        description="Event types, comma-separated.",
     )
-    workflow_id: str | None = Field(default=None, alias="workflowId", min_length=1, max_length=512)
+    workflow_id: str | None = Field(
+        default=None, alias="workflowId", min_length=1, max_length=512, pattern=NO_CONTROL_CHARACTERS
+    )
     instance_id: str | None = Field(
-        default=None, alias="instanceId", min_length=1, max_length=256, description="Only this instance's events."
+        default=None,
+        alias="instanceId",
+        min_length=1,
+        max_length=MAX_INSTANCE_ID_LENGTH,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Only this instance's events.",
     )
     limit: int = _limit()
     continuation: str | None = _continuation()
@@ -139,6 +195,13 @@ class EventItem(_Wire):
     payload_size: int = Field(alias="payloadSize")
     recorded_at: datetime = Field(alias="recordedAt")
     payload: JsonValue = Field(default=None, description="The payload, inline, when it is JSON stored in the row.")
+    payload_text: str | None = Field(
+        default=None,
+        alias="payloadText",
+        description="Instead of `payload`: the exact JSON text, as a string, when common parsers could not "
+        "read it inline (an integer of more than 4,300 digits, which Python's json refuses, or nesting past "
+        "512 levels).",
+    )
     payload_url: str | None = Field(default=None, alias="payloadUrl", description="Where the exact payload is.")
     payload_base64: str | None = Field(
         default=None, alias="payloadBase64", description="Only with format=envelope: a non-JSON payload's bytes."

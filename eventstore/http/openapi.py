@@ -8,9 +8,17 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from eventstore.http import models
+from eventstore.http import continuation, models
 from eventstore.http.problems import PROBLEM_CONTENT_TYPE
-from eventstore.http.routes import OPERATIONS, PATH_PARAMETERS, Operation, Reply
+from eventstore.http.routes import (
+    EXAMPLE_CONTINUATION,
+    EXAMPLE_TENANT,
+    OPERATIONS,
+    PATH_PARAMETERS,
+    Operation,
+    Reply,
+)
+from eventstore.models import Checkpoint
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _STATUS_TEXT = {
@@ -129,9 +137,30 @@ def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     return document
 
 
+def _with_signed_examples(value: Any, token: str) -> Any:
+    if value == EXAMPLE_CONTINUATION:
+        return token
+    if isinstance(value, dict):
+        return {k: _with_signed_examples(v, token) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_signed_examples(v, token) for v in value]
+    return value
+
+
 @cache
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document (paths relative to the `/api` server)."""
+def openapi_document(key: bytes | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document (paths relative to the `/api` server); with the deployment's token `key`,
+    its example continuation is one the API takes (for the example tenant's unfiltered audit)."""
+    document = _document()
+    if key is None:
+        return document
+    filters = continuation.audit_filters(EXAMPLE_TENANT, None, None, [], None, None)
+    token = continuation.encode_checkpoint(key, Checkpoint(742, 17), "audit", filters)
+    signed: dict[str, Any] = _with_signed_examples(document, token)
+    return signed
+
+
+def _document() -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
@@ -159,5 +188,5 @@ def openapi_document() -> dict[str, Any]:
 
 
 @cache
-def openapi_bytes() -> bytes:
-    return json.dumps(openapi_document(), ensure_ascii=False, indent=1).encode("utf-8")
+def openapi_bytes(key: bytes | None = None) -> bytes:
+    return json.dumps(openapi_document(key), ensure_ascii=False, indent=1).encode("utf-8")

@@ -1,7 +1,14 @@
 """The only part of the package that talks to PostgreSQL."""
 
 from eventstore.store.event_store import EventStore
-from eventstore.store.streams import AUDIT_STREAM_ID, instance_stream_id
+from eventstore.store.streams import AUDIT_STREAM_ID, MAX_INSTANCE_ID_LENGTH, instance_stream_id, validate_instance_id
 from eventstore.store.tenant_events import TenantEvents
 
-__all__ = ["AUDIT_STREAM_ID", "EventStore", "TenantEvents", "instance_stream_id"]
+__all__ = [
+    "AUDIT_STREAM_ID",
+    "MAX_INSTANCE_ID_LENGTH",
+    "EventStore",
+    "TenantEvents",
+    "instance_stream_id",
+    "validate_instance_id",
+]
