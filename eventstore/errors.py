@@ -64,6 +64,17 @@ class UnknownInstance(EventStoreError, LookupError):
         self.workflow_instance_id = workflow_instance_id
 
 
+class UnknownSequence(EventStoreError, LookupError):
+    """A sequence number past the end of an existing stream (the state at event 9 of a 5-event instance)."""
+
+    def __init__(self, workflow_instance_id: str, sequence: int, last_sequence: int, *, field: str) -> None:
+        super().__init__(
+            f"{field} {sequence}: instance {workflow_instance_id!r} has no such event; its last is {last_sequence}"
+        )
+        self.field = field
+        self.last_sequence = last_sequence
+
+
 class UnknownEvent(EventStoreError, LookupError):
     """An event id that this tenant does not hold."""
 
@@ -102,12 +113,34 @@ class DuplicateEventId(EventStoreError):
         self.reason = reason
 
 
+class DuplicateEventIdInBatch(DuplicateEventId):
+    """One event id given to two events of the same append (a conflict between them, as with a stored one)."""
+
+    def __init__(self, event_id: object, first: int, second: int) -> None:
+        EventStoreError.__init__(self, f"event id {event_id} is given twice in one append: events {first} and {second}")
+        self.event_id = event_id
+        self.reason = "twice in one append"
+
+
 class AppendOnlyViolation(EventStoreError):
     """An attempt to change or remove stored events outside the maintenance path."""
 
 
 class PayloadIntegrityError(EventStoreError):
     """A stored payload is missing or no longer matches the SHA-256 recorded with its event."""
+
+
+class PayloadMissing(PayloadIntegrityError):
+    """The event is stored but its payload is gone from Blob storage: `blob_ref` names what was lost.
+
+    Permanent until the blob is restored (a local Azurite killed soon after a write loses recent blobs);
+    the event's metadata stays readable and the tenant's health lists it."""
+
+    def __init__(self, blob_ref: str, event_id: object = None) -> None:
+        of = f" of event {event_id}" if event_id is not None else ""
+        super().__init__(f"the payload{of} is missing from Blob storage: {blob_ref} was not found")
+        self.blob_ref = blob_ref
+        self.event_id = event_id
 
 
 class StoreUnavailable(EventStoreError):

@@ -38,6 +38,7 @@ from typing import Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr, ValidationError
+from pydantic.config import JsonDict
 
 from eventstore.errors import InvalidInput, UnsupportedContentType
 from eventstore.event_types import EventType
@@ -52,7 +53,7 @@ from eventstore.models import (
 )
 from eventstore.payload_json import MAX_JSON_DEPTH, nests_deeper_than
 from eventstore.store import AUDIT_STREAM_ID, EventStore, instance_stream_id, validate_instance_id
-from eventstore.tenancy import validate_tenant_id
+from eventstore.tenancy import TENANT_ID_PATTERN, validate_tenant_id
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -260,16 +261,51 @@ class HostedWorkflowTrigger(_WireModel):
 class StartWorkflowInstanceRequest(_WireModel):
     """Marain's `StartWorkflowInstanceRequest`."""
 
-    workflow_id: StrictStr = Field(alias="workflowId", min_length=1)
-    workflow_instance_id: StrictStr | None = Field(default=None, alias="workflowInstanceId", min_length=1)
+    workflow_id: StrictStr = Field(
+        alias="workflowId", min_length=1, json_schema_extra={"maxLength": 512, "pattern": r"^[^\x00]*$"}
+    )
+    workflow_instance_id: StrictStr | None = Field(
+        default=None,
+        alias="workflowInstanceId",
+        min_length=1,
+        description="1-256 characters, no control characters, not `.` or `..`.",
+        json_schema_extra={"maxLength": 256, "pattern": r"^[^\x00-\x1f\x7f]*$", "not": {"enum": [".", ".."]}},
+    )
     request_id: StrictStr | None = Field(default=None, alias="requestId")
+
+
+# What `parse_envelope` checks, said in the schema (OpenAPI) too: exactly one of the two kinds, with its part.
+_ONE_KIND_OF_ENVELOPE: JsonDict = {
+    "oneOf": [
+        {
+            "properties": {"isTrigger": {"const": True}, "isStartWorkflowRequest": {"const": False},
+                           "trigger": {"type": "object"}},
+            "required": ["isTrigger", "trigger"],
+        },
+        {
+            "properties": {"isStartWorkflowRequest": {"const": True}, "isTrigger": {"const": False},
+                           "startWorkflowInstanceRequest": {"type": "object"}},
+            "required": ["isStartWorkflowRequest", "startWorkflowInstanceRequest"],
+        },
+    ]
+}  # fmt: skip
 
 
 class WorkflowMessageEnvelope(_WireModel):
     """Marain's `WorkflowMessageEnvelope`: a trigger or a start request for one tenant."""
 
-    tenant_id: StrictStr = Field(alias="tenantId")
-    operation_id: StrictStr = Field(alias="operationId")
+    model_config = ConfigDict(json_schema_extra=_ONE_KIND_OF_ENVELOPE)
+
+    tenant_id: StrictStr = Field(
+        alias="tenantId",
+        description="The tenant the message is for: the route's tenant (or, on the queue, the one it names).",
+        json_schema_extra={"pattern": TENANT_ID_PATTERN},
+    )
+    operation_id: StrictStr = Field(
+        alias="operationId",
+        description="A UUID; the stored event's id, so a redelivered message is recorded once.",
+        json_schema_extra={"format": "uuid"},
+    )
     is_trigger: StrictBool = Field(default=False, alias="isTrigger")
     is_start_workflow_request: StrictBool = Field(default=False, alias="isStartWorkflowRequest")
     trigger: HostedWorkflowTrigger | None = None
@@ -436,7 +472,7 @@ class EngineCloudEvent(_WireModel):
     id: StrictStr = Field(min_length=1)
     source: StrictStr = Field(min_length=1)
     specversion: Literal["1.0"]
-    type: StrictStr
+    type: StrictStr = Field(json_schema_extra={"enum": list(CLOUDEVENT_TYPES)})
     subject: StrictStr | None = None
     time: StrictStr | None = None
     datacontenttype: StrictStr | None = None

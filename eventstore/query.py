@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from eventstore.errors import InvalidInput, UnknownEvent, UnknownInstance
+from eventstore.errors import InvalidInput, UnknownEvent, UnknownInstance, UnknownSequence
 from eventstore.models import AllStreamPage, Checkpoint, InstanceState, RecordedEvent, is_json_content_type
 from eventstore.store import TenantEvents, instance_stream_id
 
@@ -70,10 +70,10 @@ def instance_state(tenant: TenantEvents, workflow_instance_id: str, at_sequence:
     version = tenant.stream_version(stream_id)
     if version == 0:
         raise UnknownInstance(workflow_instance_id)
-    if at_sequence is not None and not 0 <= at_sequence <= version:
-        raise InvalidInput(
-            f"atSequence must be between 0 and the instance's last sequence, {version}", field="atSequence"
-        )
+    if at_sequence is not None and at_sequence < 0:
+        raise InvalidInput(f"atSequence must be at least 0 (got {at_sequence})", field="atSequence")
+    if at_sequence is not None and at_sequence > version:
+        raise UnknownSequence(workflow_instance_id, at_sequence, version, field="atSequence")
     return tenant.rebuild_state(workflow_instance_id, at_sequence)
 
 

@@ -16,6 +16,10 @@ from eventstore.errors import InvalidInput, InvalidTenantId
 MAX_TENANT_LEVELS = 8
 _HEX_LEVELS = re.compile(rf"(?:[0-9a-f]{{32}}){{1,{MAX_TENANT_LEVELS}}}")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+TENANT_ID_PATTERN = (
+    r"^(?:[0-9a-f]{32}){1,8}$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+"""The same rule as `validate_tenant_id`, as an ECMA/JSON Schema pattern (the OpenAPI document)."""
 _SIMPLE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 
 PAYLOAD_CONTAINER_LOGICAL_NAME = "eventstore-payloads"

@@ -112,6 +112,8 @@ def _free_port() -> int:
 
 
 FEED_KEY = "test-feed-key"
+CONTINUATION_KEY = "test-continuation-key-0123456789"
+"""The local host's token key, so that tests can build the document it serves in-process."""
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +144,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_EVENTGRID_ENDPOINT": feed_grid.endpoint,
         "EVENTSTORE_EVENTGRID_KEY": FEED_KEY,
         "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
+        "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
     }
     log = (folder / "host.log").open("w")
     command = [

@@ -166,7 +166,7 @@ def test_bad_batches_write_nothing(
     same = uuid4()
     cases: list[tuple[list[NewEvent], type[Exception]]] = [
         ([], InvalidInput),
-        ([event(event_id=same), event(event_id=same)], InvalidInput),
+        ([event(event_id=same), event(event_id=same)], DuplicateEventId),  # a conflict within the batch
         ([event(), event(b"\xff\xfe not json")], InvalidInput),
         ([event(), event(b'{"a": NaN}')], InvalidInput),
         ([event(), event(b'{"a": 1')], InvalidInput),

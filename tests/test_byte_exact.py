@@ -2,6 +2,8 @@
 
 Property tests use a tenant and an owner connection of this module (hypothesis runs many examples per
 test, which function-scoped fixtures would not survive); each example appends to a stream of its own.
+The append has three paths by batch size (one event; 2 to `COPY_THRESHOLD - 1` in one VALUES statement;
+`COPY_THRESHOLD` and more through a binary COPY): the properties run through each.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from eventstore import (
     StreamState,
     TenantEvents,
 )
+from eventstore.store.append_events import COPY_THRESHOLD
 from tests.conftest import random_tenant_id
 from tests.helpers import event
 
@@ -87,6 +90,49 @@ def append_and_read_back(tenant: TenantEvents, payload: bytes, content_type: str
     return new.event_id
 
 
+def append_batch_and_read_back(
+    tenant: TenantEvents, conn: Connection, items: list[tuple[bytes, str]]
+) -> list[tuple[bytes, str | None]]:
+    """Append `items` (payload, content type) as one batch to a fresh stream, check each event as
+    `append_and_read_back` does, and return each payload with its JSONB copy as text (None: no copy)."""
+    batch = [new_event(payload, content_type) for payload, content_type in items]
+    stream_id = f"instance:{uuid4()}"
+    result = tenant.append(stream_id, batch, StreamState.NO_STREAM)
+    assert result.sequence_numbers == tuple(range(1, len(batch) + 1))
+    read = tenant.read_stream(stream_id)
+    assert [e.event_id for e in read] == [e.event_id for e in batch]
+    for recorded, new in zip(read, batch, strict=True):
+        assert type(recorded.payload) is bytes
+        assert recorded.payload == new.payload
+        assert recorded.payload_size == len(new.payload)
+        assert bytes(recorded.payload_sha256) == hashlib.sha256(new.payload).digest()
+        assert recorded.content_type == new.content_type
+    rows = conn.execute(
+        sql.SQL("SELECT payload_json::text FROM {} WHERE stream_id = %s ORDER BY sequence_number").format(
+            sql.Identifier(tenant.placement.schema_name, "events")
+        ),
+        (stream_id,),
+    ).fetchall()
+    assert len(rows) == len(batch)
+    return [(new.payload, row[0]) for new, row in zip(batch, rows, strict=True)]
+
+
+# Batch sizes of the two multi-event paths; each example fills its batch by repeating what it drew.
+BATCH_PATHS = {
+    "values": st.integers(2, COPY_THRESHOLD - 1),
+    "copy": st.integers(COPY_THRESHOLD, COPY_THRESHOLD + 8),
+}
+
+
+# In every batch of the bytes property, whatever else is drawn: bytes a text or line-ending conversion,
+# a trim, a NUL-terminated string or a UTF-8 decode would change.
+AWKWARD_BYTES = [bytes(range(256)), b" \t\r\n", b"\x00", b"", b"\xef\xbb\xbf{}\r\n"]
+
+
+def filled(drawn: list[Any], size: int) -> list[Any]:
+    return [drawn[i % len(drawn)] for i in range(size)]
+
+
 def last_checkpoint(tenant: TenantEvents) -> Checkpoint:
     """After the tenant's last committed event. Waits while another session's open transaction (on a
     shared server) keeps events beyond the all-stream's horizon."""
@@ -136,6 +182,18 @@ def test_arbitrary_bytes_round_trip_exactly(
 ) -> None:
     event_id = append_and_read_back(module_tenant, payload, OCTETS)
     assert stored_json_copy(module_owner_conn, module_tenant, event_id) is None
+
+
+@pytest.mark.parametrize("path", list(BATCH_PATHS))
+@hypothesis_settings(max_examples=20, deadline=None)
+@given(data=st.data(), drawn=st.lists(st.binary(max_size=1024), min_size=1, max_size=6))
+def test_arbitrary_bytes_round_trip_exactly_in_batches(
+    module_tenant: TenantEvents, module_owner_conn: Connection, path: str, data: st.DataObject, drawn: list[bytes]
+) -> None:
+    size = data.draw(BATCH_PATHS[path], label="size")
+    payloads = filled([*AWKWARD_BYTES, *drawn], size)
+    stored = append_batch_and_read_back(module_tenant, module_owner_conn, [(p, OCTETS) for p in payloads])
+    assert all(copy is None for _, copy in stored)
 
 
 # --- arbitrary JSON documents, serialised every which way -------------------------------------------
@@ -196,6 +254,24 @@ def serialise(document: Any, options: dict[str, Any], before: str, after: str) -
         return (before + json.dumps(document, **{**options, "ensure_ascii": True}) + after).encode("utf-8")
 
 
+_UNKNOWN = object()
+
+
+def check_json_copy(payload: bytes, copy: str | None, document: Any = _UNKNOWN) -> None:
+    """The copy of a JSON payload is faithful, and absent exactly when JSONB cannot hold the document.
+
+    With `document`: the bytes denote it, unless it held two surrogate code points that JSON reads back
+    as one pair (Python strings may hold such halves; JSON text cannot)."""
+    parsed = json.loads(payload)
+    if document is not _UNKNOWN and not any(holds_unrepresentable(x) for x in (document, parsed)):
+        assert same_json(parsed, document)
+    if holds_unrepresentable(parsed):
+        assert copy is None, "JSONB cannot hold NUL or a lone surrogate: there must be no copy"
+    else:
+        assert copy is not None, "a JSON payload JSONB can hold must get its JSONB copy"
+        assert same_json(json.loads(copy), parsed), (copy, parsed)
+
+
 @pytest.mark.slow
 @hypothesis_settings(max_examples=200, deadline=None)
 @given(document=DOCUMENTS, options=DUMP_OPTIONS, before=_WHITESPACE, after=_WHITESPACE)
@@ -209,19 +285,38 @@ def test_json_documents_round_trip_byte_exact_with_a_faithful_jsonb_copy(
 ) -> None:
     payload = serialise(document, options, before, after)
     event_id = append_and_read_back(module_tenant, payload, JSON)
+    check_json_copy(payload, stored_json_copy(module_owner_conn, module_tenant, event_id), document)
 
-    # What the bytes denote. It is the document itself unless the document held two surrogate code
-    # points that JSON reads back as one pair (Python strings may hold such halves; JSON text cannot).
-    parsed = json.loads(payload)
-    if not any(holds_unrepresentable(x) for x in (document, parsed)):
-        assert same_json(parsed, document)
 
-    copy = stored_json_copy(module_owner_conn, module_tenant, event_id)
-    if holds_unrepresentable(parsed):
-        assert copy is None, "JSONB cannot hold NUL or a lone surrogate: there must be no copy"
-    else:
-        assert copy is not None, "a JSON payload JSONB can hold must get its JSONB copy"
-        assert same_json(json.loads(copy), parsed), (copy, parsed)
+@pytest.mark.parametrize("path", list(BATCH_PATHS))
+@hypothesis_settings(max_examples=25, deadline=None)
+@given(
+    data=st.data(),
+    drawn=st.lists(
+        st.tuples(DOCUMENTS, DUMP_OPTIONS, _WHITESPACE, _WHITESPACE, st.sampled_from([JSON, OCTETS])),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_json_documents_round_trip_byte_exact_in_batches_with_faithful_copies(
+    module_tenant: TenantEvents,
+    module_owner_conn: Connection,
+    path: str,
+    data: st.DataObject,
+    drawn: list[tuple[Any, dict[str, Any], str, str, str]],
+) -> None:
+    """Documents JSONB can and cannot hold, declared JSON or not, side by side in one batch: the bytes
+    come back exactly, each JSON one with its own faithful copy (or none), octets never with one."""
+    size = data.draw(BATCH_PATHS[path], label="size")
+    items = filled(
+        [(serialise(doc, options, before, after), kind) for doc, options, before, after, kind in drawn], size
+    )
+    stored = append_batch_and_read_back(module_tenant, module_owner_conn, items)
+    for (payload, kind), (_, copy) in zip(items, stored, strict=True):
+        if kind == JSON:
+            check_json_copy(payload, copy)
+        else:
+            assert copy is None
 
 
 @pytest.mark.parametrize(

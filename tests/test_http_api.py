@@ -349,7 +349,7 @@ def test_bad_outcomes_store_nothing(api: Api, tenant_id: str, store: EventStore)
     assert_problem(api.post(path, json.dumps(cloudevent(random_tenant_id())).encode()), 400)
     good = native()
     assert_problem(api.post(path, b"[" + good + b", " + native("Nope") + b"]"), 400, field="events[1].eventType")
-    assert_problem(api.post(path, b"[" + good + b", " + good + b"]"), 400)  # one id twice in a batch
+    assert_problem(api.post(path, b"[" + good + b", " + good + b"]"), 409)  # one id twice in a batch
     assert_problem(api.post(path, b"[" + good), 400, field="body")
     assert_problem(api.post(path, b"[]"), 400)
     assert_problem(api.post(path, good, "text/plain"), 415)
@@ -487,7 +487,7 @@ def test_history_and_state_errors(api: Api, tenant_id: str) -> None:
     assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", limit="x"), 400, field="limit")
     assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", fromSequence="0"), 400)
     assert_problem(api.get(f"tenants/{tenant_id}/instances/i/events", color="red"), 400, field="color")
-    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/state", atSequence="2"), 400, field="atSequence")
+    assert_problem(api.get(f"tenants/{tenant_id}/instances/i/state", atSequence="2"), 404, field="atSequence")
     assert_problem(api.get(f"tenants/{random_tenant_id()}/instances/i/events"), 404)
     assert api.get(f"tenants/{tenant_id}/instances/i/events", fromSequence="5").json()["events"] == []
 

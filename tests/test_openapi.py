@@ -54,7 +54,7 @@ def errors(value: Any, schema: Any, path: str = "$") -> list[str]:
     found: list[str] = []
     unknown = set(schema) - _ANNOTATIONS - {
         "$ref", "type", "properties", "required", "additionalProperties", "items", "anyOf", "oneOf", "allOf",
-        "enum", "const", "minimum", "maximum", "minLength", "maxLength", "pattern",
+        "enum", "const", "minimum", "maximum", "minLength", "maxLength", "pattern", "not", "minItems",
     }  # fmt: skip
     assert not unknown, f"the validator does not know {unknown}"
     if "$ref" in schema:
@@ -86,6 +86,10 @@ def errors(value: Any, schema: Any, path: str = "$") -> list[str]:
                 found += errors(item, properties[name], f"{path}.{name}")
             elif "additionalProperties" in schema:
                 found += errors(item, schema["additionalProperties"], f"{path}.{name}")
+    if "not" in schema and not errors(value, schema["not"], path):
+        found.append(f"{path}: {value!r} fits what `not` excludes")
+    if isinstance(value, list) and len(value) < schema.get("minItems", 0):
+        found.append(f"{path}: fewer than {schema['minItems']} items")
     if isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
             found += errors(item, schema["items"], f"{path}[{index}]")
@@ -105,6 +109,8 @@ def test_the_validator_rejects_what_it_should() -> None:
     assert errors({**good, "sequenceNumber": "1"}, schema)
     assert errors({**good, "extra": 1}, schema)  # the wire models forbid unknown members
     assert errors({k: v for k, v in good.items() if k != "repeated"}, schema)
+    assert errors("..", {"type": "string", "not": {"enum": [".", ".."]}}) and not errors("a", {"not": {"enum": [".."]}})
+    assert errors([], {"type": "array", "minItems": 1}) and not errors([1], {"type": "array", "minItems": 1})
 
 
 # --- the document and the functions -------------------------------------------------------------------

@@ -100,7 +100,9 @@ class AuditQuery(_Wire):
         default=None, alias="from", description="Recorded at or after (RFC 3339 date-time with an offset)."
     )
     recorded_to: Rfc3339 | None = Field(
-        default=None, alias="to", description="Recorded before (RFC 3339 date-time with an offset)."
+        default=None,
+        alias="to",
+        description="Recorded before (RFC 3339 date-time with an offset); not after `from` matches nothing.",
     )
     event_type: str | None = Field(
         default=None,
@@ -250,6 +252,9 @@ class Problem(BaseModel):
     instance: str | None = Field(default=None, description="The request path.")
     field: str | None = Field(default=None, description="The input member, parameter or header at fault.")
     actual_version: int | None = Field(default=None, alias="actualVersion", description="On 409: the stream's version.")
+    last_sequence: int | None = Field(
+        default=None, alias="lastSequence", description="On 404 unknown-sequence: the instance's last sequence."
+    )
     valid_event_types: list[str] | None = Field(default=None, alias="validEventTypes")
     accepted: list[str] | None = Field(default=None, description="On 415: the content types accepted.")
     event_id: str | None = Field(default=None, alias="eventId")

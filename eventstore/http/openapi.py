@@ -23,7 +23,7 @@ from eventstore.models import Checkpoint
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _STATUS_TEXT = {
     400: "Bad request: invalid ids, JSON, parameters or content.",
-    404: "Unknown tenant, instance or event.",
+    404: "Unknown tenant, instance, event or sequence number.",
     409: "Conflict: the stream's version differs from If-Match (see actualVersion), or an event id is taken.",
     413: "The body or a payload is over the configured limit.",
     415: "Unsupported content type (see accepted).",
@@ -92,7 +92,11 @@ def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
             media["example"] = reply.example
         content[reply.content_type or "application/json"] = media
         if reply.content_type is None:
-            content["*/*"] = {"schema": {"description": "The exact payload, with its stored content type."}}
+            # A stored payload is answered in its own content type, and a JSON payload is any JSON: the
+            # document must not promise the envelope's shape for it.
+            exact = {"description": "The exact payload, with its stored content type."}
+            media["schema"] = {"anyOf": [media["schema"], exact]}
+            content["*/*"] = {"schema": exact}
     if content:
         answer["content"] = content
     return answer

@@ -25,7 +25,13 @@ from psycopg import pq, sql
 from psycopg.adapt import Dumper
 from psycopg.types.string import BytesBinaryDumper
 
-from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, PayloadTooLarge
+from eventstore.errors import (
+    ConcurrencyConflict,
+    DuplicateEventId,
+    DuplicateEventIdInBatch,
+    InvalidInput,
+    PayloadTooLarge,
+)
 from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
 from eventstore.payload_json import json_problem, jsonb_may_refuse, wants_json_copy
 from eventstore.store.partitions import create_partition_for
@@ -159,15 +165,14 @@ def check_events(
     the hash and the size, and no JSONB copy.
     """
     checked: list[_Checked] = []
-    seen: set[int] = set()  # UUID.__hash__ is Python code; its int hashes in C
+    seen: dict[int, int] = {}  # UUID.__hash__ is Python code; its int hashes in C
     for index, event in enumerate(events):
         if not isinstance(event, NewEvent):
             raise InvalidInput(f"event {index} is a {type(event).__name__}, not a NewEvent", field=f"events[{index}]")
-        if event.event_id.int in seen:
-            raise InvalidInput(
-                f"event id {event.event_id} appears twice in one batch", field=f"events[{index}].event_id"
-            )
-        seen.add(event.event_id.int)
+        first = seen.setdefault(event.event_id.int, index)
+        if first != index:
+            # A conflict between two events of the request, like one with a stored event: 409, not 400.
+            raise DuplicateEventIdInBatch(event.event_id, first, index)
         size = len(event.payload)
         blob_ref = blob_refs.get(event.event_id) if blob_refs else None
         if blob_ref is not None:
