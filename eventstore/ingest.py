@@ -442,6 +442,19 @@ def record_queued_message(store: EventStore, raw_body: bytes) -> MessageRecorded
 # Outcomes: our own event shape, or Marain engine CloudEvents
 
 
+# What the store refuses in text it keeps in columns, said in the schema (the checks themselves are the
+# store's, with their own messages): PostgreSQL text cannot hold NUL; ids hold no control characters.
+_NO_NUL: JsonDict = {"pattern": r"^[^\x00]*$"}
+_TEXT: JsonDict = {"maxLength": 512, "pattern": r"^[^\x00]*$"}
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
+
+# `is_json_content_type` as an ECMA pattern (no inline flags there, hence the letter classes).
+JSON_MEDIA_TYPE_PATTERN = (
+    r"^\s*(?:[^;\x00]*\+[Jj][Ss][Oo][Nn]|[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/[Jj][Ss][Oo][Nn]"
+    r"|[Tt][Ee][Xx][Tt]/[Jj][Ss][Oo][Nn])\s*(?:;[^\x00]*)?$"
+)
+
+
 class OutcomeEvent(BaseModel):
     """Our own outcome shape. `payload` is any JSON value; it is stored as the exact text sent."""
 
@@ -454,15 +467,22 @@ class OutcomeEvent(BaseModel):
         json_schema_extra={"enum": [t.value for t in EventType]},
     )
     payload: JsonValue = Field(description="Any JSON value; stored byte-exact as written in the request.")
-    user_id: StrictStr | None = Field(default=None, alias="userId", max_length=512)
-    correlation_id: StrictStr | None = Field(default=None, alias="correlationId", max_length=512)
-    causation_id: StrictStr | None = Field(default=None, alias="causationId", max_length=512)
-    source_system: StrictStr | None = Field(default=None, alias="sourceSystem", max_length=512)
-    workflow_id: StrictStr | None = Field(default=None, alias="workflowId", min_length=1, max_length=512)
+    user_id: StrictStr | None = Field(default=None, alias="userId", max_length=512, json_schema_extra=_NO_NUL)
+    correlation_id: StrictStr | None = Field(
+        default=None, alias="correlationId", max_length=512, json_schema_extra=_NO_NUL
+    )
+    causation_id: StrictStr | None = Field(default=None, alias="causationId", max_length=512, json_schema_extra=_NO_NUL)
+    source_system: StrictStr | None = Field(
+        default=None, alias="sourceSystem", max_length=512, json_schema_extra=_NO_NUL
+    )
+    workflow_id: StrictStr | None = Field(
+        default=None, alias="workflowId", min_length=1, max_length=512, json_schema_extra=_NO_NUL
+    )
     content_type: StrictStr = Field(
         default=JSON_CONTENT_TYPE,
         alias="contentType",
-        description="A JSON media type (application/json or */*+json): the payload is JSON text.",
+        description="A JSON media type (application/json, text/json or */*+json): the payload is JSON text.",
+        json_schema_extra={"maxLength": 255, "pattern": JSON_MEDIA_TYPE_PATTERN},
     )
 
 
@@ -470,17 +490,25 @@ class EngineCloudEvent(_WireModel):
     """A CloudEvent 1.0 emitted by the Marain engine (structured mode). Extension attributes are kept."""
 
     id: StrictStr = Field(min_length=1)
-    source: StrictStr = Field(min_length=1)
+    source: StrictStr = Field(min_length=1, json_schema_extra=_TEXT)
     specversion: Literal["1.0"]
     type: StrictStr = Field(json_schema_extra={"enum": list(CLOUDEVENT_TYPES)})
-    subject: StrictStr | None = None
+    subject: StrictStr | None = Field(
+        default=None,
+        description="The workflow instance id: the route's instance.",
+        json_schema_extra={"maxLength": 256, "pattern": _NO_CONTROLS, "not": {"enum": [".", ".."]}},
+    )
     time: StrictStr | None = None
     datacontenttype: StrictStr | None = None
     data: JsonValue = None
-    maraintenantid: StrictStr | None = None
-    userid: StrictStr | None = None
-    correlationid: StrictStr | None = None
-    causationid: StrictStr | None = None
+    maraintenantid: StrictStr | None = Field(
+        default=None,
+        description="The tenant: the route's (or, on the queue, the one it names).",
+        json_schema_extra={"pattern": TENANT_ID_PATTERN},
+    )
+    userid: StrictStr | None = Field(default=None, json_schema_extra=_TEXT)
+    correlationid: StrictStr | None = Field(default=None, json_schema_extra=_TEXT)
+    causationid: StrictStr | None = Field(default=None, json_schema_extra=_TEXT)
 
 
 def cloudevent_event_id(source: str, event_id: str) -> UUID:

@@ -128,7 +128,7 @@ def assert_problem(status: int, headers: Message, body: bytes, expected: int) ->
     assert status == expected
     assert headers["Content-Type"] == "application/problem+json"
     document: dict[str, Any] = json.loads(body)
-    assert document["type"] == "about:blank"
+    assert document["type"].startswith("urn:eventstore:problem:")
     assert document["status"] == expected
     assert document["title"]
     return document
