@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     partitions = commands.add_parser("partitions", help="create monthly partitions ahead of time")
     partitions.add_argument("--months-ahead", type=int, default=None)
     commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
+    payloads = commands.add_parser(
+        "payloads", help="look for every Blob-backed payload of a tenant; list the missing ones in its health"
+    ).add_subparsers(dest="action", required=True)
+    check = payloads.add_parser("check", help="one HEAD per payload: record the missing, clear the restored")
+    check.add_argument("tenant_id")
     walk = commands.add_parser("walk", help="send the expense-claim walk to a running host over HTTP")
     walk.add_argument("--url", default="http://127.0.0.1:7071/api", help="the host's API (default %(default)s)")
     from eventstore.feed.commands import add_arguments as add_feed_arguments
@@ -88,6 +93,9 @@ def _run(args: argparse.Namespace) -> None:
             from eventstore.feed.commands import run as run_feed
 
             run_feed(args, store)
+        elif args.command == "payloads":
+            checked, missing = store.tenant(args.tenant_id).check_payloads()
+            print(f"{checked} Blob-backed payload(s) checked, {missing} missing (GET /api/tenants/{{t}}/health)")
         elif args.command == "demo":
             from eventstore.demo import run_demo
 

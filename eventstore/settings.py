@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     max_batch_size: int = Field(default=1000, ge=1, le=10000, description="Most events in one append.")
+    dependency_timeout_seconds: float = Field(
+        default=4.0,
+        ge=1.0,
+        le=120.0,
+        description="Longest a request waits on PostgreSQL or Blob storage before it answers 503: a pooled "
+        "connection (and the pool's first open), a connection attempt (libpq connect_timeout, at least 2 s), "
+        "a Blob connection and each Blob socket read; docs/reliability.md derives every bound from it.",
+    )
+    retry_after_seconds: int = Field(
+        default=5, ge=1, le=3600, description="The Retry-After of a 503 (a dependency is unavailable)."
+    )
     continuation_key: SecretStr = Field(
         default=SecretStr(""),
         description="HMAC-SHA256 key that signs continuation tokens (at least 16 bytes). Every instance of a "

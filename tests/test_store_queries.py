@@ -13,9 +13,11 @@ from eventstore import (
     EventStore,
     EventType,
     InvalidEventType,
+    InvalidInput,
     PayloadIntegrityError,
     PayloadTooLarge,
     Settings,
+    TenantEvents,
 )
 from eventstore.samples import CLAIM_INSTANCE_ID, FAILED_INSTANCE_ID, FAULTED_INSTANCE_ID, expense_claim_walk
 from tests.conftest import random_tenant_id
@@ -109,3 +111,10 @@ def test_payloads_over_the_inline_limit_are_refused_without_blob_storage(store: 
         assert small.tenant(tenant_id).stream_version("s") == 0
     finally:
         small.close()
+
+
+def test_a_value_the_database_cannot_take_is_invalid_input_not_a_server_error(tenant: TenantEvents) -> None:
+    # The Python API does not check search values as the HTTP layer does; PostgreSQL refusing one is still
+    # the caller's error (InvalidInput, 400 over HTTP), never an unexplained failure.
+    with pytest.raises(InvalidInput, match="cannot be stored or compared"):
+        tenant.search(workflow_id="a\x00b")

@@ -258,6 +258,7 @@ class Problem(BaseModel):
     valid_event_types: list[str] | None = Field(default=None, alias="validEventTypes")
     accepted: list[str] | None = Field(default=None, description="On 415: the content types accepted.")
     event_id: str | None = Field(default=None, alias="eventId")
+    blob_ref: str | None = Field(default=None, alias="blobRef", description="On 410: the lost Blob reference.")
     size: int | None = None
     limit: int | None = None
 
@@ -298,4 +299,43 @@ class FeedHealth(_Wire):
     oldest_writing_transaction: WritingTransactionInfo | None = Field(
         alias="oldestWritingTransaction",
         description="Null when none is open (or the database role cannot see other sessions).",
+    )
+
+
+# --- tenant health ------------------------------------------------------------------------------------
+
+HEALTH_LIST_LIMIT = 100
+
+
+class PayloadProblemItem(BaseModel):
+    """An event whose payload could not be returned whole: its metadata is stored, its bytes are not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    event_id: str = Field(alias="eventId")
+    stream_id: str | None = Field(alias="streamId")
+    sequence_number: int | None = Field(alias="sequenceNumber")
+    blob_ref: str | None = Field(
+        alias="blobRef", description="The lost Blob reference `<container>/<sha256 hex>`; null for an inline payload."
+    )
+    problem: Literal["missing", "mismatch"] = Field(
+        description="`missing`: the blob is gone (a read answers 410 payload-missing); `mismatch`: the bytes no "
+        "longer hash to the recorded SHA-256 (a read answers 500 payload-integrity)."
+    )
+    first_seen_at: datetime = Field(alias="firstSeenAt")
+    last_seen_at: datetime = Field(alias="lastSeenAt")
+    times_seen: int = Field(alias="timesSeen", description="Reads that met the problem.")
+
+
+class TenantHealth(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    tenant_id: str = Field(alias="tenantId")
+    payload_problem_count: int = Field(
+        alias="payloadProblemCount",
+        description="Events whose payload was found missing or altered when read (or by `eventstore payloads "
+        "check`), and not found whole since.",
+    )
+    payload_problems: list[PayloadProblemItem] = Field(
+        alias="payloadProblems", description=f"The most recently seen of them, at most {HEALTH_LIST_LIMIT}."
     )

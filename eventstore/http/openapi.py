@@ -26,6 +26,7 @@ _STATUS_TEXT = {
     404: "Unknown tenant, instance, event or sequence number.",
     409: "Conflict: the stream's version differs from If-Match (see actualVersion), or an event id is taken.",
     413: "The body or a payload is over the configured limit.",
+    410: "The event is stored but its payload is lost from Blob storage (see blobRef); the tenant's health lists it.",
     415: "Unsupported content type (see accepted).",
     503: "The store is unavailable; retry after Retry-After seconds.",
 }
@@ -38,6 +39,12 @@ _PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
           "detail": "stream 'instance:x' is at version 3, expected version 2", "actualVersion": 3},
     413: {"type": "urn:eventstore:problem:payload-too-large", "title": "Content Too Large", "status": 413,
           "detail": "payload is 70000000 bytes, over the limit", "size": 70000000, "limit": 67108864},
+    410: {"type": "urn:eventstore:problem:payload-missing", "title": "Payload missing", "status": 410,
+          "detail": "the payload of event 5f0c...9d1e is missing from Blob storage: 3d3b...d110/9f86...0a08 "
+                    "was not found",
+          "blobRef": "3d3b2a3adfd4f8d23a789ed6eaa1f317546d3110/"
+                     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+          "eventId": "5f0c2b4e-6a51-4d8e-9f3a-2c1b7d6e9d1e"},
     415: {"type": "urn:eventstore:problem:unsupported-content-type", "title": "Unsupported Media Type",
           "status": 415, "detail": "'text/plain' is not accepted here", "accepted": ["application/json"]},
     503: {"type": "urn:eventstore:problem:store-unavailable", "title": "Service Unavailable", "status": 503,

@@ -24,20 +24,22 @@ from eventstore.errors import (
     InvalidEventType,
     InvalidInput,
     InvalidTenantId,
+    PayloadMissing,
     PayloadTooLarge,
     StoreUnavailable,
     UnknownEvent,
     UnknownInstance,
+    UnknownSequence,
     UnknownTenant,
     UnsupportedContentType,
 )
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
 from eventstore.models import invalid_input_from
 from eventstore.payloads import PayloadIntegrityError
+from eventstore.settings import Settings
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:eventstore:problem:"
-RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +78,12 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (UnknownTenant, ProblemKind(404, "Unknown tenant", "unknown-tenant")),
     (UnknownInstance, ProblemKind(404, "Unknown workflow instance", "unknown-instance")),
     (UnknownEvent, ProblemKind(404, "Unknown event", "unknown-event")),
+    (UnknownSequence, ProblemKind(404, "Unknown sequence number", "unknown-sequence")),
     (ConcurrencyConflict, ProblemKind(409, "Concurrency conflict", "concurrency-conflict")),
     (DuplicateEventId, ProblemKind(409, "Duplicate event id", "duplicate-event-id")),
     (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
+    # The event is stored, its payload is gone for good (until restored): not the server failing now.
+    (PayloadMissing, ProblemKind(410, "Payload missing", "payload-missing")),
     (PayloadIntegrityError, ProblemKind(500, "Stored payload failed its integrity check", "payload-integrity")),
 )
 INTERNAL_ERROR = ProblemKind(500, "Internal Server Error", "internal-error")
@@ -117,6 +122,12 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         extensions["actualVersion"] = exc.actual_version
     if isinstance(exc, DuplicateEventId):
         extensions["eventId"] = str(exc.event_id)
+    if isinstance(exc, UnknownSequence):
+        extensions.update(field=exc.field, lastSequence=exc.last_sequence)
+    if isinstance(exc, PayloadMissing):
+        extensions["blobRef"] = exc.blob_ref
+        if exc.event_id is not None:
+            extensions["eventId"] = str(exc.event_id)
     return str(exc), extensions
 
 
@@ -135,7 +146,7 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
     kind, body = problem_body(exc, instance)
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store"}
     if kind.status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        headers["Retry-After"] = str(retry_after_seconds())
     COUNTERS.add(HTTP_PROBLEMS, status=str(kind.status))
     if kind.status >= 500:
         log.error("%s answered %d: %s", instance, kind.status, exc, exc_info=exc)
@@ -147,6 +158,16 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
         headers=headers,
         mimetype=PROBLEM_CONTENT_TYPE,
     )
+
+
+def retry_after_seconds() -> int:
+    """EVENTSTORE_RETRY_AFTER_SECONDS, from the settings the process's store was built with."""
+    from eventstore.runtime import get_store
+
+    try:
+        return get_store().settings.retry_after_seconds
+    except Exception:  # settings that do not load must not turn a 503 into a crash
+        return int(Settings.model_fields["retry_after_seconds"].default)
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import azure.functions as func
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from eventstore.http import models
 from eventstore.http.problems import Handler, answers_problems
@@ -25,10 +25,7 @@ from eventstore.ingest import (
     WorkflowMessageEnvelope,
 )
 from eventstore.models import JSON_CONTENT_TYPE
-
-TENANT_ID_PATTERN = (
-    r"^(?:[0-9a-f]{32}){1,8}$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-)
+from eventstore.tenancy import TENANT_ID_PATTERN
 
 PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
     "tenantId": {
@@ -36,8 +33,14 @@ PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
         "schema": {"type": "string", "pattern": TENANT_ID_PATTERN},
     },
     "instanceId": {
-        "description": "The workflow instance id.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+        "description": "The workflow instance id: 1-256 characters, no control characters, not `.` or `..`.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": r"^[^\x00-\x1f\x7f]*$",
+            "not": {"enum": [".", ".."]},
+        },
     },
     "eventId": {"description": "The event id (a UUID).", "schema": {"type": "string", "format": "uuid"}},
 }
@@ -143,7 +146,10 @@ _FEED_EXAMPLE: dict[str, Any] = {
     ],
     "oldestWritingTransaction": None,
 }
-_CONTINUATION = "eyJ2IjoxLCJrIjoiYXVkaXQiLCJwIjpbNzQyLDE3XSwiZiI6IkFCQ0RFRkdISUpLTE1OT1AifQ"
+EXAMPLE_TENANT = _TENANT
+EXAMPLE_CONTINUATION = "<an audit continuation of the example tenant>"
+"""Replaced, when the document is served, by a token signed with the deployment's key (an example is
+only worth showing if the API would take it)."""
 
 _LOCATION = Header("Location", "Where the stored event can be read.")
 _ETAG_VERSION = Header("ETag", 'The stream\'s version after the append, quoted ("5"): send it as If-Match.')
@@ -193,12 +199,20 @@ OPERATIONS: tuple[Operation, ...] = (
         "(io.marain.workflow.instance.created / transition-completed / faulted), stored exactly as received. "
         'If-Match: "<n>" appends only when the stream\'s version is n (0: only to a new stream; *: only to an '
         "existing one); otherwise 409 with actualVersion. Repeating an append answers its first positions.",
-        headers=(Header("If-Match", 'Expected stream version, quoted ("5"), or * for "the stream exists".'),),
+        headers=(
+            Header(
+                "If-Match",
+                'Expected stream version, quoted ("5"), or * for "the stream exists".',
+                {"type": "string", "pattern": r'^\s*(?:"\d{1,18}"|\d{1,18}|\*)\s*$'},
+            ),
+        ),
         body=Body(
             {
-                JSON_CONTENT_TYPE: OutcomeEvent | EngineCloudEvent | list[OutcomeEvent | EngineCloudEvent],
+                JSON_CONTENT_TYPE: OutcomeEvent
+                | EngineCloudEvent
+                | Annotated[list[OutcomeEvent | EngineCloudEvent], Field(min_length=1)],
                 CLOUDEVENT_CONTENT_TYPE: EngineCloudEvent,
-                CLOUDEVENT_BATCH_CONTENT_TYPE: list[EngineCloudEvent],
+                CLOUDEVENT_BATCH_CONTENT_TYPE: Annotated[list[EngineCloudEvent], Field(min_length=1)],
             },
             "Outcome events.",
         ),
@@ -322,7 +336,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ),
             Reply(304, "Not modified (If-None-Match matched the ETag).", content_type=None),
         ),
-        errors=(400, 404, 503),
+        errors=(400, 404, 410, 503),
     ),
     Operation(
         name="search_audit",
@@ -340,7 +354,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 200,
                 "One page of matches.",
                 models.AuditPage,
-                example={"events": [_EVENT_ITEM_EXAMPLE], "continuation": _CONTINUATION},
+                example={"events": [_EVENT_ITEM_EXAMPLE], "continuation": EXAMPLE_CONTINUATION},
             ),
         ),
         errors=(400, 404, 503),
@@ -376,6 +390,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "failure while a sink keeps failing. Also the oldest open writing transaction on the database: the feed "
         "never passes it, so a forgotten open transaction shows here as a growing age.",
         replies=(Reply(200, "The feed's health.", models.FeedHealth, example=_FEED_EXAMPLE),),
+        errors=(400, 404, 503),
+    ),
+    Operation(
+        name="get_tenant_health",
+        method="GET",
+        route="tenants/{tenantId}/health",
+        auth_level="FUNCTION",
+        tag="query",
+        summary="The tenant's health: events whose payload is lost",
+        description="Events whose payload was found missing from Blob storage (a read answers 410 "
+        "payload-missing, naming the blob) or no longer matching its SHA-256, the most recently seen first. "
+        "Found when read, or by `eventstore payloads check`.",
+        replies=(Reply(200, "The tenant's health.", models.TenantHealth),),
         errors=(400, 404, 503),
     ),
     Operation(

@@ -182,6 +182,24 @@ class Azurite:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: Azurite writes its metadata lazily, so blobs written in the last
+        seconds are lost (docs/reliability.md). The workspace is kept for a `start()` on the same ports."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+            if proc is None:
+                return
+            atexit.unregister(self.stop)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+
     def __enter__(self) -> Self:
         return self.start()
 

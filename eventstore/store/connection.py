@@ -1,18 +1,42 @@
-"""Connection pools and the one place psycopg errors become `eventstore.errors`."""
+"""Connection pools, bounded waits on the database, and the one place psycopg errors become
+`eventstore.errors`.
+
+Every wait on PostgreSQL is bounded by `EVENTSTORE_DEPENDENCY_TIMEOUT_SECONDS` (docs/reliability.md): a
+request that cannot get a working connection in that time answers 503, it does not hang. Pooled
+connections are checked when taken out of the pool, and a read (or an append the server provably
+aborted) that loses its connection is tried once more on a fresh one, so the first request after a
+database restart succeeds.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import math
+import select
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from threading import Lock
-from typing import Any
+from time import monotonic
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from eventstore.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable
 from eventstore.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+T = TypeVar("T")
+
+# The server ended the session itself (admin or crash shutdown, starting up): whatever statement was in
+# flight was aborted with its transaction, so nothing it did was committed and running it again is safe.
+SERVER_ENDED_SESSION = frozenset({"57P01", "57P02", "57P03"})
+_WAIT_SLICE = 0.5
 
 
 @contextmanager
@@ -26,11 +50,121 @@ def translated_errors() -> Iterator[None]:
             raise AppendOnlyViolation(message) from exc
         # Any other denial is a deployment problem (grants, role membership), not the caller's doing.
         raise StoreUnavailable(f"database permissions are misconfigured: {message}") from exc
+    except psycopg.DataError as exc:
+        # A value PostgreSQL cannot take (a NUL in text, a number out of range...). Input is checked, with
+        # the parameter named, before it gets here; this is the net under those checks, so that a value
+        # they missed is still the client's 400 and never a 500. Logged: it means a check is missing.
+        log.warning("a data error reached the database (a missing input check?): %s", exc)
+        raise InvalidInput(f"a value in the request cannot be stored or compared: {exc.diag.message_primary}") from exc
+    except PoolTimeout as exc:
+        raise StoreUnavailable(f"database unavailable: no working connection ({exc})") from exc
     except psycopg.OperationalError as exc:
         if (exc.sqlstate or "").startswith("54"):
             # A program limit (too complex, too many arguments...): retrying the same request cannot help.
             raise InvalidInput(f"request exceeds a database limit: {exc.diag.message_primary}") from exc
         raise StoreUnavailable(f"database unavailable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+
+def connect_options(conninfo: str, timeout: float) -> dict[str, Any]:
+    """libpq options that bound each wait on the server, unless the DSN sets them itself.
+
+    `connect_timeout` covers a server that accepts TCP and never answers (libpq's minimum is 2 s);
+    keepalives and `tcp_user_timeout` make a connection to a host that vanished fail instead of hanging
+    (they apply to TCP only, not to Unix sockets)."""
+    seconds = max(2, math.ceil(timeout))
+    wanted: dict[str, Any] = {
+        "connect_timeout": seconds,
+        "keepalives": 1,
+        "keepalives_idle": seconds,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": seconds * 2000,
+    }
+    given = conninfo_to_dict(conninfo)
+    return {key: value for key, value in wanted.items() if key not in given}
+
+
+def is_dead(conn: Conn) -> bool:
+    """Whether an idle pooled connection is already known to be unusable, without a round trip.
+
+    An idle session has nothing to say: when its socket is readable, the server has ended it (a FATAL
+    message, then the end of the stream, as after a restart or a failover) or sent something unasked.
+    Either way a fresh connection is the safe choice; the FATAL may arrive before the end of the stream,
+    so waiting for libpq to see the connection as closed would hand it out once more."""
+    if conn.closed or conn.broken:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+class StorePool(ConnectionPool[Conn]):
+    """A pool that never hands out a connection the server has already closed, and that reconnects as
+    soon as a request waits for one.
+
+    psycopg_pool's own `check` makes a round trip per checkout and sleeps with backoff (1 s, 2 s...)
+    after each failed check, so a pool full of connections killed by a restart would take seconds to
+    serve; here dead ones are dropped in microseconds and the pool replaces them. And the pool only
+    starts connecting when a request joins its queue: a request that joined while the pool was giving
+    up would wait out its whole timeout, so requests wait in slices, each of which asks again."""
+
+    def getconn(self, timeout: float | None = None) -> Conn:
+        wait = self.timeout if timeout is None else timeout
+        deadline = monotonic() + wait
+        while True:
+            remaining = deadline - monotonic()
+            try:
+                conn = super().getconn(max(min(remaining, _WAIT_SLICE), 0.0))
+            except PoolTimeout:
+                if remaining <= _WAIT_SLICE:
+                    raise PoolTimeout(f"no connection within {wait:g} s") from None
+                continue
+            if not is_dead(conn):
+                return conn
+            log.info("pool %s: dropping a connection the server closed", self.name)
+            conn.close()
+            self.putconn(conn)  # closed: the pool discards it and opens a replacement
+
+
+class _ConnectionLost(Exception):
+    """A statement failed because its connection died, in a way that proves it can be run again."""
+
+    def __init__(self, cause: psycopg.OperationalError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _retryable(exc: psycopg.OperationalError, conn: Conn, *, writes: bool) -> bool:
+    if not conn.broken and not conn.closed:
+        return False  # the server answered with an error: the connection is fine, the request is not
+    if writes:
+        # Lost without the server saying why, a COMMIT may have happened: the caller must decide
+        # (idempotent appends make its own retry safe). An ended session proves nothing committed.
+        return exc.sqlstate in SERVER_ENDED_SESSION
+    return True
+
+
+def run(pool: ConnectionPool[Conn], operation: Callable[[Conn], T], *, writes: bool = False) -> T:
+    """`operation` on a pooled connection, tried once more on a fresh one when the first connection died
+    under it and running it again is safe: always for reads, for writes only when the server ended the
+    session (so the statement was aborted). Errors come out translated (`translated_errors`)."""
+
+    def once() -> T:
+        with pool.connection() as conn:
+            try:
+                return operation(conn)
+            except psycopg.OperationalError as exc:
+                if _retryable(exc, conn, writes=writes):
+                    log.warning("pool %s: connection lost (%s); trying once more", pool.name, exc)
+                    raise _ConnectionLost(exc) from exc
+                raise
+
+    retrying = Retrying(stop=stop_after_attempt(2), retry=retry_if_exception_type(_ConnectionLost), reraise=True)
+    with translated_errors():
+        try:
+            return retrying(once)
+        except _ConnectionLost as lost:
+            raise lost.cause from lost
 
 
 class Pools:
@@ -42,19 +176,19 @@ class Pools:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._app: dict[str, ConnectionPool] = {}
-        self._owner: dict[str, ConnectionPool] = {}
+        self._app: dict[str, StorePool] = {}
+        self._owner: dict[str, StorePool] = {}
         self._lock = Lock()
 
-    def app(self, dsn_name: str) -> ConnectionPool:
+    def app(self, dsn_name: str) -> StorePool:
         pool = self._app.get(dsn_name)
         return pool if pool is not None else self._open(dsn_name, owner=False)
 
-    def owner(self, dsn_name: str) -> ConnectionPool:
+    def owner(self, dsn_name: str) -> StorePool:
         pool = self._owner.get(dsn_name)
         return pool if pool is not None else self._open(dsn_name, owner=True)
 
-    def _open(self, dsn_name: str, *, owner: bool) -> ConnectionPool:
+    def _open(self, dsn_name: str, *, owner: bool) -> StorePool:
         with self._lock:
             pools = self._owner if owner else self._app
             if dsn_name in pools:
@@ -67,20 +201,26 @@ class Pools:
                 raise StoreUnavailable(f"no database configured for DSN {dsn_name!r} (EVENTSTORE_DATABASE_URL)")
             role = settings.app_role
 
-            def set_role(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+            def set_role(conn: Conn) -> None:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
 
-            pool: ConnectionPool = ConnectionPool(
+            timeout = settings.dependency_timeout_seconds
+            pool = StorePool(
                 conninfo,
                 min_size=1 if owner else settings.pool_min_size,
                 max_size=2 if owner else settings.pool_max_size,
-                kwargs={"autocommit": True},
+                kwargs={"autocommit": True, **connect_options(conninfo, timeout)},
                 configure=None if owner else set_role,
                 name=f"eventstore-{'owner' if owner else 'app'}-{dsn_name}",
+                # How long a request waits for a connection before it answers 503.
+                timeout=timeout,
+                # How long the pool keeps retrying (1 s, 2 s... apart) before it waits for demand again:
+                # short, so that once the database is back the next request connects within a second.
+                reconnect_timeout=max(1.0, timeout / 2),
                 open=False,
             )
             with translated_errors():
-                pool.open(wait=True, timeout=30)
+                pool.open(wait=True, timeout=timeout)
             pools[dsn_name] = pool
             return pool
 

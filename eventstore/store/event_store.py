@@ -55,7 +55,9 @@ class EventStore:
     def payloads(self) -> BlobPayloads | None:
         """Blob storage for large payloads, or None when no connection string is configured."""
         if self._payloads is None and self.settings.blob_connection_string:
-            self._payloads = BlobPayloads(self.settings.blob_connection_string)
+            self._payloads = BlobPayloads(
+                self.settings.blob_connection_string, timeout=self.settings.dependency_timeout_seconds
+            )
         return self._payloads
 
     @property
@@ -67,7 +69,10 @@ class EventStore:
 
     def migrate_control(self) -> int:
         """Create or upgrade the control schema (tenant registry) and the application role."""
-        with translated_errors(), self.pools.owner("default").connection() as conn:
+        with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():
+            # Processes that start together all get here; two GRANTs on one catalog row at once fail with
+            # "tuple concurrently updated", so the role, the migration and the grants go one at a time.
+            migrations.lock_migrations(conn, "control")
             migrations.ensure_role(conn, self.settings.app_role)
             version = migrations.migrate(conn, "control", self.control_schema, self.settings.app_role)
             from psycopg import sql
@@ -126,7 +131,8 @@ class EventStore:
 
     def _migrate_tenant(self, placement: TenantPlacement) -> int:
         if placement.dsn_name != "default":
-            with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
+            with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn, conn.transaction():
+                migrations.lock_migrations(conn, "control")  # the role's grants, as in migrate_control
                 migrations.ensure_role(conn, self.settings.app_role)
         with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
             version = migrations.migrate(conn, "tenant", placement.schema_name, self.settings.app_role)

@@ -51,6 +51,12 @@ def latest_version(kind: Kind) -> int:
     return migrations(kind)[-1].version
 
 
+def lock_migrations(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> None:
+    """Hold the migration lock `name` until the current transaction ends (others wait, then find nothing
+    left to do)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 42))", (f"eventstore.migrate.{name}",))
+
+
 def ensure_role(conn: psycopg.Connection[tuple[Any, ...]], role: str) -> None:
     """Create the application role if missing, and let the owner SET ROLE to it."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
@@ -68,7 +74,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, schema: str, 
     ident = sql.Identifier(schema)
     with conn.transaction():
         # One migrator per schema at a time; the others wait, then find nothing left to do.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 42))", (f"eventstore.migrate.{schema}",))
+        lock_migrations(conn, schema)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
         conn.execute(
             sql.SQL(

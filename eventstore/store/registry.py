@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from eventstore.errors import InvalidInput, UnknownTenant
-from eventstore.store.connection import translated_errors
+from eventstore.store.connection import run, translated_errors
 from eventstore.tenancy import TenantPlacement
 
 _COLUMNS = "tenant_id, dsn_name, schema_name, container_name"
@@ -36,8 +36,7 @@ class TenantRegistry:
 
     def find(self, tenant_id: str) -> TenantPlacement | None:
         query = sql.SQL("SELECT " + _COLUMNS + " FROM {} WHERE tenant_id = %s").format(self._table)
-        with translated_errors(), self._pool.connection() as conn:
-            row = conn.execute(query, (tenant_id,)).fetchone()
+        row = run(self._pool, lambda conn: conn.execute(query, (tenant_id,)).fetchone())
         if row is None:
             return None
         placement = TenantPlacement(tenant_id=row[0], dsn_name=row[1], schema_name=row[2], container_name=row[3])

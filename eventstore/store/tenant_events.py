@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from eventstore.errors import InvalidInput, PayloadTooLarge, StoreUnavailable
+from eventstore.errors import InvalidInput, PayloadIntegrityError, PayloadMissing, PayloadTooLarge, StoreUnavailable
 from eventstore.event_types import EventType
 from eventstore.models import (
     START,
@@ -25,7 +27,7 @@ from eventstore.models import (
 from eventstore.payloads import verify
 from eventstore.state import fold
 from eventstore.store.append_events import append_events, stream_version
-from eventstore.store.connection import translated_errors
+from eventstore.store.connection import run, translated_errors
 from eventstore.store.feed_checkpoints import (
     DeadLetter,
     SinkState,
@@ -38,6 +40,15 @@ from eventstore.store.feed_checkpoints import (
 from eventstore.store.feed_lock import try_lock_feed, unlock_feed
 from eventstore.store.feed_session import FeedSession
 from eventstore.store.list_streams import list_streams
+from eventstore.store.payload_problems import (
+    PayloadProblem,
+    Problem,
+    blob_refs_after,
+    clear_problems,
+    count_problems,
+    list_problems,
+    record_problem,
+)
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
 from eventstore.store.read_feed import (
@@ -57,6 +68,9 @@ if TYPE_CHECKING:
     from eventstore.store.event_store import EventStore
 
 _REPLAY_PAGE = 1000
+_CHECK_PAGE = 500
+
+log = logging.getLogger(__name__)
 
 
 class TenantEvents:
@@ -82,8 +96,9 @@ class TenantEvents:
         settings = self._store.settings
         recorded_at = self._store.clock() if self._store.clock else None
         blob_refs = self._put_large_payloads(events)
-        with translated_errors(), self._pool.connection() as conn:
-            return append_events(
+        return run(
+            self._pool,
+            lambda conn: append_events(
                 conn,
                 self._schema,
                 stream_id,
@@ -93,7 +108,9 @@ class TenantEvents:
                 max_batch=settings.max_batch_size,
                 recorded_at=recorded_at,
                 blob_refs=blob_refs,
-            )
+            ),
+            writes=True,
+        )
 
     def _put_large_payloads(self, events: Sequence[NewEvent]) -> dict[UUID, str] | None:
         """Payloads over the inline limit go to the tenant's Blob container first (when one is configured)."""
@@ -114,19 +131,71 @@ class TenantEvents:
 
     def get_event(self, event_id: UUID) -> RecordedEvent | None:
         """One event by id, or None."""
-        with translated_errors(), self._pool.connection() as conn:
-            return read_event(conn, self._schema, event_id)
+        return run(self._pool, lambda conn: read_event(conn, self._schema, event_id))
 
     def payload_of(self, event: RecordedEvent) -> bytes:
-        """The exact payload received, from the row or from Blob storage, its SHA-256 verified."""
-        if event.blob_ref is None:
-            assert event.payload is not None
-            verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
-            return event.payload
+        """The exact payload received, from the row or from Blob storage, its SHA-256 verified.
+
+        A payload that is gone (`PayloadMissing`, naming the blob) or altered (`PayloadIntegrityError`) is
+        recorded for the tenant's health before the error goes on."""
+        try:
+            if event.blob_ref is None:
+                assert event.payload is not None
+                verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
+                return event.payload
+            payloads = self._store.payloads
+            if payloads is None:
+                raise StoreUnavailable(
+                    f"event {event.event_id} keeps its payload in Blob storage, which is not configured"
+                )
+            data = payloads.get(event.blob_ref, event.payload_sha256)
+        except PayloadMissing as missing:
+            self._note_payload_problem(event.event_id, event.blob_ref, "missing")
+            raise PayloadMissing(missing.blob_ref, event.event_id) from missing
+        except PayloadIntegrityError:
+            self._note_payload_problem(event.event_id, event.blob_ref, "mismatch")
+            raise
+        return data
+
+    def _note_payload_problem(self, event_id: UUID, blob_ref: str | None, problem: Problem) -> None:
+        # Best effort: the caller's answer is the lost payload, whether or not health hears of it.
+        try:
+            run(self._pool, lambda conn: record_problem(conn, self._schema, event_id, blob_ref, problem), writes=True)
+        except StoreUnavailable:
+            log.exception("could not record the %s payload of event %s", problem, event_id)
+
+    def payload_problems(self, limit: int = 100) -> list[PayloadProblem]:
+        """Events whose payload was found missing or altered, the most recently seen first."""
+        return run(self._pool, lambda conn: list_problems(conn, self._schema, limit))
+
+    def payload_problem_count(self) -> int:
+        return run(self._pool, lambda conn: count_problems(conn, self._schema))
+
+    def check_payloads(self) -> tuple[int, int]:
+        """Look for every Blob-backed payload in Blob storage (a HEAD each): record the missing ones, clear
+        those found again (restored). Returns (payloads checked, payloads missing)."""
         payloads = self._store.payloads
         if payloads is None:
-            raise StoreUnavailable(f"event {event.event_id} keeps its payload in Blob storage, which is not configured")
-        return payloads.get(event.blob_ref, event.payload_sha256)
+            raise StoreUnavailable("Blob storage is not configured")
+        checked = missing = 0
+        position = 0
+        while True:
+            page = run(
+                self._pool, partial(blob_refs_after, schema=self._schema, after_position=position, limit=_CHECK_PAGE)
+            )
+            present = []
+            for _, event_id, blob_ref in page:
+                if payloads.exists(blob_ref):
+                    present.append(event_id)
+                else:
+                    missing += 1
+                    self._note_payload_problem(event_id, blob_ref, "missing")
+            if present:
+                run(self._pool, partial(clear_problems, schema=self._schema, event_ids=present), writes=True)
+            checked += len(page)
+            if len(page) < _CHECK_PAGE:
+                return checked, missing
+            position = page[-1][0]
 
     def search(
         self,
@@ -141,8 +210,9 @@ class TenantEvents:
     ) -> AllStreamPage:
         """Events matching the filters, in commit-safe order after `after`."""
         types = [EventType.parse(t).value for t in event_types]
-        with translated_errors(), self._pool.connection() as conn:
-            return search_events(
+        return run(
+            self._pool,
+            lambda conn: search_events(
                 conn,
                 self._schema,
                 after,
@@ -152,7 +222,8 @@ class TenantEvents:
                 event_types=types,
                 workflow_id=workflow_id,
                 stream_id=stream_id,
-            )
+            ),
+        )
 
     def list_instances(
         self, status: str | None = None, after: str = "", limit: int = 100, scan: int = 1000
@@ -169,8 +240,8 @@ class TenantEvents:
         cursor = instance_stream_id(after) if after else ""
         prefix = instance_stream_id("x")[:-1]
         while len(found) < limit and scan > 0:
-            with translated_errors(), self._pool.connection() as conn:
-                streams = list_streams(conn, self._schema, prefix, cursor, min(scan, 200))
+            page = partial(list_streams, schema=self._schema, prefix=prefix, after=cursor, limit=min(scan, 200))
+            streams = run(self._pool, page)
             if not streams:
                 return found, None
             for stream in streams:
@@ -185,14 +256,15 @@ class TenantEvents:
 
     def stream_version(self, stream_id: str) -> int:
         """The stream's version (its last sequence number); 0 when it has no events."""
-        with translated_errors(), self._pool.connection() as conn:
-            return stream_version(conn, self._schema, stream_id)
+        return run(self._pool, lambda conn: stream_version(conn, self._schema, stream_id))
 
     def read_stream(
         self, stream_id: str, from_sequence: int | None = None, *, backwards: bool = False, limit: int = 1000
     ) -> list[RecordedEvent]:
-        with translated_errors(), self._pool.connection() as conn:
-            return read_stream(conn, self._schema, stream_id, from_sequence, backwards=backwards, limit=limit)
+        return run(
+            self._pool,
+            lambda conn: read_stream(conn, self._schema, stream_id, from_sequence, backwards=backwards, limit=limit),
+        )
 
     def replay(self, workflow_instance_id: str, from_sequence: int = 1) -> Iterator[RecordedEvent]:
         """The instance's events in sequence order from `from_sequence`, read page by page."""
@@ -215,8 +287,7 @@ class TenantEvents:
 
     def read_all(self, after: Checkpoint = START, limit: int = 1000) -> AllStreamPage:
         """Events committed after `after`, in commit-safe order, with the next checkpoint."""
-        with translated_errors(), self._pool.connection() as conn:
-            return read_all_after(conn, self._schema, after, limit)
+        return run(self._pool, lambda conn: read_all_after(conn, self._schema, after, limit))
 
     def feed_checkpoint(self, sink: str) -> Checkpoint:
         """Where `sink` has got to on the all-stream (START when it has published nothing)."""
