@@ -23,6 +23,10 @@ param postgresVersion string = '16'
 @description('Monthly partitions kept ready ahead of the current month.')
 param partitionsAhead int = 3
 
+@secure()
+@description('HMAC key signing continuation tokens (EVENTSTORE_CONTINUATION_KEY), shared by every instance. The default is new at each deployment, which ends the tokens handed out before it (clients start their list again); pass a fixed one to keep them.')
+param continuationKey string = newGuid()
+
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = toLower('${name}${take(suffix, 12)}')
 var databaseName = 'eventstore'
@@ -131,6 +135,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'EVENTSTORE_FEED_SCHEDULE', value: feedSchedule }
         { name: 'EVENTSTORE_EVENTGRID_ENDPOINT', value: feedTopic.properties.endpoint }
         { name: 'EVENTSTORE_EVENTGRID_AUTH', value: 'entra' }
+        { name: 'EVENTSTORE_CONTINUATION_KEY', value: continuationKey }
       ]
     }
   }
