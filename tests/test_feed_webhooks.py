@@ -87,6 +87,7 @@ def test_a_wrong_secret_is_refused_by_the_subscriber_and_holds_the_sink(
     store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
 ) -> None:
     append(tenant, 2)
+    settle(tenant)  # on a shared server, another session's transaction may keep the events unreadable a while
     run = publisher(store, webhook(hook, secret="not-the-subscribers-secret")).publish_tenant(tenant.tenant_id)  # noqa: S106
     assert run.published == 0 and run.sinks[0].error and "401" in run.sinks[0].error
     assert tenant.dead_letter_count() == 0 and hook.events == []
@@ -96,6 +97,7 @@ def test_a_wrong_secret_is_refused_by_the_subscriber_and_holds_the_sink(
 def test_no_delivery_without_consent(store: EventStore, tenant: TenantEvents) -> None:
     with WebhookReceiver(SECRET, allowed_origins=("someone-else.example",)) as refusing:
         append(tenant, 2)
+        settle(tenant)
         run = publisher(store, webhook(refusing)).publish_tenant(tenant.tenant_id)
         assert run.published == 0 and run.sinks[0].error and "handshake refused" in run.sinks[0].error
         assert refusing.statuses == [] and tenant.feed_checkpoint("webhook:sub") == START

@@ -24,7 +24,7 @@ from uuid import uuid4
 import azure.functions as func
 import pytest
 
-from eventstore import AUDIT_STREAM_ID, EventStore, NewEvent, Settings, instance_stream_id
+from eventstore import AUDIT_STREAM_ID, START, EventStore, NewEvent, Settings, instance_stream_id
 from eventstore.errors import StoreUnavailable
 from eventstore.http.problems import problem_response
 from eventstore.samples import (
@@ -369,6 +369,11 @@ def record_walk(store: EventStore, tenant: str) -> None:
     events = store.tenant(tenant)
     for step in expense_claim_walk():
         events.append(step.stream_id, [step.event])
+    # The audit reads in commit-safe order: on a shared server another session's open transaction keeps
+    # these events out of it for a while. Wait for them (bounded), so the searches see the whole walk.
+    deadline = time.monotonic() + 30
+    while len(events.read_all(START, limit=1000).events) < len(expense_claim_walk()) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_history_inlines_exact_json_and_links_other_payloads(api: Api, tenant_id: str, store: EventStore) -> None:
