@@ -92,6 +92,7 @@ def _parse_int(text: str) -> int | float:
     return int(text) if len(text) <= 4000 else float(text)
 
 
+_WRAPPER_LEVELS = 3
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_parse_int)
 
 
@@ -144,8 +145,9 @@ class _Document:
 
     def root(self) -> int:
         """Where the single top-level value starts (after checking nothing but whitespace follows it)."""
-        # A body holds payloads one or two levels down (an event, an array of events).
-        depth = nests_deeper_than(self.raw, MAX_JSON_DEPTH + 2)
+        # A body holds payloads up to three levels down (a queued outcome message: its object, its events
+        # array, an event); each payload is then held to the limit itself.
+        depth = nests_deeper_than(self.raw, MAX_JSON_DEPTH + _WRAPPER_LEVELS)
         if depth is not None:
             raise InvalidInput(
                 f"{self.what} nests {depth} levels deep; a payload may nest at most {MAX_JSON_DEPTH} levels "
@@ -536,6 +538,17 @@ class _Item:
         return f"{self.where}.{name}" if self.in_array else name
 
 
+def _check_depth(value: bytes, member: str, item: _Item) -> None:
+    depth = nests_deeper_than(value, MAX_JSON_DEPTH)
+    if depth is not None:
+        problem = InvalidInput(
+            f"{member} nests {depth} levels deep; a payload may nest at most {MAX_JSON_DEPTH} levels "
+            f"(documented limit)",
+            field=member,
+        )
+        raise _at(problem, item.path)
+
+
 def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEvent:
     native = _validated(OutcomeEvent, _values(item.members, "payload"), item.path)
     try:
@@ -549,14 +562,7 @@ def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEven
             field=item.field("contentType"),
         )
     payload = document.bytes_of(item.members["payload"])
-    depth = nests_deeper_than(payload, MAX_JSON_DEPTH)
-    if depth is not None:
-        problem = InvalidInput(
-            f"payload nests {depth} levels deep; a payload may nest at most {MAX_JSON_DEPTH} levels "
-            f"(documented limit)",
-            field="payload",
-        )
-        raise _at(problem, item.path)
+    _check_depth(payload, "payload", item)
     return _new_event(
         {
             "event_id": native.event_id,
@@ -577,6 +583,8 @@ def _native_event(document: _Document, item: _Item, instance_id: str) -> NewEven
 
 def _cloudevent(document: _Document, item: _Item, tenant_id: str, instance_id: str, whole: bool) -> NewEvent:
     event = _validated(EngineCloudEvent, _values(item.members, "data"), item.path)
+    if "data" in item.members:
+        _check_depth(document.bytes_of(item.members["data"]), "data", item)
     event_type = CLOUDEVENT_TYPES.get(event.type)
     if event_type is None:
         raise InvalidInput(

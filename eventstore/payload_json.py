@@ -106,15 +106,21 @@ def nests_deeper_than(payload: bytes, limit: int) -> int | None:
 # Python's int() refuses more than 4,300 digits (sys.int_info.default_max_str_digits), and so does its
 # json module, on which many clients rely; JavaScript and .NET read such numbers (as floats or big ints).
 _PYTHON_MAX_INT_DIGITS = 4300
-_LONG_INTEGER = re.compile(rb"\d{%d,}" % (_PYTHON_MAX_INT_DIGITS + 1))
+# Anchored at the start of a digit run: `\d{4301,}` alone is tried again at every position inside a long
+# run, which is quadratic (1.3 s for a 258 KB payload of 4,300-digit numbers, on every read).
+_LONG_INTEGER = re.compile(rb"(?<![0-9])[0-9]{%d}" % (_PYTHON_MAX_INT_DIGITS + 1))
+INLINE_DEPTH_LIMIT = 900
+"""Deeper than this, a payload is not put inline in a page: Python's json stops near 1,000 levels, less the
+page's own and the caller's. Ingest refuses payloads past `MAX_JSON_DEPTH`, so only the Python API can
+store one this deep."""
 
 
 def common_parsers_refuse(payload: bytes) -> bool:
     """Whether valid JSON would still break common clients' parsers once inline in a page: an integer of
-    more than 4,300 digits (Python) or nesting past `MAX_JSON_DEPTH` (close to Python's own limit)."""
+    more than 4,300 digits (Python's json) or nesting past `INLINE_DEPTH_LIMIT`."""
     if len(payload) > _PYTHON_MAX_INT_DIGITS and _LONG_INTEGER.search(payload):
         return True  # a digit run inside a string also counts: rare, and the exact text is returned either way
-    return nests_deeper_than(payload, MAX_JSON_DEPTH) is not None
+    return nests_deeper_than(payload, INLINE_DEPTH_LIMIT) is not None
 
 
 # numeric holds up to 131072 digits before the point and an exponent of about +-16383.

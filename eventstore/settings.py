@@ -149,6 +149,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"webhook name {name!r} must match {_SINK_NAME}")
         return value
 
+    @field_validator("continuation_key")
+    @classmethod
+    def _key_is_long_enough(cls, value: SecretStr) -> SecretStr:
+        # Refused when the settings load (the app does not start), not on every list request later.
+        if value.get_secret_value() and len(value.get_secret_value().encode("utf-8")) < 16:
+            raise ValueError("EVENTSTORE_CONTINUATION_KEY must be at least 16 bytes (or empty: a key per process)")
+        return value
+
     @field_validator("app_role")
     @classmethod
     def _role_is_simple(cls, value: str) -> str:

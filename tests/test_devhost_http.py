@@ -427,3 +427,18 @@ def test_the_real_host_stores_nothing_for_refused_requests(host_port: int, onboa
     answer, _ = exchange(host_port, request("POST", target, json_type + length + b"Connection: close\r\n", body))
     assert answer.status == 202, answer.body
     assert store.tenant(onboarded).stream_version(AUDIT_STREAM_ID) == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /api/echo HTTP/1.1\r\nHost: [\r\n\r\n",
+        b"GET /api/echo HTTP/1.1\r\nHost: a b\r\n\r\n",
+        b"GET http://[x/api/echo HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    ],
+)
+def test_a_host_or_target_no_url_can_be_built_from_is_400(port: int, raw: bytes) -> None:
+    # The app reads its request's URL (http://<Host><target>); one that cannot be parsed was a 500 and a
+    # dropped connection.
+    assert_refused(port, raw, 400, "malformed-request")
+    assert not calls

@@ -12,8 +12,21 @@ from uuid import uuid4
 import pytest
 
 from eventstore import AUDIT_STREAM_ID, EventStore, instance_stream_id
+from eventstore.errors import InvalidInput
+from eventstore.ingest import parse_outcome_message
 from eventstore.payload_json import MAX_JSON_DEPTH
-from tests.test_http_api import Api, Response, api, assert_problem, envelope, native, tenant_id, versions
+from tests.helpers import event
+from tests.test_http_api import (
+    Api,
+    Response,
+    api,
+    assert_problem,
+    cloudevent,
+    envelope,
+    native,
+    tenant_id,
+    versions,
+)
 
 __all__ = ["api", "tenant_id"]  # fixtures used by name
 
@@ -136,6 +149,30 @@ def test_json_nested_past_the_documented_depth_says_so(api: Api, tenant_id: str,
     assert page["events"][0]["payload"] == json.loads(deep_ok)
 
 
+def test_the_depth_limit_is_the_same_for_every_shape_a_payload_arrives_in(
+    api: Api, tenant_id: str, store: EventStore
+) -> None:
+    deep_ok = json.loads(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    too_deep = json.loads(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    path = f"tenants/{tenant_id}/instances/ce/events"
+    kind = "application/cloudevents+json"
+    answer = api.post(path, json.dumps(cloudevent(tenant_id, subject="ce", data=too_deep)).encode(), kind)
+    problem = assert_problem(answer, 400, field="data")
+    assert f"{MAX_JSON_DEPTH} levels" in problem["detail"]
+    assert versions(store, tenant_id, instance_stream_id("ce")) == [0]
+    answer = api.post(path, json.dumps(cloudevent(tenant_id, subject="ce", data=deep_ok)).encode(), kind)
+    assert answer.status == 201, answer.body
+    stored = api.get(f"tenants/{tenant_id}/instances/ce/events").json()["events"][0]
+    assert stored["payload"]["data"] == deep_ok  # the whole CloudEvent, one level deeper, still inline
+    # A queued outcome message wraps its payloads three levels down: the same 512 levels pass.
+    message = {"tenantId": tenant_id, "workflowInstanceId": "q", "events": [
+        {"eventId": str(uuid4()), "eventType": "StepCompleted", "payload": deep_ok}]}  # fmt: skip
+    assert parse_outcome_message(json.dumps(message).encode()).events[0].payload == json.dumps(deep_ok).encode()
+    message["events"][0]["payload"] = too_deep  # type: ignore[index]
+    with pytest.raises(InvalidInput, match=f"{MAX_JSON_DEPTH} levels"):
+        parse_outcome_message(json.dumps(message).encode())
+
+
 # --- 5. what the OpenAPI document says is what the API does --------------------------------------------
 
 
@@ -179,9 +216,10 @@ def test_every_location_round_trips_to_its_resource(api: Api, tenant_id: str) ->
 # --- 7. every page parses with common clients -----------------------------------------------------------
 
 
-def test_a_payload_no_common_parser_reads_is_returned_as_its_exact_text(api: Api, tenant_id: str) -> None:
+def test_a_payload_no_common_parser_reads_is_returned_as_its_exact_text(
+    api: Api, tenant_id: str, store: EventStore
+) -> None:
     huge = b'{"n": ' + b"7" * 5000 + b', "s": "' + b"1" * 5000 + b'"}'
-    deep = b"[" * 2000 + b"]" * 2000
     ordinary = b'{"n":  12}'
     ids = []
     for payload in (huge, ordinary):
@@ -196,7 +234,11 @@ def test_a_payload_no_common_parser_reads_is_returned_as_its_exact_text(api: Api
     envelope_answer = api.get(f"tenants/{tenant_id}/events/{ids[0]}", format="envelope")
     assert json.loads(envelope_answer.body)["payloadText"] == huge.decode()
     assert api.get(f"tenants/{tenant_id}/events/{ids[0]}").body == huge
-    assert deep  # deeper than the ingest limit: cannot arrive over HTTP (see the depth test)
+    # Deeper than Python's json goes: only the Python API can store it (ingest stops at 512 levels).
+    deep = b"[" * 2000 + b"]" * 2000
+    store.tenant(tenant_id).append(instance_stream_id("deep"), [event(deep)])
+    (item,) = json.loads(api.get(f"tenants/{tenant_id}/instances/deep/events").body)["events"]
+    assert item["payloadText"] == deep.decode() and "payload" not in item
 
 
 def test_refused_requests_in_this_file_store_nothing(api: Api, tenant_id: str, store: EventStore) -> None:
@@ -207,3 +249,13 @@ def test_refused_requests_in_this_file_store_nothing(api: Api, tenant_id: str, s
     ]
     assert all(400 <= answer.status < 500 for answer in bad), [a.body for a in bad]
     assert versions(store, tenant_id, AUDIT_STREAM_ID, instance_stream_id("z")) == [0, 0]
+
+
+def test_a_short_token_key_stops_the_settings_from_loading() -> None:
+    from pydantic import SecretStr, ValidationError
+
+    from eventstore import Settings
+
+    with pytest.raises(ValidationError, match="EVENTSTORE_CONTINUATION_KEY must be at least 16 bytes"):
+        Settings(continuation_key=SecretStr("short"))
+    assert Settings(continuation_key=SecretStr("sixteen-bytes-ok")).continuation_key.get_secret_value()

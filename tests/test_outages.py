@@ -1,9 +1,10 @@
 """Outages, end to end: the local host over real HTTP on a PostgreSQL and an Azurite of this module's own,
 which it stops, hangs, restarts and kills (never the machine's shared servers).
 
-Each request is sent with a client timeout of 3x the configured dependency timeout: an answer at all is
-the bound under test (status 0 means the client gave up first). The measured times are in
-docs/reliability.md (`python -m bench.reliability`).
+Each request is sent with a client timeout of 3x the configured dependency timeout (18 s): an answer at all
+is what is tested (status 0 means the client gave up first). It guards against the old behaviour (30 s on
+a stopped database, 85 s on stopped Blob storage) with a wide margin; how fast the answers actually come is
+measured, not asserted, by `python -m bench.reliability` (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import pytest
 from bench.reliability import Answer, Api, OutageHost, PrivatePostgres, SilentServer, restartable_azurite
 from eventstore.local.azurite import Azurite
 
-TIMEOUT = 4.0  # EVENTSTORE_DEPENDENCY_TIMEOUT_SECONDS of the host under test
+# EVENTSTORE_DEPENDENCY_TIMEOUT_SECONDS of the host under test: long enough that a database restarted in
+# the middle of a request's wait (one test) has seconds to spare on a loaded machine.
+TIMEOUT = 6.0
 RETRY_AFTER = "7"
 BOUND = 3 * TIMEOUT
 LARGE = 400_000  # over the inline limit: the payload goes to Blob storage

@@ -54,6 +54,7 @@ _HTTP_VERSION = re.compile(rb"HTTP/([0-9])\.[0-9]")  # well formed, so a wrong o
 _FIELD_NAME = re.compile(_TOKEN)
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is the only control a field may hold
 _DIGITS = re.compile(r"[0-9]+")
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]{0,5})?")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;.*)?", re.DOTALL)
 
 # The title and problem-type slug of each status this layer answers itself; titles are RFC 9110's.
@@ -242,6 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "single spaces, no control characters",
             )
         method, target, version_text = (part.decode("ascii") for part in match.groups())
+        try:
+            urlsplit(target)  # what routing does with it next; it refuses e.g. a bracket that is never closed
+        except ValueError as exc:
+            raise Refusal(400, f"malformed request target: {exc}") from None
         self.command, self.path, self.request_version = method, target, version_text
         # As http.server does (gh-87389): '//x' would read as a host name to a client following a redirect.
         if self.path.startswith("//"):
@@ -269,6 +274,10 @@ class _Handler(BaseHTTPRequestHandler):
         hosts = self.headers.get_all("Host") or []
         if len(hosts) > 1 or (not hosts and self.request_version == "HTTP/1.1"):
             raise Refusal(400, "an HTTP/1.1 request needs exactly one Host header")
+        if hosts and not _HOST.fullmatch(hosts[0].strip(" \t")):
+            # The app sees the request's URL as http://<Host><target>: a Host that is not host[:port] would
+            # make that URL unreadable (RFC 9110 7.2 makes it a 400).
+            raise Refusal(400, f"the Host header {hosts[0]!r} is not host[:port]")
         lengths = self.headers.get_all("Content-Length") or []
         encodings = self.headers.get_all("Transfer-Encoding") or []
         if encodings:

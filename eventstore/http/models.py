@@ -202,7 +202,7 @@ class EventItem(_Wire):
         alias="payloadText",
         description="Instead of `payload`: the exact JSON text, as a string, when common parsers could not "
         "read it inline (an integer of more than 4,300 digits, which Python's json refuses, or nesting past "
-        "512 levels).",
+        "900 levels).",
     )
     payload_url: str | None = Field(default=None, alias="payloadUrl", description="Where the exact payload is.")
     payload_base64: str | None = Field(

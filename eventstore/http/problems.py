@@ -173,6 +173,13 @@ def retry_after_seconds() -> int:
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
+def _path_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).path or None
+    except ValueError:  # a host the client wrote oddly: the answer just names no instance
+        return None
+
+
 def answers_problems(handler: Handler) -> Handler:
     """Wrap `handler` so that every error it raises is answered as problem+json."""
 
@@ -181,6 +188,6 @@ def answers_problems(handler: Handler) -> Handler:
         try:
             return handler(req)
         except Exception as exc:
-            return problem_response(exc, urlsplit(req.url).path or None)
+            return problem_response(exc, _path_of(req.url))
 
     return wrapped
