@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import uuid4
 
-from eventstore import EventType, NewEvent
+import psycopg
+from psycopg import sql
+
+from eventstore import AppendResult, EventType, NewEvent, Settings, StreamState, TenantEvents
+from eventstore.models import ExpectedVersion
+from eventstore.store.append_events import append_events
+
+Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 def event(
@@ -41,3 +49,31 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
     assert not any(t.is_alive() for t in threads), "a thread did not finish"
     if errors:
         raise errors[0]
+
+
+@contextmanager
+def app_connection(settings: Settings) -> Iterator[Connection]:
+    """An autocommit connection of its own as the application role, as the functions connect."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.app_role)))
+        yield conn
+
+
+def append_on(
+    conn: Connection,
+    tenant: TenantEvents,
+    settings: Settings,
+    stream_id: str,
+    events: list[NewEvent],
+    expected: ExpectedVersion = StreamState.ANY,
+) -> AppendResult:
+    """The store's append, on `conn`, inside whatever transaction the caller holds open."""
+    return append_events(
+        conn,
+        tenant.placement.schema_name,
+        stream_id,
+        events,
+        expected,
+        inline_limit=settings.inline_payload_limit,
+        max_batch=settings.max_batch_size,
+    )

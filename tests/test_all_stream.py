@@ -9,45 +9,16 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from eventstore import START, AppendResult, Checkpoint, NewEvent, RecordedEvent, Settings, StreamState, TenantEvents
-from eventstore.store.append_events import append_events
-from tests.helpers import event, run_threads
-
-Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-@contextmanager
-def app_connection(settings: Settings) -> Iterator[Connection]:
-    """A connection of its own as the application role, as the functions connect."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.app_role)))
-        yield conn
-
-
-def append_on(
-    conn: Connection, tenant: TenantEvents, settings: Settings, stream_id: str, events: list[NewEvent]
-) -> AppendResult:
-    """Append on `conn`, inside whatever transaction the caller holds open."""
-    return append_events(
-        conn,
-        tenant.placement.schema_name,
-        stream_id,
-        events,
-        StreamState.ANY,
-        inline_limit=settings.inline_payload_limit,
-        max_batch=settings.max_batch_size,
-    )
+from eventstore import START, Checkpoint, RecordedEvent, Settings, StreamState, TenantEvents
+from tests.helpers import Connection, app_connection, append_on, event, run_threads
 
 
 def read_everything(tenant: TenantEvents, after: Checkpoint = START, limit: int = 1000) -> list[RecordedEvent]:

@@ -17,59 +17,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from eventstore import (
     START,
     AppendResult,
     Checkpoint,
     ConcurrencyConflict,
-    NewEvent,
     RecordedEvent,
     Settings,
     StreamState,
     TenantEvents,
 )
 from eventstore.models import ExpectedVersion
-from eventstore.store.append_events import append_events
-from tests.helpers import event
-
-Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-@contextmanager
-def app_connection(settings: Settings) -> Iterator[Connection]:
-    """An autocommit connection of its own as the application role, as the functions connect."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(settings.app_role)))
-        yield conn
-
-
-def append_on(
-    conn: Connection,
-    tenant: TenantEvents,
-    settings: Settings,
-    stream_id: str,
-    events: list[NewEvent],
-    expected: ExpectedVersion = StreamState.ANY,
-) -> AppendResult:
-    """The store's append, on `conn`, inside whatever transaction the caller holds open."""
-    return append_events(
-        conn,
-        tenant.placement.schema_name,
-        stream_id,
-        events,
-        expected,
-        inline_limit=settings.inline_payload_limit,
-        max_batch=settings.max_batch_size,
-    )
+from tests.helpers import Connection, app_connection, append_on, event
 
 
 def current_xid(conn: Connection) -> int:
