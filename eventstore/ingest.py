@@ -52,7 +52,13 @@ from eventstore.models import (
     is_json_content_type,
 )
 from eventstore.payload_json import MAX_JSON_DEPTH, nests_deeper_than
-from eventstore.store import AUDIT_STREAM_ID, EventStore, instance_stream_id, validate_instance_id
+from eventstore.store import (
+    AUDIT_STREAM_ID,
+    NO_CONTROL_CHARACTERS,
+    EventStore,
+    instance_stream_id,
+    validate_instance_id,
+)
 from eventstore.tenancy import TENANT_ID_PATTERN, validate_tenant_id
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -271,7 +277,7 @@ class StartWorkflowInstanceRequest(_WireModel):
         alias="workflowInstanceId",
         min_length=1,
         description="1-256 characters, no control characters, not `.` or `..`.",
-        json_schema_extra={"maxLength": 256, "pattern": r"^[^\x00-\x1f\x7f]*$", "not": {"enum": [".", ".."]}},
+        json_schema_extra={"maxLength": 256, "pattern": NO_CONTROL_CHARACTERS, "not": {"enum": [".", ".."]}},
     )
     request_id: StrictStr | None = Field(default=None, alias="requestId")
 
@@ -448,7 +454,6 @@ def record_queued_message(store: EventStore, raw_body: bytes) -> MessageRecorded
 # store's, with their own messages): PostgreSQL text cannot hold NUL; ids hold no control characters.
 _NO_NUL: JsonDict = {"pattern": r"^[^\x00]*$"}
 _TEXT: JsonDict = {"maxLength": 512, "pattern": r"^[^\x00]*$"}
-_NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
 
 # `is_json_content_type` as an ECMA pattern (no inline flags there, hence the letter classes).
 JSON_MEDIA_TYPE_PATTERN = (
@@ -498,7 +503,7 @@ class EngineCloudEvent(_WireModel):
     subject: StrictStr | None = Field(
         default=None,
         description="The workflow instance id: the route's instance.",
-        json_schema_extra={"maxLength": 256, "pattern": _NO_CONTROLS, "not": {"enum": [".", ".."]}},
+        json_schema_extra={"maxLength": 256, "pattern": NO_CONTROL_CHARACTERS, "not": {"enum": [".", ".."]}},
     )
     time: StrictStr | None = None
     datacontenttype: StrictStr | None = None

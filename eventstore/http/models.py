@@ -15,11 +15,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from eventstore.event_types import EventType
 from eventstore.http.continuation import MAX_TOKEN_LENGTH, TOKEN_PATTERN
 from eventstore.query import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEQUENCE
-from eventstore.store import MAX_INSTANCE_ID_LENGTH
-
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
-"""Every free-text query value matches this: PostgreSQL text cannot hold NUL, and the other control
-characters are never meaningful in an id (and break logs and headers)."""
+from eventstore.store import MAX_INSTANCE_ID_LENGTH, NO_CONTROL_CHARACTERS
 
 _EVENT_TYPE_NAMES = "|".join(re.escape(t.value) for t in EventType)
 EVENT_TYPE_LIST = rf"^ *(?:{_EVENT_TYPE_NAMES}) *(?:, *(?:{_EVENT_TYPE_NAMES}) *)*$"

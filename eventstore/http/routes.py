@@ -25,6 +25,7 @@ from eventstore.ingest import (
     WorkflowMessageEnvelope,
 )
 from eventstore.models import JSON_CONTENT_TYPE
+from eventstore.store import NO_CONTROL_CHARACTERS
 from eventstore.tenancy import TENANT_ID_PATTERN
 
 PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
@@ -38,7 +39,7 @@ PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
             "type": "string",
             "minLength": 1,
             "maxLength": 256,
-            "pattern": r"^[^\x00-\x1f\x7f]*$",
+            "pattern": NO_CONTROL_CHARACTERS,
             "not": {"enum": [".", ".."]},
         },
     },

@@ -13,6 +13,8 @@ _STREAM_ID = re.compile(r"[^\x00-\x1f\x7f]{1,300}")
 
 MAX_INSTANCE_ID_LENGTH = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+"""The same rule as a schema pattern (OpenAPI, query models): no control characters."""
 # "." and ".." are path segments of their own: a client normalises /instances/../events to another
 # resource, so no Location or link could name such an instance. Percent-encoding does not help
 # (RFC 3986 makes %2E the same as ".").
