@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
     if dsn:
         return run(dsn, quick=args.quick, seconds=seconds, rounds=rounds, output=args.output, keep=args.keep)
-    from eventstore.local.postgres import EmbeddedPostgres
+    from eventstore_local.standins.postgres import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="eventstore-bench-"))
     print(f"no --dsn or ${DSN_VARIABLE}: starting an embedded PostgreSQL in {data_dir}", file=sys.stderr)

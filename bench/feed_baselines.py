@@ -29,7 +29,7 @@ from psycopg import sql
 from bench.baseline_eventsourcing import datastore_for
 from eventstore.feed.cloudevents import DEFAULT_TYPE_PREFIX, cloudevent_type, to_cloudevent
 from eventstore.models import Checkpoint
-from eventstore.store.read_feed import FeedEntry
+from eventstore.store import FeedEntry
 
 PAGE = 1000
 API_VERSION = "2018-01-01"

@@ -2,7 +2,7 @@
 
 Ingest and the history read over HTTP through the project's local Functions host, beside the store's
 direct figures on the same database in the same run, so the HTTP overhead is a ratio (http / direct).
-Starts Azurite and `python -m eventstore host` on a free port, onboards a fresh tenant with
+Starts Azurite and `python -m eventstore_local host` on a free port, onboards a fresh tenant with
 `PUT /api/tenants/{id}`, then measures in rotating order, for several rounds:
   - `POST /api/tenants/{t}/messages` of a Marain trigger envelope (fresh operationId each), 1 client and
     8 concurrent clients (threads, one keep-alive connection each), beside `TenantEvents.append` of the
@@ -69,7 +69,7 @@ CLIENTS = 8
 POOL_MAX_SIZE = 10
 HISTORY_EVENTS = 1000
 HISTORY_BATCH = 100
-SAMPLE = ROOT / "eventstore" / "samples" / "envelope-trigger.json"
+SAMPLE = ROOT / "eventstore_local" / "samples" / "envelope-trigger.json"
 _SAMPLE_TENANT = "75b9261673c2714681f14c97bc0439fb45a820d625de884bb5a127d6b1104f82"
 _SAMPLE_TRIGGER_ID = "d56528bd-8af1-4044-a241-15479afca111"
 _SAMPLE_OPERATION_ID = "7e7033bf-3e51-4df6-94d0-a51fc0f9afc3"
@@ -82,7 +82,7 @@ GET_HEADERS = {"Accept": "application/json"}
 
 
 class Envelopes:
-    """eventstore/samples/envelope-trigger.json with the tenant's id and a fresh trigger id and operationId
+    """eventstore_local/samples/envelope-trigger.json with the tenant's id and a fresh trigger id and operationId
     per message (the indentation kept: ~700 bytes, as the benchmark of the store uses)."""
 
     def __init__(self, tenant_id: str) -> None:
@@ -377,12 +377,12 @@ PROFILE_CATEGORIES: tuple[Category, ...] = (
     ("store call: append / read_stream, with psycopg (as direct)",
      ("eventstore/store/:*", "psycopg/:*", "psycopg_pool/:*")),
     ("logging: one line per request (host log)", ("logging/:*",)),
-    ("ingest: envelope parsing, tenant check, NewEvent (pydantic)", ("eventstore/ingest.py:*",)),
+    ("ingest: envelope parsing, tenant check, NewEvent (pydantic)", ("eventstore/ingest/:*",)),
     ("history page: JSON items of the events", ("exchange.py:event_item", "exchange.py:page")),
     ("azure.functions: HttpRequest / HttpResponse objects", ("azure/functions/:*",)),
     ("function glue: params, problem+json, json_response, query", ("eventstore/http/:*", "eventstore/functions/:*",
-                                                                   "eventstore/query.py:*")),
-    ("local host: routing, invoke, reply (eventstore.devhost)", ("eventstore/devhost/:*",)),
+                                                                   "eventstore/query/:*")),
+    ("local host: routing, invoke, reply (eventstore_local.host)", ("eventstore_local/host/:*",)),
     ("http.server: request line, headers (email parser), socket I/O",
      ("http/server.py:*", "http/client.py:*", "email/:*", "socketserver.py:*", "socket.py:*")),
 )  # fmt: skip
@@ -618,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
     if dsn:
         return run_on(dsn)
-    from eventstore.local.postgres import EmbeddedPostgres
+    from eventstore_local.standins.postgres import EmbeddedPostgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="eventstore-bench-http-pg-"))
     print(f"no --dsn or ${DSN_VARIABLE}: starting an embedded PostgreSQL in {data_dir}", file=sys.stderr)

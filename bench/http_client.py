@@ -1,7 +1,7 @@
 """Plumbing of `python -m bench.http`: the local host with its Azurite, keep-alive HTTP clients, process CPU
 and py-spy profiles of the host.
 
-The host is the project's own (`python -m eventstore host`), started as a subprocess on a free port with
+The host is the project's own (`python -m eventstore_local host`), started as a subprocess on a free port with
 `--no-azurite` and an Azurite of ours, exactly as tests/conftest.py does; `LocalHost.stop()` ends both
 (SIGTERM, then SIGKILL after a grace period) and is safe to call more than once.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from eventstore.local.azurite import Azurite
+from eventstore_local.standins.azurite import Azurite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def process_cpu_seconds(pid: int) -> tuple[float, float] | None:
 
 
 class LocalHost:
-    """Azurite plus `python -m eventstore host` on a free port, serving function_app.py against `dsn`."""
+    """Azurite plus `python -m eventstore_local host` on a free port, serving function_app.py against `dsn`."""
 
     def __init__(self, dsn: str, *, pool_max_size: int = 10, startup_timeout: float = 90.0) -> None:
         self.dsn = dsn
@@ -103,7 +103,7 @@ class LocalHost:
                 "AzureWebJobsStorage": self.azurite.connection_string,
             }
             command = [
-                sys.executable, "-m", "eventstore", "host", "--port", str(self.port), "--no-azurite",
+                sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite",
                 "--project-root", str(ROOT), "--settings", str(self.folder / "absent.json"),
             ]  # fmt: skip
             with self.log_path.open("wb") as log:

@@ -6,10 +6,7 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
-_SAMPLE_PATHS = (
-    Path("/work/shared/samples/marain/envelope-trigger.json"),
-    Path(__file__).resolve().parents[1] / "eventstore" / "samples" / "envelope-trigger.json",
-)
+_SAMPLE_PATHS = (Path(__file__).resolve().parents[1] / "eventstore_local" / "samples" / "envelope-trigger.json",)
 
 # Used when the sample file is not on this machine: the same envelope, as the sample has it.
 _FALLBACK = {

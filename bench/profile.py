@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store.populate_reads()
         raw.populate_reads()
-        made = {key: (make(), calls) for key, (make, calls) in _ops(store, raw).items()
-                if not args.only or key in args.only}
+        made = {
+            key: (make(), calls) for key, (make, calls) in _ops(store, raw).items() if not args.only or key in args.only
+        }
         for op, _ in made.values():  # warm up: pools, prepared statements, caches
             for _ in range(6):
                 op()
@@ -110,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
                 total[3] += wal if key.split(".")[1].startswith(("single", "batch", "values", "copy")) else 0
                 total[4] += server
         print("µs per event; rest = wall - client CPU (server, network, commit wait)")
-        print(f"{'workload':<18} {'events/s':>9} {'wall':>8} {'client CPU':>11} {'rest':>8} {'server CPU':>11}"
-              f" {'WAL B/event':>12}")
+        print(
+            f"{'workload':<18} {'events/s':>9} {'wall':>8} {'client CPU':>11} {'rest':>8} {'server CPU':>11}"
+            f" {'WAL B/event':>12}"
+        )
         for key, (spent, used, count, wal_bytes, server_used) in totals.items():
             shown = f"{server_used / count * 1e6:>11.1f}" if uid is not None else f"{'-':>11}"
-            print(f"{key:<18} {count / spent:>9,.0f} {spent / count * 1e6:>8.1f} {used / count * 1e6:>11.1f}"
-                  f" {(spent - used) / count * 1e6:>8.1f} {shown} {wal_bytes / count:>12,.0f}")
+            print(
+                f"{key:<18} {count / spent:>9,.0f} {spent / count * 1e6:>8.1f} {used / count * 1e6:>11.1f}"
+                f" {(spent - used) / count * 1e6:>8.1f} {shown} {wal_bytes / count:>12,.0f}"
+            )
         if args.cprofile:
             op, calls = made[args.cprofile]
             profiler = cProfile.Profile(time.thread_time)

@@ -40,13 +40,13 @@ from uuid import uuid4
 
 from bench.http import Envelopes
 from bench.http_client import ROOT, free_port
-from eventstore.local.azurite import Azurite
+from eventstore_local.standins.azurite import Azurite
 
 # --- a private PostgreSQL (the pgserver wheel's binaries) -----------------------------------------------
 
 
 def _pg_bin() -> Path:
-    if "XDG_RUNTIME_DIR" not in os.environ:  # as eventstore.local.postgres: platformdirs wants one
+    if "XDG_RUNTIME_DIR" not in os.environ:  # as eventstore_local.standins.postgres: platformdirs wants one
         runtime = Path(tempfile.gettempdir()) / f"eventstore-runtime-{os.getuid()}"
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
@@ -181,7 +181,7 @@ class Answer:
 
 
 class OutageHost:
-    """`python -m eventstore host` on a free port against `dsn` and `storage`, with no Azurite, Event Grid
+    """`python -m eventstore_local host` on a free port against `dsn` and `storage`, with no Azurite, Event Grid
     stand-in or feed of its own (the outages are the dependencies', not the feed's)."""
 
     def __init__(self, dsn: str, storage: str, *, env: Mapping[str, str] | None = None) -> None:
@@ -199,7 +199,7 @@ class OutageHost:
 
     def start(self, timeout: float = 60) -> Self:
         command = [
-            sys.executable, "-m", "eventstore", "host", "--port", str(self.port), "--no-azurite",
+            sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite",
             "--eventgrid-port", "-1", "--project-root", str(ROOT), "--settings", str(self.folder / "absent.json"),
         ]  # fmt: skip
         with self.log_path.open("wb") as log:

@@ -17,10 +17,7 @@ def new_tenant_id() -> str:
 
 
 def new_events(count: int) -> list[NewEvent]:
-    return [
-        NewEvent(event_id=uuid4(), event_type=EventType.TRIGGER_RECEIVED, payload=envelope())
-        for _ in range(count)
-    ]
+    return [NewEvent(event_id=uuid4(), event_type=EventType.TRIGGER_RECEIVED, payload=envelope()) for _ in range(count)]
 
 
 class StoreBench:

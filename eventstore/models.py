@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -176,13 +176,20 @@ class Checkpoint:
 START = Checkpoint(0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class AllStreamPage:
-    """One page of the all-stream: the events, the checkpoint to read after next, and whether more wait."""
+_Entry = TypeVar("_Entry")
 
-    events: list[RecordedEvent]
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[_Entry]):
+    """One page in all-stream order: the entries, the checkpoint to read after next, and whether more wait.
+    `read_all` and search pages hold `RecordedEvent`s; the change feed's hold ids and positions only."""
+
+    events: list[_Entry]
     next_checkpoint: Checkpoint
     more: bool
+
+
+AllStreamPage = Page[RecordedEvent]
 
 
 class InstanceState(BaseModel):

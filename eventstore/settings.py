@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from eventstore.tenancy import validate_identifier_prefix
 
 _SINK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+_FEED_SCHEDULE = "*/5 * * * * *"
+_FEED_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the publisher's timer: the safety net."
 
 
 class WebhookSettings(BaseModel):
@@ -28,6 +30,15 @@ class WebhookSettings(BaseModel):
     handshake: bool = Field(
         default=True, description="Ask the subscriber's consent first (CloudEvents webhook validation, OPTIONS)."
     )
+
+
+class FeedSchedule(BaseSettings):
+    """`Settings.feed_schedule` alone: the host reads a timer's schedule when it indexes the functions,
+    before anything else is read, and the rest of the settings must not have to load for that."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    feed_schedule: str = Field(default=_FEED_SCHEDULE, description=_FEED_SCHEDULE_TEXT)
 
 
 class Settings(BaseSettings):
@@ -89,9 +100,7 @@ class Settings(BaseSettings):
 
     # The change feed (docs/feed.md).
     feed_enabled: bool = Field(default=True, description="Publish the change feed at all (per deployment).")
-    feed_schedule: str = Field(
-        default="*/5 * * * * *", description="NCRONTAB (6 fields) of the publisher's timer: the safety net."
-    )
+    feed_schedule: str = Field(default=_FEED_SCHEDULE, description=_FEED_SCHEDULE_TEXT)
     feed_nudge: bool = Field(
         default=True, description="Publish right after an ingest append instead of waiting for the timer."
     )

@@ -16,6 +16,6 @@ host=$(echo "$outputs" | python3 -c 'import json,sys; print(json.load(sys.stdin)
 
 # Package the app as the Functions host expects it (remote build installs requirements.txt).
 package=$(mktemp -d)/app.zip
-(cd "$here/.." && zip -qr "$package" host.json requirements.txt function_app.py eventstore -x '*/__pycache__/*')
+"$here/package.sh" "$package"
 az functionapp deployment source config-zip --resource-group "$group" --name "$app" --src "$package" --build-remote true
 echo "deployed $app; database host $host"

@@ -38,7 +38,7 @@ def server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from eventstore.local.postgres import EmbeddedPostgres
+    from eventstore_local.standins.postgres import EmbeddedPostgres
 
     server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="eventstore-test-pg-")))
     try:
@@ -96,7 +96,7 @@ def app_conn(database_url: str, settings: Settings) -> Iterator[psycopg.Connecti
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Any]:
     """A real Azurite (npm, pinned in package.json) on free ports, for Blob payloads and queues."""
-    from eventstore.local.azurite import Azurite
+    from eventstore_local.standins.azurite import Azurite
 
     emulator = Azurite().start()
     try:
@@ -119,7 +119,7 @@ CONTINUATION_KEY = "test-continuation-key-0123456789"
 @pytest.fixture(scope="session")
 def feed_grid() -> Iterator[Any]:
     """The Event Grid stand-in the local host's change feed publishes to."""
-    from eventstore.local.eventgrid import EventGridStandIn
+    from eventstore_local.standins.eventgrid import EventGridStandIn
 
     with EventGridStandIn(key=FEED_KEY) as grid:
         yield grid
@@ -150,7 +150,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
     command = [
         sys.executable,
         "-m",
-        "eventstore",
+        "eventstore_local",
         "host",
         "--port",
         str(port),

@@ -12,9 +12,21 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from eventstore import AppendResult, EventType, NewEvent, Settings, StreamState, TenantEvents
+from eventstore import (
+    START,
+    AppendResult,
+    Checkpoint,
+    EventStore,
+    EventType,
+    NewEvent,
+    Settings,
+    StreamState,
+    TenantEvents,
+)
 from eventstore.models import ExpectedVersion
+from eventstore.store import DeadLetter, FeedEntry, FeedSession, TenantFeed
 from eventstore.store.append_events import append_events
+from eventstore.store.feed_checkpoints import add_dead_letters
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -77,3 +89,40 @@ def append_on(
         inline_limit=settings.inline_payload_limit,
         max_batch=settings.max_batch_size,
     )
+
+
+READER_SINK = "test-reader"
+"""The sink name the feed helpers read under: a lock of its own, so they never contend with a real sink."""
+
+
+def feed_checkpoint(feed: TenantFeed, sink: str) -> Checkpoint:
+    """Where `sink` has got to on the tenant's all-stream (START when it has no checkpoint row)."""
+    state = feed.sink_states().get(sink)
+    return state.checkpoint if state else START
+
+
+@contextmanager
+def feed_session(feed: TenantFeed, sink: str) -> Iterator[FeedSession]:
+    """The tenant's feed session for `sink`; fails the test if another holder has the sink's lock."""
+    with feed.session(sink) as session:
+        assert session is not None, f"the feed lock of {sink} is held elsewhere"
+        yield session
+
+
+def read_feed(feed: TenantFeed, after: Checkpoint, limit: int) -> list[FeedEntry]:
+    """Up to `limit` feed entries after `after`, as the publisher reads them."""
+    with feed_session(feed, READER_SINK) as session:
+        return session.read(after, limit).events
+
+
+def feed_waiting(feed: TenantFeed, after: Checkpoint) -> bool:
+    """Whether events lie after `after` that the feed cannot read yet (an older transaction is open)."""
+    with feed_session(feed, READER_SINK) as session:
+        return session.waiting(after)
+
+
+def dead_letter(store: EventStore, tenant_id: str, sink: str, letters: list[DeadLetter]) -> None:
+    """Record dead letters for `sink` without touching its checkpoint (no checkpoint row is created), on a
+    connection of its own as the application role."""
+    with app_connection(store.settings) as conn:
+        add_dead_letters(conn, store.feed(tenant_id).placement.schema_name, sink, letters)

@@ -10,7 +10,12 @@ from tests.conftest import random_tenant_id
 def run(args: list[str], database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EVENTSTORE_DATABASE_URL": database_url}
     return subprocess.run(
-        [sys.executable, "-m", "eventstore", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "eventstore_local", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -24,10 +24,10 @@ import pytest
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient, TextBase64EncodePolicy
 
-from eventstore.devhost import ConfigError, DevHost, HostConfig
-from eventstore.devhost.routing import RouteError, RouteTemplate
-from eventstore.devhost.timers import Schedule
-from eventstore.local.azurite import Azurite, AzuriteError, find_azurite, port_open
+from eventstore_local.host import ConfigError, DevHost, HostConfig
+from eventstore_local.host.routing import RouteError, RouteTemplate
+from eventstore_local.host.timers import Schedule
+from eventstore_local.standins.azurite import Azurite, AzuriteError, find_azurite, port_open
 from tests.devhost_app import app as devhost_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +183,7 @@ def test_wrong_method_is_405_problem_json_with_allow(host: DevHost) -> None:
 
 
 def test_a_failing_function_is_500_problem_json_and_logged(host: DevHost, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="eventstore.devhost")
+    caplog.set_level(logging.INFO, logger="eventstore_local.host")
     assert_problem(*call(host.base_url, "GET", "/api/boom"), expected=500)
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "boom" in r.getMessage()]
     assert errors
@@ -298,7 +298,7 @@ def test_encoding_none_and_an_empty_route_prefix(plain_host: DevHost, azurite: A
 
 @pytest.mark.slow
 def test_the_command_serves_in_the_foreground_until_interrupted(azurite: Azurite, tmp_path: Path) -> None:
-    """`python -m eventstore.devhost`: app settings from a local.settings.json, Ctrl-C stops it cleanly."""
+    """`python -m eventstore_local.host`: app settings from a local.settings.json, Ctrl-C stops it cleanly."""
     settings = tmp_path / "local.settings.json"
     values = {**PLAIN_ENVIRON, "DEVHOST_QUEUE": "cli-work", "AzureWebJobsStorage": azurite.connection_string}
     settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
@@ -306,7 +306,7 @@ def test_the_command_serves_in_the_foreground_until_interrupted(azurite: Azurite
     command = [
         sys.executable,
         "-m",
-        "eventstore.devhost",
+        "eventstore_local.host",
         "--app",
         "tests.devhost_app.app:app",
         "--port",
@@ -408,7 +408,7 @@ def test_a_missing_azurite_says_to_run_bootstrap(tmp_path: Path) -> None:
 
 AZURITE_CHILD = """
 import sys, time
-from eventstore.local.azurite import Azurite
+from eventstore_local.standins.azurite import Azurite
 storage = Azurite(in_memory=True).start()
 print(storage._proc.pid, storage.queue_port, flush=True)
 time.sleep(600)

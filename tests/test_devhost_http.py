@@ -20,10 +20,10 @@ import azure.functions as func
 import pytest
 
 from eventstore import AUDIT_STREAM_ID, EventStore
-from eventstore.devhost.config import HostConfig
-from eventstore.devhost.functions import Invoker, describe
-from eventstore.devhost.httpserver import MAX_BODY, HttpFrontend, _Handler
-from eventstore.samples import LITWARE_TENANT_ID, sample_bytes
+from eventstore_local.host.config import HostConfig
+from eventstore_local.host.functions import Invoker, describe
+from eventstore_local.host.httpserver import MAX_BODY, HttpFrontend, _Handler
+from eventstore_local.samples import LITWARE_TENANT_ID, sample_bytes
 from tests.conftest import random_tenant_id
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)

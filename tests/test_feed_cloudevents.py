@@ -4,7 +4,7 @@ import json
 
 from eventstore import EventStore
 from eventstore.feed.cloudevents import FeedEventData, cloudevent_type, to_cloudevent
-from eventstore.samples import CLAIM_INSTANCE_ID, expense_claim_walk
+from eventstore_local.samples import CLAIM_INSTANCE_ID, expense_claim_walk
 from tests.conftest import random_tenant_id
 
 REQUIRED = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from eventstore.local.eventgrid import EventGridStandIn
+from eventstore_local.standins.eventgrid import EventGridStandIn
 from tests.conftest import random_tenant_id
 from tests.test_http_api import Api, HttpApi, assert_problem, envelope, native
 

@@ -27,11 +27,11 @@ import pytest
 from psycopg import sql
 
 from eventstore import START, EventStore, Settings, StreamState, TenantEvents
-from eventstore.local.eventgrid import EventGridStandIn
-from eventstore.local.webhook import WebhookReceiver
 from eventstore.store.append_events import append_events
+from eventstore_local.standins.eventgrid import EventGridStandIn
+from eventstore_local.standins.webhook import WebhookReceiver
 from tests.conftest import random_tenant_id
-from tests.helpers import event, run_threads
+from tests.helpers import event, feed_checkpoint, run_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH_EVENTS = 7
@@ -195,7 +195,7 @@ def run_and_check(
 
 def publish_command(tenants: list[TenantEvents]) -> list[str]:
     """`eventstore feed publish` for these tenants only (the test database holds other tests' tenants)."""
-    return [sys.executable, "-m", "eventstore", "feed", "publish", *(f"--tenant={t.tenant_id}" for t in tenants)]
+    return [sys.executable, "-m", "eventstore_local", "feed", "publish", *(f"--tenant={t.tenant_id}" for t in tenants)]
 
 
 def base_env(settings: Settings) -> dict[str, str]:
@@ -235,7 +235,7 @@ def test_a_publisher_killed_between_delivery_and_checkpoint_sends_that_batch_aga
 ) -> None:
     tenant_id = random_tenant_id()
     store.onboard_tenant(tenant_id)
-    tenant = store.tenant(tenant_id)
+    tenant, feed = store.tenant(tenant_id), store.feed(tenant_id)
     ids = []
     for n in range(5):
         new = event({"n": n})
@@ -253,7 +253,7 @@ def test_a_publisher_killed_between_delivery_and_checkpoint_sends_that_batch_aga
         process.send_signal(signal.SIGKILL)
         process.wait(10)
         assert [UUID(e["id"]) for e in grid.wait_for(5, timeout=10)] == ids  # delivered...
-        assert tenant.feed_checkpoint("eventgrid") == START  # ...but never checkpointed
+        assert feed_checkpoint(feed, "eventgrid") == START  # ...but never checkpointed
         subprocess.run(publish_command([tenant]), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         assert [UUID(e["id"]) for e in grid.events] == ids + ids  # at least once: the batch again
-        assert tenant.feed_checkpoint("eventgrid").global_position >= 5
+        assert feed_checkpoint(feed, "eventgrid").global_position >= 5

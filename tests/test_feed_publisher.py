@@ -17,9 +17,9 @@ from eventstore import EventStore, EventType, Settings, TenantEvents
 from eventstore.errors import InvalidInput
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink
-from eventstore.local.eventgrid import EventGridStandIn
 from eventstore.models import START, Checkpoint
-from tests.helpers import event
+from eventstore_local.standins.eventgrid import EventGridStandIn
+from tests.helpers import event, feed_checkpoint, feed_waiting, read_feed
 
 KEY = "feed-test-key"
 
@@ -39,7 +39,7 @@ def publisher_for(
     )
 
 
-def fill(tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[str]:
+def fill(store: EventStore, tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[str]:
     """Appends interleaved across streams; returns the event ids in append order, once all are readable."""
     ids = []
     for n in range(per_stream):
@@ -47,14 +47,15 @@ def fill(tenant: TenantEvents, streams: int = 3, per_stream: int = 4) -> list[st
             new = event({"secret": "payloads never reach the feed", "n": n}, EventType.STEP_COMPLETED, workflow_id="wf")
             tenant.append(f"instance:i{s}", [new])
             ids.append(str(new.event_id))
-    settle(tenant)
+    settle(store, tenant)
     return ids
 
 
-def settle(tenant: TenantEvents) -> None:
+def settle(store: EventStore, tenant: TenantEvents) -> None:
     """Wait while another session's open transaction (on a shared server) keeps events unreadable."""
     deadline = time.monotonic() + 30
-    while tenant.feed_waiting(last_readable(tenant)) and time.monotonic() < deadline:
+    feed = store.feed(tenant.tenant_id)
+    while feed_waiting(feed, last_readable(tenant)) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -66,7 +67,8 @@ def last_readable(tenant: TenantEvents) -> Checkpoint:
 def test_publishes_the_backlog_as_slim_cloudevents_in_stream_order(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    ids = fill(tenant)
+    ids = fill(store, tenant)
+    feed = store.feed(tenant.tenant_id)
     publisher = publisher_for(store, grid)
     run = publisher.publish_tenant(tenant.tenant_id)
     assert run.locked and run.published == len(ids) and run.sinks[0].caught_up
@@ -84,17 +86,17 @@ def test_publishes_the_backlog_as_slim_cloudevents_in_stream_order(
     for s in range(3):
         sequence = [e["data"]["sequenceNumber"] for e in events if e["data"]["streamId"] == f"instance:i{s}"]
         assert sequence == [1, 2, 3, 4]
-    assert tenant.feed_checkpoint(EVENT_GRID_SINK) != START
+    assert feed_checkpoint(feed, EVENT_GRID_SINK) != START
     # Nothing new: nothing sent again.
     again = publisher.publish_tenant(tenant.tenant_id)
     assert again.published == 0 and len(grid.events) == len(ids)
-    more = fill(tenant, streams=1, per_stream=2)
+    more = fill(store, tenant, streams=1, per_stream=2)
     assert publisher.publish_tenant(tenant.tenant_id).published == 2
     assert [e["id"] for e in grid.events] == ids + more
 
 
 def test_batches_stay_under_the_byte_limit(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
-    ids = fill(tenant, streams=4, per_stream=10)
+    ids = fill(store, tenant, streams=4, per_stream=10)
     publisher = publisher_for(store, grid, feed_batch_bytes=4096)
     assert publisher.publish_tenant(tenant.tenant_id).published == 40
     requests = [r for r in grid.requests if r.status == 200]
@@ -103,7 +105,7 @@ def test_batches_stay_under_the_byte_limit(store: EventStore, tenant: TenantEven
 
 
 def test_event_count_per_request_is_bounded(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
-    fill(tenant, streams=2, per_stream=5)
+    fill(store, tenant, streams=2, per_stream=5)
     publisher = publisher_for(store, grid, feed_batch_events=3)
     assert publisher.publish_tenant(tenant.tenant_id).published == 10
     assert [r.event_count for r in grid.requests] == [3, 3, 3, 1]
@@ -112,19 +114,21 @@ def test_event_count_per_request_is_bounded(store: EventStore, tenant: TenantEve
 def test_413_splits_the_batch_and_loses_nothing(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    ids = fill(tenant, streams=2, per_stream=4)
+    ids = fill(store, tenant, streams=2, per_stream=4)
+    feed = store.feed(tenant.tenant_id)
     grid.reject_next(2, 413)  # the batch of 8, then its first half of 4
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
     assert run.published == 8 and run.sinks[0].dead_lettered == 0
     assert [e["id"] for e in grid.events] == ids
     assert [r.event_count for r in grid.requests if r.status == 200] == [2, 2, 4]
-    assert tenant.dead_letter_count() == 0
+    assert feed.dead_letter_count() == 0
 
 
 def test_a_refused_event_goes_to_the_dead_letters_and_the_feed_moves_on(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn, owner_conn: Any
 ) -> None:
-    ids = fill(tenant, streams=2, per_stream=2)
+    ids = fill(store, tenant, streams=2, per_stream=2)
+    feed = store.feed(tenant.tenant_id)
     grid.reject_next(3, 400)  # 4 events, then [0, 1], then [0]: only the first event is refused
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
     assert run.sinks[0].dead_lettered == 1 and run.published == 3 and run.sinks[0].caught_up
@@ -136,13 +140,13 @@ def test_a_refused_event_goes_to_the_dead_letters_and_the_feed_moves_on(
     ).fetchall()
     assert [(r[0], r[1], r[2]) for r in rows] == [(EVENT_GRID_SINK, ids[0], 400)]
     assert "400" in rows[0][3] or "answer 400" in rows[0][3]
-    assert tenant.feed_checkpoint(EVENT_GRID_SINK).global_position >= 4
+    assert feed_checkpoint(feed, EVENT_GRID_SINK).global_position >= 4
 
 
 def test_server_errors_are_retried_with_backoff(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    ids = fill(tenant, streams=1, per_stream=3)
+    ids = fill(store, tenant, streams=1, per_stream=3)
     grid.fail_next(2, 503)
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
     assert run.published == 3 and run.sinks[0].requests == 3
@@ -153,34 +157,36 @@ def test_server_errors_are_retried_with_backoff(
 def test_a_failing_sink_is_held_and_catches_up_later(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    ids = fill(tenant, streams=1, per_stream=3)
+    ids = fill(store, tenant, streams=1, per_stream=3)
+    feed = store.feed(tenant.tenant_id)
     grid.fail_next(2, 500)
     publisher = publisher_for(store, grid, feed_retry_seconds=0.0)
     run = publisher.publish_tenant(tenant.tenant_id)
     assert run.published == 0 and run.sinks[0].error and "500" in run.sinks[0].error
-    assert tenant.feed_checkpoint(EVENT_GRID_SINK) == START
-    state = tenant.feed_sink_states()[EVENT_GRID_SINK]
+    assert feed_checkpoint(feed, EVENT_GRID_SINK) == START
+    state = feed.sink_states()[EVENT_GRID_SINK]
     assert state.failing_since is not None and state.last_error and "500" in state.last_error
     publisher.publish_tenant(tenant.tenant_id)  # still failing: the failure start stays the first one
-    assert tenant.feed_sink_states()[EVENT_GRID_SINK].failing_since == state.failing_since
+    assert feed.sink_states()[EVENT_GRID_SINK].failing_since == state.failing_since
     assert publisher.publish_tenant(tenant.tenant_id).published == 3
     assert [e["id"] for e in grid.events] == ids
-    healed = tenant.feed_sink_states()[EVENT_GRID_SINK]
+    healed = feed.sink_states()[EVENT_GRID_SINK]
     assert healed.failing_since is None and healed.last_error is None and healed.last_success_at is not None
 
 
 def test_a_wrong_key_holds_the_feed_without_dead_letters(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    fill(tenant, streams=1, per_stream=2)
+    fill(store, tenant, streams=1, per_stream=2)
+    feed = store.feed(tenant.tenant_id)
     run = publisher_for(store, grid, key="rotated-away").publish_tenant(tenant.tenant_id)
     assert run.published == 0 and run.sinks[0].error and "401" in run.sinks[0].error
-    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    assert feed.dead_letter_count() == 0 and feed_checkpoint(feed, EVENT_GRID_SINK) == START
     assert publisher_for(store, grid).publish_tenant(tenant.tenant_id).published == 2
 
 
 def test_a_timeout_is_retried(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
-    ids = fill(tenant, streams=1, per_stream=2)
+    ids = fill(store, tenant, streams=1, per_stream=2)
     grid.hang_next(1, seconds=3)
     run = publisher_for(store, grid, timeout=0.5).publish_tenant(tenant.tenant_id)
     assert run.published == 2 and run.sinks[0].requests == 2
@@ -188,14 +194,15 @@ def test_a_timeout_is_retried(store: EventStore, tenant: TenantEvents, grid: Eve
 
 
 def test_one_publisher_per_tenant_and_sink(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
-    fill(tenant, streams=1, per_stream=2)
+    fill(store, tenant, streams=1, per_stream=2)
     publisher = publisher_for(store, grid)
-    with tenant.feed_lock(EVENT_GRID_SINK) as held:
-        assert held
-        with tenant.feed_lock(EVENT_GRID_SINK) as second:
-            assert not second
-        with tenant.feed_lock("webhook:other") as other_sink:
-            assert other_sink  # another sink of the same tenant is not held back
+    feed = store.feed(tenant.tenant_id)
+    with feed.session(EVENT_GRID_SINK) as held:
+        assert held is not None
+        with feed.session(EVENT_GRID_SINK) as second:
+            assert second is None
+        with feed.session("webhook:other") as other_sink:
+            assert other_sink is not None  # another sink of the same tenant is not held back
         run = publisher.publish_tenant(tenant.tenant_id)
         assert not run.locked and run.published == 0 and grid.events == []
     assert publisher.publish_tenant(tenant.tenant_id).published == 2
@@ -204,28 +211,30 @@ def test_one_publisher_per_tenant_and_sink(store: EventStore, tenant: TenantEven
 def test_a_batch_refused_alike_holds_the_sink_instead_of_dead_lettering_it(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    fill(tenant, streams=2, per_stream=2)
+    fill(store, tenant, streams=2, per_stream=2)
+    feed = store.feed(tenant.tenant_id)
     grid.reject_next(7, 400)  # 4, 2, 1, 1 (and more): every event is refused on its own as well
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
     assert run.published == 0 and run.sinks[0].error and "refused" in run.sinks[0].error
-    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
-    assert "refused" in (tenant.feed_sink_states()[EVENT_GRID_SINK].last_error or "")
+    assert feed.dead_letter_count() == 0 and feed_checkpoint(feed, EVENT_GRID_SINK) == START
+    assert "refused" in (feed.sink_states()[EVENT_GRID_SINK].last_error or "")
 
 
 def test_a_small_batch_refused_alike_holds_then_after_the_hold_is_dead_lettered(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    fill(tenant, streams=1, per_stream=3)
+    fill(store, tenant, streams=1, per_stream=3)
+    feed = store.feed(tenant.tenant_id)
     grid.reject_next(5, 400)  # [3], [1], [2], [1], [1]: three single refusals, under the streak limit
     publisher = publisher_for(store, grid, feed_refusal_hold_seconds=0.0)
     held = publisher.publish_tenant(tenant.tenant_id)
     assert held.sinks[0].error and "every event refused alike" in held.sinks[0].error
-    assert tenant.dead_letter_count() == 0 and tenant.feed_checkpoint(EVENT_GRID_SINK) == START
+    assert feed.dead_letter_count() == 0 and feed_checkpoint(feed, EVENT_GRID_SINK) == START
     # Held once already, for longer than the hold allows (0 s here): now they are the events' fault.
     grid.reject_next(5, 400)
     moved_on = publisher.publish_tenant(tenant.tenant_id)
     assert moved_on.sinks[0].error is None and moved_on.sinks[0].dead_lettered == 3
-    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 3 and tenant.feed_checkpoint(EVENT_GRID_SINK) != START
+    assert feed.dead_letter_count(EVENT_GRID_SINK) == 3 and feed_checkpoint(feed, EVENT_GRID_SINK) != START
 
 
 def test_drains_need_one_connection_each(settings: Settings, grid: EventGridStandIn) -> None:
@@ -238,7 +247,7 @@ def test_drains_need_one_connection_each(settings: Settings, grid: EventGridStan
             tenant_id = random_tenant_id()
             small.onboard_tenant(tenant_id)
             tenants.append(small.tenant(tenant_id))
-            fill(tenants[-1], streams=1, per_stream=2)
+            fill(small, tenants[-1], streams=1, per_stream=2)
         publisher = FeedPublisher(
             small, [EventGridSink(grid.endpoint, AzureKeyCredential(KEY))],
             settings=small.settings.model_copy(update={"feed_retry_seconds": 2.0}), workers=2,
@@ -251,11 +260,12 @@ def test_drains_need_one_connection_each(settings: Settings, grid: EventGridStan
 def test_415_means_the_sink_is_wrong_not_the_events(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    fill(tenant, streams=1, per_stream=2)
+    fill(store, tenant, streams=1, per_stream=2)
+    feed = store.feed(tenant.tenant_id)
     grid.reject_next(1, 415)
     run = publisher_for(store, grid).publish_tenant(tenant.tenant_id)
     assert run.published == 0 and run.sinks[0].error and "415" in run.sinks[0].error
-    assert run.sinks[0].requests == 1 and tenant.dead_letter_count() == 0
+    assert run.sinks[0].requests == 1 and feed.dead_letter_count() == 0
 
 
 def test_retry_after_is_read_as_seconds_or_a_date() -> None:
@@ -278,7 +288,7 @@ def test_publish_all_covers_every_tenant(store: EventStore, grid: EventGridStand
         tenant_id = random_tenant_id()
         store.onboard_tenant(tenant_id)
         tenants.append(store.tenant(tenant_id))
-        fill(tenants[-1], streams=1, per_stream=1)
+        fill(store, tenants[-1], streams=1, per_stream=1)
     publisher_for(store, grid).publish_all()
     sources = {e["source"] for e in grid.events}
     assert {f"/tenants/{t.tenant_id}" for t in tenants} <= sources
@@ -296,18 +306,19 @@ def test_switched_off_means_no_sinks(settings: Settings) -> None:
 
 
 def test_redrive_sends_the_dead_letters_again(store: EventStore, tenant: TenantEvents, grid: EventGridStandIn) -> None:
-    ids = fill(tenant, streams=2, per_stream=2)
+    ids = fill(store, tenant, streams=2, per_stream=2)
+    feed = store.feed(tenant.tenant_id)
     publisher = publisher_for(store, grid)
     grid.reject_next(3, 400)  # the first event is refused on its own; the others go out
     assert publisher.publish_tenant(tenant.tenant_id).sinks[0].dead_lettered == 1
-    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 1
+    assert feed.dead_letter_count(EVENT_GRID_SINK) == 1
     grid.reject_next(1, 409)  # the first redrive is refused again: it stays, with the new reason
     again = publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK)
     assert again.published == 0 and again.dead_lettered == 1
-    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 1
+    assert feed.dead_letter_count(EVENT_GRID_SINK) == 1
     redriven = publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK)
     assert redriven.published == 1 and redriven.dead_lettered == 0 and redriven.caught_up
-    assert tenant.dead_letter_count(EVENT_GRID_SINK) == 0
+    assert feed.dead_letter_count(EVENT_GRID_SINK) == 0
     assert [e["id"] for e in grid.events] == ids[1:] + ids[:1]  # after the others: redrive is out of order
     assert publisher.redrive(tenant.tenant_id, EVENT_GRID_SINK).published == 0  # nothing left
     with pytest.raises(InvalidInput):
@@ -321,9 +332,10 @@ def test_the_pipeline_sink_sends_what_the_sdk_client_sends(
     =sdk) re-serialises the events. On the wire the two requests must be the same."""
     from eventstore.feed.sinks import EventGridSdkSink
 
-    fill(tenant, streams=2, per_stream=3)
-    entries = tenant.read_feed(START, 100)
-    batches = publisher_for(store, grid)._batches(tenant, entries)
+    fill(store, tenant, streams=2, per_stream=3)
+    feed = store.feed(tenant.tenant_id)
+    entries = read_feed(feed, START, 100)
+    batches = publisher_for(store, grid)._batches(feed, entries)
     assert len(batches) == 1
     batch = batches[0][1]
     EventGridSink(grid.endpoint, AzureKeyCredential(KEY)).send(batch)

@@ -16,10 +16,10 @@ from eventstore import EventStore, TenantEvents
 from eventstore.feed import signing
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EventGridSink, Sink, WebhookSink
-from eventstore.local.eventgrid import EventGridStandIn
-from eventstore.local.webhook import WebhookReceiver
 from eventstore.models import START
-from tests.helpers import event
+from eventstore_local.standins.eventgrid import EventGridStandIn
+from eventstore_local.standins.webhook import WebhookReceiver
+from tests.helpers import event, feed_checkpoint, feed_waiting
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1vZi1hdC1sZWFzdC0xNi1ieXRlcw=="
 
@@ -39,10 +39,11 @@ def webhook(receiver: WebhookReceiver, secret: str = SECRET, **options: Any) -> 
     return WebhookSink("sub", receiver.url, secret, origin="eventstore.example", timeout=2.0, **options)
 
 
-def settle(tenant: TenantEvents) -> None:
+def settle(store: EventStore, tenant: TenantEvents) -> None:
     """Wait while another session's open transaction (on a shared server) keeps events unreadable."""
     deadline = time.monotonic() + 30
-    while tenant.feed_waiting(tenant.read_all(START, limit=100_000).next_checkpoint) and time.monotonic() < deadline:
+    feed = store.feed(tenant.tenant_id)
+    while feed_waiting(feed, tenant.read_all(START, limit=100_000).next_checkpoint) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
@@ -63,7 +64,7 @@ def test_deliveries_are_signed_after_the_handshake(
     assert run.published == 3 and run.sinks[0].sink == "webhook:sub"
     assert hook.handshakes == ["eventstore.example"]  # asked once, before the first delivery
     assert [e["id"] for e in hook.events] == ids  # the receiver verified each signature (401 otherwise)
-    assert tenant.feed_checkpoint("webhook:sub") != START
+    assert feed_checkpoint(store.feed(tenant.tenant_id), "webhook:sub") != START
     append(tenant, 1)
     publisher(store, webhook(hook)).publish_tenant(tenant.tenant_id)
     assert len(hook.handshakes) == 2  # a new sink object (a new process) asks again
@@ -87,21 +88,22 @@ def test_a_wrong_secret_is_refused_by_the_subscriber_and_holds_the_sink(
     store: EventStore, tenant: TenantEvents, hook: WebhookReceiver
 ) -> None:
     append(tenant, 2)
-    settle(tenant)  # on a shared server, another session's transaction may keep the events unreadable a while
+    settle(store, tenant)  # on a shared server, another session's transaction may keep the events unreadable a while
     run = publisher(store, webhook(hook, secret="not-the-subscribers-secret")).publish_tenant(tenant.tenant_id)  # noqa: S106
     assert run.published == 0 and run.sinks[0].error and "401" in run.sinks[0].error
-    assert tenant.dead_letter_count() == 0 and hook.events == []
+    assert store.feed(tenant.tenant_id).dead_letter_count() == 0 and hook.events == []
     assert publisher(store, webhook(hook)).publish_tenant(tenant.tenant_id).published == 2
 
 
 def test_no_delivery_without_consent(store: EventStore, tenant: TenantEvents) -> None:
     with WebhookReceiver(SECRET, allowed_origins=("someone-else.example",)) as refusing:
         append(tenant, 2)
-        settle(tenant)
+        settle(store, tenant)
         run = publisher(store, webhook(refusing)).publish_tenant(tenant.tenant_id)
         assert run.published == 0 and run.sinks[0].error and "handshake refused" in run.sinks[0].error
-        assert refusing.statuses == [] and tenant.feed_checkpoint("webhook:sub") == START
-        state = tenant.feed_sink_states()["webhook:sub"]
+        feed = store.feed(tenant.tenant_id)
+        assert refusing.statuses == [] and feed_checkpoint(feed, "webhook:sub") == START
+        state = feed.sink_states()["webhook:sub"]
         assert state.last_error and "handshake" in state.last_error
         # Without the handshake (configured so), deliveries go straight out.
         assert publisher(store, webhook(refusing, handshake=False)).publish_tenant(tenant.tenant_id).published == 2
@@ -118,7 +120,7 @@ def test_a_broken_webhook_holds_back_no_other_sink_or_tenant(store: EventStore, 
             tenants.append(store.tenant(tenant_id))
         ids = [append(t, 2) for t in tenants]
         for t in tenants:
-            settle(t)
+            settle(store, t)
         sinks: list[Sink] = [
             WebhookSink("broken", broken.url, SECRET, origin="o", timeout=2.0),
             webhook(hook),
@@ -131,7 +133,7 @@ def test_a_broken_webhook_holds_back_no_other_sink_or_tenant(store: EventStore, 
             assert by_sink["webhook:broken"].published == 0 and by_sink["webhook:broken"].error
             assert by_sink["webhook:broken"].requests > 1  # retried with backoff before being held
             assert by_sink["webhook:sub"].published == 2 and by_sink["eventgrid"].published == 2
-            assert tenant.feed_checkpoint("webhook:broken") == START
+            assert feed_checkpoint(store.feed(tenant.tenant_id), "webhook:broken") == START
         # Every healthy delivery, of both tenants, was done while the broken webhook was still being retried.
         last_broken_answer = broken.answered_at[-1]
         assert all(a.arrived_at < last_broken_answer for a in grid.accepted)
@@ -139,7 +141,7 @@ def test_a_broken_webhook_holds_back_no_other_sink_or_tenant(store: EventStore, 
         # The nudge's way (skip_failing) leaves the failing sink alone for a while: no new requests to it.
         before = len(broken.statuses)
         more = append(tenants[0], 1)
-        settle(tenants[0])
+        settle(store, tenants[0])
         nudged = the_publisher.publish_tenant(tenants[0].tenant_id, skip_failing=True)
         assert {s.sink for s in nudged.sinks} == {"webhook:sub", "eventgrid"} and len(broken.statuses) == before
         assert grid.events[-1]["id"] == more[0]
@@ -150,14 +152,15 @@ def test_a_refused_event_is_dead_lettered_for_that_webhook_only(
 ) -> None:
     with WebhookReceiver(SECRET) as picky:
         ids = append(tenant, 3)
-        settle(tenant)
+        settle(store, tenant)
         picky.refused_ids.add(ids[1])
         sinks: list[Sink] = [WebhookSink("picky", picky.url, SECRET, origin="o"), webhook(hook)]
         run = publisher(store, *sinks).publish_tenant(tenant.tenant_id)
         by_sink = {s.sink: s for s in run.sinks}
         assert by_sink["webhook:picky"].dead_lettered == 1 and by_sink["webhook:picky"].caught_up
         assert by_sink["webhook:picky"].published == 2
-        assert tenant.dead_letter_count("webhook:picky") == 1 and tenant.dead_letter_count("webhook:sub") == 0
+        feed = store.feed(tenant.tenant_id)
+        assert feed.dead_letter_count("webhook:picky") == 1 and feed.dead_letter_count("webhook:sub") == 0
         assert [e["id"] for e in picky.events] == [ids[0], ids[2]]
         assert [e["id"] for e in hook.events] == ids
 
@@ -189,11 +192,11 @@ def test_a_redirect_is_not_followed(store: EventStore, tenant: TenantEvents, hoo
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         append(tenant, 2)
-        settle(tenant)
+        settle(store, tenant)
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         run = publisher(store, WebhookSink("moved", url, SECRET, origin="o")).publish_tenant(tenant.tenant_id)
         assert run.published == 0 and run.sinks[0].error and "301" in run.sinks[0].error
-        assert hook.statuses == [] and tenant.feed_checkpoint("webhook:moved") == START
+        assert hook.statuses == [] and feed_checkpoint(store.feed(tenant.tenant_id), "webhook:moved") == START
     finally:
         server.shutdown()
         server.server_close()

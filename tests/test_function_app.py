@@ -47,7 +47,7 @@ print(json.dumps({"schedule": timer.get_bindings_dict()["bindings"][0]["schedule
 
 
 def test_the_feed_timer_publishes_on_its_configured_schedule(store: EventStore, database_url: str) -> None:
-    from eventstore.local.eventgrid import EventGridStandIn
+    from eventstore_local.standins.eventgrid import EventGridStandIn
     from tests.helpers import event
 
     tenant_id = random_tenant_id()

@@ -27,7 +27,7 @@ import pytest
 from eventstore import AUDIT_STREAM_ID, START, EventStore, NewEvent, Settings, instance_stream_id
 from eventstore.errors import StoreUnavailable
 from eventstore.http.problems import problem_response
-from eventstore.samples import (
+from eventstore_local.samples import (
     CLAIM_INSTANCE_ID,
     FAILED_INSTANCE_ID,
     FAULTED_INSTANCE_ID,

@@ -1,5 +1,6 @@
 """The ingest mapping on its own: Marain envelopes and engine CloudEvents, our own outcome shape, exact
-payload spans, and what is refused (no database needed)."""
+payload spans, and what is refused (no database needed); then the one `Recorded` every record function
+answers with (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,34 @@ from uuid import UUID, uuid4, uuid5
 
 import pytest
 
-from eventstore import AUDIT_STREAM_ID, EventType, InvalidEventType, InvalidInput, InvalidTenantId
+from eventstore import (
+    AUDIT_STREAM_ID,
+    EventStore,
+    EventType,
+    InvalidEventType,
+    InvalidInput,
+    InvalidTenantId,
+    TenantEvents,
+)
 from eventstore.errors import UnsupportedContentType
 from eventstore.ingest import (
     CLOUDEVENT_BATCH_CONTENT_TYPE,
     CLOUDEVENT_CONTENT_TYPE,
     CLOUDEVENT_ID_NAMESPACE,
     CLOUDEVENT_TYPES,
+    Recorded,
     check_message_content_type,
     cloudevent_event_id,
     envelope_to_event,
     outcomes_to_events,
     parse_outcome_message,
+    record_message,
+    record_outcomes,
+    record_queued_message,
+    record_queued_outcomes,
 )
-from eventstore.samples import CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, LITWARE_TENANT_ID, load, sample_bytes
+from eventstore.store import instance_stream_id
+from eventstore_local.samples import CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, LITWARE_TENANT_ID, load, sample_bytes
 
 TENANT = LITWARE_TENANT_ID
 
@@ -382,3 +397,58 @@ def test_a_queued_wrapper_carries_tenant_instance_and_events() -> None:
 def test_bad_queued_outcomes_are_refused(body: bytes) -> None:
     with pytest.raises(InvalidInput):
         parse_outcome_message(body)
+
+
+# --- recording: every path answers with a Recorded ----------------------------------------------------
+
+
+def test_recording_a_message_over_http_or_from_the_queue_answers_the_same_shape(
+    store: EventStore, tenant: TenantEvents
+) -> None:
+    sent = _envelope(tenantId=tenant.tenant_id)
+    recorded = record_message(store, tenant.tenant_id, sent, "http")
+    assert isinstance(recorded, Recorded)
+    assert (recorded.tenant_id, recorded.stream_id) == (tenant.tenant_id, AUDIT_STREAM_ID)
+    assert recorded.workflow_instance_id == CLAIM_INSTANCE_ID
+    assert [e.event_id for e in recorded.events] == [UUID("7e7033bf-3e51-4df6-94d0-a51fc0f9afc3")]
+    assert not recorded.result.repeated
+
+    operation_id = uuid4()
+    queued = record_queued_message(store, _envelope(tenantId=tenant.tenant_id, operationId=str(operation_id)))
+    assert (queued.tenant_id, queued.stream_id, queued.workflow_instance_id) == (
+        tenant.tenant_id,
+        AUDIT_STREAM_ID,
+        CLAIM_INSTANCE_ID,
+    )
+    assert [(e.event_id, e.source_system) for e in queued.events] == [(operation_id, "queue")]
+    assert record_message(store, tenant.tenant_id, sent, "http").result.repeated
+
+
+def test_recording_outcomes_over_http_or_from_the_queue_answers_the_same_shape(
+    store: EventStore, tenant: TenantEvents
+) -> None:
+    first, second = uuid4(), uuid4()
+    body = json.dumps({"eventId": str(first), "eventType": "StepStarted", "payload": {"step": 1}}).encode()
+    recorded = record_outcomes(store, tenant.tenant_id, "i-1", body, "application/json")
+    assert isinstance(recorded, Recorded)
+    assert (recorded.tenant_id, recorded.stream_id, recorded.workflow_instance_id) == (
+        tenant.tenant_id,
+        instance_stream_id("i-1"),
+        "i-1",
+    )
+    assert [e.event_id for e in recorded.events] == [first]
+    assert recorded.result.version == 1
+
+    message = {
+        "tenantId": tenant.tenant_id,
+        "workflowInstanceId": "i-1",
+        "events": [{"eventId": str(second), "eventType": "StepCompleted", "payload": [1]}],
+    }
+    queued = record_queued_outcomes(store, json.dumps(message).encode())
+    assert (queued.tenant_id, queued.stream_id, queued.workflow_instance_id) == (
+        tenant.tenant_id,
+        instance_stream_id("i-1"),
+        "i-1",
+    )
+    assert [e.event_id for e in queued.events] == [second]
+    assert (queued.result.version, queued.result.repeated) == (2, False)

@@ -28,13 +28,14 @@ from eventstore import (
     AppendResult,
     Checkpoint,
     ConcurrencyConflict,
+    EventStore,
     RecordedEvent,
     Settings,
     StreamState,
     TenantEvents,
 )
 from eventstore.models import ExpectedVersion
-from tests.helpers import Connection, app_connection, append_on, event
+from tests.helpers import Connection, app_connection, append_on, event, feed_waiting, read_feed
 
 
 def current_xid(conn: Connection) -> int:
@@ -66,9 +67,10 @@ def one_by_one(read: Callable[[Checkpoint], tuple[list[UUID], Checkpoint]], afte
 
 
 def test_a_lower_transaction_id_with_a_higher_position_is_never_skipped_or_reordered(
-    tenant: TenantEvents, settings: Settings, app_conn: Connection
+    store: EventStore, tenant: TenantEvents, settings: Settings, app_conn: Connection
 ) -> None:
     event_a, event_b = event({"who": "A"}), event({"who": "B"})
+    tenant_feed = store.feed(tenant.tenant_id)
     with app_conn.transaction():
         xid_a = current_xid(app_conn)  # A's id is taken now, before B exists
         result_b = tenant.append("instance:b", [event_b])  # commits at once, on a pool connection
@@ -81,10 +83,10 @@ def test_a_lower_transaction_id_with_a_higher_position_is_never_skipped_or_reord
         held = tenant.read_all(START)
         assert held.events == [] and held.next_checkpoint == START and not held.more
         assert tenant.read_all(START, limit=1).events == []
-        assert tenant.read_feed(START, 10) == []
+        assert read_feed(tenant_feed, START, 10) == []
         assert tenant.search(START).events == []
         assert tenant.search(START, stream_id="instance:b").events == []
-        assert tenant.feed_waiting(START)  # there is something, just not readable yet
+        assert feed_waiting(tenant_feed, START)  # there is something, just not readable yet
         checkpoint_while_open = held.next_checkpoint
 
     both = readable(tenant, 2)
@@ -98,7 +100,7 @@ def test_a_lower_transaction_id_with_a_higher_position_is_never_skipped_or_reord
         return [e.event_id for e in page.events], page.next_checkpoint
 
     def feed(after: Checkpoint) -> tuple[list[UUID], Checkpoint]:
-        entries = tenant.read_feed(after, 1)
+        entries = read_feed(tenant_feed, after, 1)
         return [e.event_id for e in entries], entries[-1].checkpoint if entries else after
 
     def search(after: Checkpoint) -> tuple[list[UUID], Checkpoint]:
@@ -113,7 +115,7 @@ def test_a_lower_transaction_id_with_a_higher_position_is_never_skipped_or_reord
 
 
 def test_a_transaction_appending_around_another_commit_comes_back_whole_before_it(
-    tenant: TenantEvents, settings: Settings, app_conn: Connection
+    store: EventStore, tenant: TenantEvents, settings: Settings, app_conn: Connection
 ) -> None:
     """The ordinary way to get a low id with a high position: a transaction that appends twice, with
     another writer's commit in between."""
@@ -122,7 +124,7 @@ def test_a_transaction_appending_around_another_commit_comes_back_whole_before_i
         append_on(app_conn, tenant, settings, "instance:long", [first])
         tenant.append("instance:short", [other])
         append_on(app_conn, tenant, settings, "instance:long", [second])
-        assert tenant.read_all(START).events == [] and tenant.read_feed(START, 10) == []
+        assert tenant.read_all(START).events == [] and read_feed(store.feed(tenant.tenant_id), START, 10) == []
     events = readable(tenant, 3)
     assert [e.event_id for e in events] == [first.event_id, second.event_id, other.event_id]
     positions = [e.global_position for e in events]

@@ -19,10 +19,10 @@ from eventstore import EventStore, TenantEvents
 from eventstore.feed.cloudevents import to_cloudevent
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink, encode
-from eventstore.local.eventgrid import EventGridStandIn
 from eventstore.models import START
-from eventstore.store.read_feed import FeedEntry
-from tests.helpers import event
+from eventstore.store import FeedEntry
+from eventstore_local.standins.eventgrid import EventGridStandIn
+from tests.helpers import event, feed_checkpoint, read_feed
 
 KEY = "feed-invariant-key"
 
@@ -33,13 +33,14 @@ def grid() -> Iterator[EventGridStandIn]:
         yield standin
 
 
-def appended(tenant: TenantEvents, count: int) -> list[FeedEntry]:
+def appended(store: EventStore, tenant: TenantEvents, count: int) -> list[FeedEntry]:
     """`count` events over two streams, once the feed can read them all (another session's open
     transaction on a shared server can hold them back for a while)."""
     for n in range(count):
         tenant.append(f"instance:s{n % 2}", [event({"n": n})])
     deadline = time.monotonic() + 30
-    while len(entries := tenant.read_feed(START, 1000)) < count and time.monotonic() < deadline:
+    feed = store.feed(tenant.tenant_id)
+    while len(entries := read_feed(feed, START, 1000)) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(entries) == count
     return entries
@@ -48,7 +49,8 @@ def appended(tenant: TenantEvents, count: int) -> list[FeedEntry]:
 def test_a_failure_on_a_pages_second_batch_keeps_the_checkpoint_at_the_end_of_the_first(
     store: EventStore, tenant: TenantEvents, grid: EventGridStandIn
 ) -> None:
-    entries = appended(tenant, 7)
+    entries = appended(store, tenant, 7)
+    feed = store.feed(tenant.tenant_id)
     ids = [str(e.event_id) for e in entries]
     sizes = [len(encode(to_cloudevent(tenant.tenant_id, e, store.settings.feed_type_prefix))) for e in entries]
     # Room for two events per request, never three; one page holds every event.
@@ -67,13 +69,13 @@ def test_a_failure_on_a_pages_second_batch_keeps_the_checkpoint_at_the_end_of_th
         taken = grid.requests[0].event_count
         assert 1 <= taken < len(entries) and failed.published == taken
         assert [e["id"] for e in grid.events] == ids[:taken]
-        assert tenant.feed_checkpoint(EVENT_GRID_SINK) == entries[taken - 1].checkpoint
+        assert feed_checkpoint(feed, EVENT_GRID_SINK) == entries[taken - 1].checkpoint
 
         # The next run starts right after the first batch: nothing lost, nothing sent twice.
         healed = publisher.publish_tenant(tenant.tenant_id)
         assert healed.sinks[0].error is None and healed.published == len(entries) - taken
         assert [e["id"] for e in grid.events] == ids
         assert all(r.event_count <= 2 for r in grid.requests)
-        assert tenant.feed_checkpoint(EVENT_GRID_SINK) == entries[-1].checkpoint
+        assert feed_checkpoint(feed, EVENT_GRID_SINK) == entries[-1].checkpoint
     finally:
         publisher.close()

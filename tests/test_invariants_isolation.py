@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 import pytest
 import requests
 
-from eventstore import EventStore, EventType, NewEvent, TenantEvents, instance_stream_id
+from eventstore import EventStore, EventType, NewEvent, TenantEvents, instance_stream_id, query
 from tests.conftest import random_tenant_id
 
 
@@ -94,9 +94,9 @@ def test_search_event_by_id_and_instance_listing_stay_in_the_tenant(store: Event
         assert tenant.get_event(mine.own_event) is not None
         assert tenant.get_event(other.own_event) is None
 
-        states, _ = tenant.list_instances()
+        states, _ = query.list_instances(tenant, None)
         assert sorted(s.workflow_instance_id for s in states) == sorted(["shared", mine.own_instance])
-        assert tenant.rebuild_state(other.own_instance).last_sequence == 0
+        assert query.rebuild_state(tenant, other.own_instance).last_sequence == 0
 
 
 def onboard_over_http(api_url: str) -> Any:

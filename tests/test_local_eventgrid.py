@@ -15,7 +15,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, 
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridPublisherClient
 
-from eventstore.local.eventgrid import API_VERSION, EventGridStandIn
+from eventstore_local.standins.eventgrid import API_VERSION, EventGridStandIn
 
 KEY = "test-topic-key"
 # Per call: no SDK retries (its default policy retries 5xx/timeouts with backoff), short timeouts.

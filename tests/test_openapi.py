@@ -11,13 +11,14 @@ from uuid import uuid4
 
 import pytest
 
+from eventstore.functions import OPERATIONS
+from eventstore.http.examples import EXAMPLE_CONTINUATION, EXAMPLE_TENANT
 from eventstore.http.openapi import openapi_document
-from eventstore.http.routes import EXAMPLE_CONTINUATION, EXAMPLE_TENANT, OPERATIONS
-from eventstore.samples import CLAIM_INSTANCE_ID, load, sample_bytes
+from eventstore_local.samples import CLAIM_INSTANCE_ID, load, sample_bytes
 from tests.conftest import random_tenant_id
 from tests.test_http_api import Api, Response, cloudevent, envelope, http_bindings, native, serve_api
 
-DOCUMENT = openapi_document()
+DOCUMENT = openapi_document(OPERATIONS)
 
 
 @pytest.fixture(scope="session")

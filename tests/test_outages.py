@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench.reliability import Answer, Api, OutageHost, PrivatePostgres, SilentServer, restartable_azurite
-from eventstore.local.azurite import Azurite
+from eventstore_local.standins.azurite import Azurite
 
 # EVENTSTORE_DEPENDENCY_TIMEOUT_SECONDS of the host under test: long enough that a database restarted in
 # the middle of a request's wait (one test) has seconds to spare on a loaded machine.

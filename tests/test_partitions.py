@@ -23,7 +23,7 @@ def test_ensure_partitions_is_idempotent_and_safe_concurrently(store: EventStore
     tenant = store.tenant(tenant_id)
     later = datetime(2040, 3, 15, tzinfo=UTC)
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda _: tenant.ensure_partitions(months_ahead=5, now=later), range(12)))
+        results = list(pool.map(lambda _: store.ensure_partitions_for(tenant.placement, 5, later), range(12)))
     expected = [
         "events_2040m03",
         "events_2040m04",
@@ -34,7 +34,7 @@ def test_ensure_partitions_is_idempotent_and_safe_concurrently(store: EventStore
     ]
     assert all(r == expected for r in results)
     assert set(expected) <= set(store.partitions(tenant_id))
-    assert tenant.ensure_partitions(months_ahead=5, now=later) == expected
+    assert store.ensure_partitions_for(tenant.placement, 5, later) == expected
 
 
 def test_append_across_a_month_boundary_creates_the_missing_partition(store: EventStore, settings: Settings) -> None:

@@ -18,8 +18,9 @@ from eventstore import (
     PayloadTooLarge,
     Settings,
     TenantEvents,
+    query,
 )
-from eventstore.samples import CLAIM_INSTANCE_ID, FAILED_INSTANCE_ID, FAULTED_INSTANCE_ID, expense_claim_walk
+from eventstore_local.samples import CLAIM_INSTANCE_ID, FAILED_INSTANCE_ID, FAULTED_INSTANCE_ID, expense_claim_walk
 from tests.conftest import random_tenant_id
 from tests.helpers import event
 
@@ -87,17 +88,17 @@ def test_search_by_type_workflow_and_time_pages_without_repeats(walked: Any) -> 
 
 
 def test_list_instances_by_rebuilt_status(walked: Any) -> None:
-    faulted, after = walked.list_instances(status="faulted")
+    faulted, after = query.list_instances(walked, status="faulted")
     assert sorted(s.workflow_instance_id for s in faulted) == sorted([FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID])
     assert after is None
-    everything, _ = walked.list_instances()
+    everything, _ = query.list_instances(walked, None)
     assert {s.workflow_instance_id for s in everything} == {CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID}
-    first, cursor = walked.list_instances(limit=1)
+    first, cursor = query.list_instances(walked, None, limit=1)
     assert len(first) == 1 and cursor == first[0].workflow_instance_id
-    rest, end = walked.list_instances(after=cursor)
+    rest, end = query.list_instances(walked, None, after=cursor)
     assert [s.workflow_instance_id for s in first + rest] == sorted(s.workflow_instance_id for s in everything)
     assert end is None
-    bounded, resume = walked.list_instances(status="faulted", scan=1)
+    bounded, resume = query.list_instances(walked, status="faulted", scan=1)
     assert resume is not None and len(bounded) <= 1
 
 

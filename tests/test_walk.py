@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore.sample_client import send_walk
+from eventstore_local.walk import send_walk
 
 
 def test_the_sample_walk_records_and_queries_over_http(api_url: str) -> None:

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventstore.store.streams import AUDIT_STREAM_ID, INSTANCE_PREFIX
+from eventstore.store import AUDIT_STREAM_ID, INSTANCE_PREFIX
 
 DEFAULT_TYPE_PREFIX = "io.eventstore.workflow"
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")

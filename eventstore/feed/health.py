@@ -22,9 +22,9 @@ def configured_sinks(settings: Settings) -> dict[str, bool]:
 
 
 def feed_health(store: EventStore, tenant_id: str, now: datetime | None = None) -> FeedHealth:
-    tenant = store.tenant(tenant_id)
+    tenant = store.feed(tenant_id)
     settings = store.settings
-    states = tenant.feed_sink_states()
+    states = tenant.sink_states()
     sinks = configured_sinks(settings)
     for stored in states:
         sinks.setdefault(stored, False)
@@ -33,7 +33,7 @@ def feed_health(store: EventStore, tenant_id: str, now: datetime | None = None) 
     for name, enabled in sinks.items():
         state = states.get(name)
         checkpoint = state.checkpoint if state else START
-        pending = tenant.feed_pending(checkpoint)
+        pending = tenant.pending(checkpoint)
         oldest = pending.oldest_recorded_at
         report.append(
             FeedSinkHealth(

@@ -1,7 +1,7 @@
 """The change feed's publisher: for each tenant and sink, the all-stream after the sink's checkpoint, as
 slim CloudEvents, in batches, the checkpoint moved only after the sink took (or refused) the batch.
 
-- One publisher per tenant and sink at a time: a session-level advisory lock (`TenantEvents.feed_lock`).
+- One publisher per tenant and sink at a time: a session-level advisory lock (`TenantFeed.session`).
   A drain that finds it taken does nothing: the holder publishes what is there.
 - Each (tenant, sink) drains on its own worker from its own checkpoint under its own lock, so a slow or
   failing sink never holds back another sink, or another tenant.
@@ -39,11 +39,7 @@ from eventstore.feed.cloudevents import to_cloudevent
 from eventstore.feed.sinks import Batch, Sink, encode
 from eventstore.models import START, Checkpoint
 from eventstore.settings import Settings
-from eventstore.store import EventStore
-from eventstore.store.feed_checkpoints import DeadLetter
-from eventstore.store.feed_session import FeedSession
-from eventstore.store.read_feed import FeedEntry
-from eventstore.store.tenant_events import TenantEvents
+from eventstore.store import DeadLetter, EventStore, FeedEntry, FeedSession, TenantFeed
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +166,7 @@ class FeedPublisher:
         futures: dict[str, list[Future[SinkRun]]] = {}
         for placement in self.store.tenants():
             try:
-                tenant = self.store.tenant(placement.tenant_id)
+                tenant = self.store.feed(placement.tenant_id)
             except Exception as exc:
                 log.error("feed: tenant %s not published: %s: %s", placement.tenant_id, type(exc).__name__, exc)
                 continue
@@ -195,7 +191,7 @@ class FeedPublisher:
 
         `skip_failing` leaves out sinks that failed in the last `FAILING_QUIET_SECONDS` (the nudge does:
         it must stay quick, and the timer retries those)."""
-        tenant = self.store.tenant(tenant_id)
+        tenant = self.store.feed(tenant_id)
         retry = self.retry_seconds if retry_seconds is None else retry_seconds
         deadline = self._clock() + (self.run_seconds if run_seconds is None else run_seconds)
         sinks = [s for s in self.sinks if not (skip_failing and self._failing_lately(tenant.tenant_id, s.name))]
@@ -221,13 +217,13 @@ class FeedPublisher:
         """Send `sink_name` the events it refused before (after the cause was fixed). What it takes is
         stamped redriven; what it refuses again stays a dead letter with the new reason. Redriven events
         arrive after later events of their streams: subscribers that need order re-read the stream."""
-        tenant = self.store.tenant(tenant_id)
+        tenant = self.store.feed(tenant_id)
         sink = next((s for s in self.sinks if s.name == sink_name), None)
         if sink is None:
             raise InvalidInput(f"no enabled sink named {sink_name!r}", field="sink")
         retry = self.retry_seconds if retry_seconds is None else retry_seconds
         deadline = self._clock() + self.run_seconds
-        with tenant.feed_session(sink.name) as session:
+        with tenant.session(sink.name) as session:
             run = SinkRun(sink.name, START, locked=session is not None)
             if session is None:
                 return run
@@ -251,34 +247,34 @@ class FeedPublisher:
 
     # one sink of one tenant
 
-    def _drain_locked(self, tenant: TenantEvents, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
+    def _drain_locked(self, tenant: TenantFeed, sink: Sink, retry_seconds: float, deadline: float) -> SinkRun:
         if self._clock() >= deadline:
             # Queued behind slow drains until the run's time was up: left to the next run.
             return SinkRun(sink.name, START, error="not started: the run's deadline had passed")
-        with tenant.feed_session(sink.name) as session:
+        with tenant.session(sink.name) as session:
             if session is None:
                 return SinkRun(sink.name, START, locked=False)
             return self._drain(tenant, session, sink, retry_seconds, deadline)
 
     def _drain(
-        self, tenant: TenantEvents, session: FeedSession, sink: Sink, retry_seconds: float, deadline: float
+        self, tenant: TenantFeed, session: FeedSession, sink: Sink, retry_seconds: float, deadline: float
     ) -> SinkRun:
         run = SinkRun(sink.name, session.checkpoint())
         key = (tenant.tenant_id, sink.name)
         refusals = _Refusals(session, self.refusal_hold_seconds)
         try:
             while True:
-                entries = session.read(run.checkpoint, self.batch_events)
-                if not entries:
+                page = session.read(run.checkpoint, self.batch_events)
+                if not page.events:
                     run.caught_up = True
                     run.waiting = session.waiting(run.checkpoint)
                     break
-                for batch_entries, batch in self._batches(tenant, entries):
+                for batch_entries, batch in self._batches(tenant, page.events):
                     letters: list[DeadLetter] = []
                     self._deliver_batch(sink, batch_entries, batch, retry_seconds, deadline, run, letters, refusals)
                     run.checkpoint = session.complete_batch(batch_entries[-1].checkpoint, letters)
                     run.dead_lettered += len(letters)
-                if len(entries) < self.batch_events:
+                if not page.more:
                     # Caught up as of that read. Under a steady load there is always a little more by now;
                     # polling for it would keep this run going for ever, a request per few events. What
                     # was appended since has nudged (or the timer comes), and `waiting` says it is there.
@@ -298,7 +294,7 @@ class FeedPublisher:
             self._failing.pop(key, None)
         return run
 
-    def _batches(self, tenant: TenantEvents, entries: list[FeedEntry]) -> list[tuple[list[FeedEntry], Batch]]:
+    def _batches(self, tenant: TenantFeed, entries: list[FeedEntry]) -> list[tuple[list[FeedEntry], Batch]]:
         """Split a page into batches under the byte limit (Event Grid: 1 MB per request)."""
         out: list[tuple[list[FeedEntry], Batch]] = []
         chunk: list[FeedEntry] = []

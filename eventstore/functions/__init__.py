@@ -1,19 +1,25 @@
-"""One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`."""
+"""One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`. Each area's module declares
+its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
-from eventstore.functions.feed import blueprint as feed_blueprint
-from eventstore.functions.health import blueprint as health_blueprint
-from eventstore.functions.ingest import blueprint as ingest_blueprint
-from eventstore.functions.partitions import blueprint as partitions_blueprint
-from eventstore.functions.query import blueprint as query_blueprint
-from eventstore.functions.tenants import blueprint as tenants_blueprint
+from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants
 
-BLUEPRINTS = (
-    partitions_blueprint,
-    tenants_blueprint,
-    ingest_blueprint,
-    query_blueprint,
-    health_blueprint,
-    feed_blueprint,
+OPERATIONS = (
+    *ingest.OPERATIONS,
+    *tenants.OPERATIONS,
+    *query.OPERATIONS,
+    *feed.OPERATIONS,
+    *health.OPERATIONS,
+    *openapi.OPERATIONS,
 )
 
-__all__ = ["BLUEPRINTS"]
+BLUEPRINTS = (
+    partitions.blueprint,
+    tenants.blueprint,
+    ingest.blueprint,
+    query.blueprint,
+    openapi.openapi_blueprint(OPERATIONS),
+    health.blueprint,
+    feed.blueprint,
+)
+
+__all__ = ["BLUEPRINTS", "OPERATIONS"]

@@ -6,8 +6,8 @@ import azure.functions as func
 
 from eventstore.http.exchange import json_response, route_param
 from eventstore.http.models import HEALTH_LIST_LIMIT, PayloadProblemItem, TenantHealth
-from eventstore.http.routes import http_function
-from eventstore.runtime import get_store
+from eventstore.http.routes import Operation, Reply, http_function
+from eventstore.services import services
 from eventstore.store import EventStore
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
@@ -36,6 +36,24 @@ def tenant_health(store: EventStore, tenant_id: str) -> TenantHealth:
     )
 
 
-@http_function(blueprint, "get_tenant_health")
+GET_TENANT_HEALTH = Operation(
+    name="get_tenant_health",
+    method="GET",
+    route="tenants/{tenantId}/health",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="The tenant's health: events whose payload is lost",
+    description="Events whose payload was found missing from Blob storage (a read answers 410 "
+    "payload-missing, naming the blob) or no longer matching its SHA-256, the most recently seen first. "
+    "Found when read, or by `eventstore payloads check`.",
+    replies=(Reply(200, "The tenant's health.", TenantHealth),),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, GET_TENANT_HEALTH)
 def get_tenant_health(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(tenant_health(get_store(), route_param(req, "tenantId")))
+    return json_response(tenant_health(services().store, route_param(req, "tenantId")))
+
+
+OPERATIONS = (GET_TENANT_HEALTH,)

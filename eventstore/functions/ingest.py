@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import quote
 
 import azure.functions as func
+from pydantic import Field
 
 from eventstore import ingest
 from eventstore.errors import ConcurrencyConflict, DuplicateEventId, InvalidInput, UnknownTenant
@@ -31,8 +33,17 @@ from eventstore.http.exchange import (
 )
 from eventstore.http.metrics import COUNTERS, QUEUE_MESSAGE_FAILURES, QUEUE_MESSAGES_RECORDED
 from eventstore.http.models import MessageAccepted, OutcomesAppended
-from eventstore.http.routes import http_function
-from eventstore.runtime import get_store, nudge_feed
+from eventstore.http.routes import LOCATION, Body, Header, Operation, Reply, http_function
+from eventstore.ingest import (
+    CLOUDEVENT_BATCH_CONTENT_TYPE,
+    CLOUDEVENT_CONTENT_TYPE,
+    ENVELOPE_CONTENT_TYPE,
+    EngineCloudEvent,
+    OutcomeEvent,
+    WorkflowMessageEnvelope,
+)
+from eventstore.models import JSON_CONTENT_TYPE
+from eventstore.services import services
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -44,41 +55,127 @@ QUEUE_CONNECTION = "AzureWebJobsStorage"
 # Retrying these cannot succeed: the message itself is wrong (or names a tenant that does not exist).
 _PERMANENT = (InvalidInput, UnknownTenant, DuplicateEventId, ConcurrencyConflict)
 
+_ETAG_VERSION = Header("ETag", 'The stream\'s version after the append, quoted ("5"): send it as If-Match.')
 
-@http_function(blueprint, "post_message")
+
+POST_MESSAGE = Operation(
+    name="post_message",
+    method="POST",
+    route="tenants/{tenantId}/messages",
+    auth_level="FUNCTION",
+    tag="ingest",
+    summary="Record a message received by the engine's front door",
+    description="The body is a Marain WorkflowMessageEnvelope (a trigger or a start request). It is recorded "
+    "byte-exact in the tenant's audit stream as TriggerReceived or InstanceCreationRequestReceived, with the "
+    "envelope's operationId as event id: sending the same message again answers the same positions with "
+    "repeated=true and stores nothing. The envelope's tenantId must be the route's tenant.",
+    body=Body(
+        {JSON_CONTENT_TYPE: WorkflowMessageEnvelope, ENVELOPE_CONTENT_TYPE: WorkflowMessageEnvelope},
+        "A WorkflowMessageEnvelope.",
+    ),
+    replies=(
+        Reply(
+            202,
+            "Recorded (or recorded before, when repeated).",
+            MessageAccepted,
+            headers=(LOCATION,),
+            example={
+                "eventId": "7e7033bf-3e51-4df6-94d0-a51fc0f9afc3",
+                "sequenceNumber": 12,
+                "globalPosition": 40,
+                "repeated": False,
+            },
+        ),
+    ),
+    errors=(400, 404, 409, 413, 415, 503),
+)
+
+
+@http_function(blueprint, POST_MESSAGE)
 def post_message(req: func.HttpRequest) -> func.HttpResponse:
-    store = get_store()
+    store = services().store
     body = body_within_limit(req, store.settings)
     ingest.check_message_content_type(header(req, "Content-Type"))
     recorded = ingest.record_message(store, route_param(req, "tenantId"), body, "http")
     if not recorded.result.repeated:
-        nudge_feed(recorded.tenant_id)
+        services().nudge_feed(recorded.tenant_id)
+    event_id = recorded.events[0].event_id
     answer = MessageAccepted(
-        event_id=str(recorded.event_id),
+        event_id=str(event_id),
         sequence_number=recorded.result.sequence_numbers[0],
         global_position=recorded.result.global_positions[0],
         repeated=recorded.result.repeated,
     )
-    return json_response(answer, 202, {"Location": event_path(recorded.tenant_id, recorded.event_id)})
+    return json_response(answer, 202, {"Location": event_path(recorded.tenant_id, event_id)})
 
 
-@http_function(blueprint, "append_outcomes")
+APPEND_OUTCOMES = Operation(
+    name="append_outcomes",
+    method="POST",
+    route="tenants/{tenantId}/instances/{instanceId}/events",
+    auth_level="FUNCTION",
+    tag="ingest",
+    summary="Append outcome events to a workflow instance's history",
+    description="One event or a JSON array of events, appended atomically. Each item is either "
+    "`{eventId, eventType, payload, userId?, correlationId?, causationId?, sourceSystem?, workflowId?, "
+    "contentType?}` (payload: any JSON, stored exactly as written) or a Marain engine CloudEvent "
+    "(io.marain.workflow.instance.created / transition-completed / faulted), stored exactly as received. "
+    'If-Match: "<n>" appends only when the stream\'s version is n (0: only to a new stream; *: only to an '
+    "existing one); otherwise 409 with actualVersion. Repeating an append answers its first positions.",
+    headers=(
+        Header(
+            "If-Match",
+            'Expected stream version, quoted ("5"), or * for "the stream exists".',
+            {"type": "string", "pattern": r'^\s*(?:"\d{1,18}"|\d{1,18}|\*)\s*$'},
+        ),
+    ),
+    body=Body(
+        {
+            JSON_CONTENT_TYPE: OutcomeEvent
+            | EngineCloudEvent
+            | Annotated[list[OutcomeEvent | EngineCloudEvent], Field(min_length=1)],
+            CLOUDEVENT_CONTENT_TYPE: EngineCloudEvent,
+            CLOUDEVENT_BATCH_CONTENT_TYPE: Annotated[list[EngineCloudEvent], Field(min_length=1)],
+        },
+        "Outcome events.",
+    ),
+    replies=(
+        Reply(
+            201,
+            "Appended (or appended before, when repeated).",
+            OutcomesAppended,
+            headers=(LOCATION, _ETAG_VERSION),
+            example={
+                "eventIds": ["6f1c2f9e-54a4-4a55-8b0b-0b7e8b3c7c11"],
+                "sequenceNumbers": [3],
+                "globalPositions": [41],
+                "version": 3,
+                "repeated": False,
+            },
+        ),
+    ),
+    errors=(400, 404, 409, 413, 415, 503),
+)
+
+
+@http_function(blueprint, APPEND_OUTCOMES)
 def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
-    store = get_store()
+    store = services().store
     body = body_within_limit(req, store.settings)
     expected = expected_version(req)
     tenant_id, instance_id = route_param(req, "tenantId"), instance_id_param(req)
-    events, result = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
+    recorded = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
+    result = recorded.result
     if not result.repeated:
-        nudge_feed(tenant_id)
+        services().nudge_feed(tenant_id)
     answer = OutcomesAppended(
-        event_ids=[str(e.event_id) for e in events],
+        event_ids=[str(e.event_id) for e in recorded.events],
         sequence_numbers=list(result.sequence_numbers),
         global_positions=list(result.global_positions),
         version=result.version,
         repeated=result.repeated,
     )
-    history = f"{tenant_path(store.tenant(tenant_id).tenant_id)}/instances/{quote(instance_id, safe='')}/events"
+    history = f"{tenant_path(recorded.tenant_id)}/instances/{quote(instance_id, safe='')}/events"
     location = f"{history}?fromSequence={result.sequence_numbers[0]}"
     return json_response(answer, 201, {"Location": location, "ETag": f'"{result.version}"'})
 
@@ -109,12 +206,12 @@ def _failures_reported(queue: str, msg: func.QueueMessage) -> Iterator[None]:
 @blueprint.queue_trigger(arg_name="msg", queue_name=MESSAGES_QUEUE, connection=QUEUE_CONNECTION)
 def record_queued_message(msg: func.QueueMessage) -> None:
     with _failures_reported(MESSAGES_QUEUE, msg):
-        recorded = ingest.record_queued_message(get_store(), msg.get_body())
+        recorded = ingest.record_queued_message(services().store, msg.get_body())
     if not recorded.result.repeated:
-        nudge_feed(recorded.tenant_id)
+        services().nudge_feed(recorded.tenant_id)
     log.info(
         "queue %s: message %s recorded as event %s%s",
-        MESSAGES_QUEUE, msg.id, recorded.event_id, " (repeat)" if recorded.result.repeated else "",
+        MESSAGES_QUEUE, msg.id, recorded.events[0].event_id, " (repeat)" if recorded.result.repeated else "",
     )  # fmt: skip
 
 
@@ -122,11 +219,14 @@ def record_queued_message(msg: func.QueueMessage) -> None:
 @blueprint.queue_trigger(arg_name="msg", queue_name=OUTCOMES_QUEUE, connection=QUEUE_CONNECTION)
 def record_queued_outcomes(msg: func.QueueMessage) -> None:
     with _failures_reported(OUTCOMES_QUEUE, msg):
-        message, result = ingest.record_queued_outcomes(get_store(), msg.get_body())
-    if not result.repeated:
-        nudge_feed(message.tenant_id)
+        recorded = ingest.record_queued_outcomes(services().store, msg.get_body())
+    if not recorded.result.repeated:
+        services().nudge_feed(recorded.tenant_id)
     log.info(
         "queue %s: message %s appended %d event(s) to instance %s at %s%s",
-        OUTCOMES_QUEUE, msg.id, len(message.events), message.workflow_instance_id, result.sequence_numbers,
-        " (repeat)" if result.repeated else "",
+        OUTCOMES_QUEUE, msg.id, len(recorded.events), recorded.workflow_instance_id,
+        recorded.result.sequence_numbers, " (repeat)" if recorded.result.repeated else "",
     )  # fmt: skip
+
+
+OPERATIONS = (POST_MESSAGE, APPEND_OUTCOMES)

@@ -10,7 +10,7 @@ import logging
 
 import azure.functions as func
 
-from eventstore.runtime import get_store
+from eventstore.services import services
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -23,5 +23,5 @@ SCHEDULE = "0 17 3 * * *"
 @blueprint.function_name("ensure_partitions")
 @blueprint.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=True)
 def ensure_partitions(timer: func.TimerRequest) -> None:
-    created = get_store().ensure_partitions()
+    created = services().store.ensure_partitions()
     log.info("partitions ensured for %d tenant(s)%s", len(created), " (past due)" if timer.past_due else "")

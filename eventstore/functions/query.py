@@ -1,5 +1,5 @@
-"""The read API: history, rebuilt state, one event's exact payload, audit search, instances by status,
-and the OpenAPI document. Lists page with opaque continuation tokens bound to their filters."""
+"""The read API: history, rebuilt state, one event's exact payload, audit search and instances by status.
+Lists page with opaque continuation tokens bound to their filters."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from eventstore import query
 from eventstore.errors import InvalidInput
 from eventstore.event_types import EventType
 from eventstore.http import continuation
+from eventstore.http.examples import EXAMPLE_CONTINUATION, EXAMPLE_EVENT_ITEM, EXAMPLE_INSTANCE, EXAMPLE_STATE
 from eventstore.http.exchange import (
     event_envelope,
     event_id_param,
@@ -23,18 +24,20 @@ from eventstore.http.exchange import (
     route_param,
 )
 from eventstore.http.models import (
+    AuditPage,
     AuditQuery,
+    EventItem,
     EventQuery,
+    HistoryPage,
     HistoryQuery,
     InstancesPage,
     InstancesQuery,
     InstanceStateResponse,
     StateQuery,
 )
-from eventstore.http.openapi import openapi_bytes
-from eventstore.http.routes import http_function
+from eventstore.http.routes import Header, Operation, Reply, http_function
 from eventstore.models import START, InstanceState
-from eventstore.runtime import get_store
+from eventstore.services import services
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 
@@ -44,14 +47,37 @@ def _state(state: InstanceState) -> InstanceStateResponse:
 
 
 def _token_key() -> bytes:
-    return continuation.key_of(get_store().settings)
+    return continuation.key_of(services().settings)
 
 
-@http_function(blueprint, "get_history")
+GET_HISTORY = Operation(
+    name="get_history",
+    method="GET",
+    route="tenants/{tenantId}/instances/{instanceId}/events",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="A workflow instance's history, in order",
+    description="Events in sequence order from fromSequence. JSON payloads kept in the row are inline "
+    "(exactly as stored); others are linked by payloadUrl. Pages continue with `continuation`, which is "
+    "stable while events are appended.",
+    query=HistoryQuery,
+    replies=(
+        Reply(
+            200,
+            "One page of the history.",
+            HistoryPage,
+            example={"workflowInstanceId": EXAMPLE_INSTANCE, "events": [EXAMPLE_EVENT_ITEM], "continuation": None},
+        ),
+    ),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, GET_HISTORY)
 def get_history(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, HistoryQuery)
     instance_id = instance_id_param(req)
-    tenant = get_store().tenant(route_param(req, "tenantId"))
+    tenant = services().store.tenant(route_param(req, "tenantId"))
     filters = {"tenant": tenant.tenant_id, "instance": instance_id}
     key = _token_key()
     start = params.from_sequence
@@ -63,19 +89,67 @@ def get_history(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page({"workflowInstanceId": instance_id, "continuation": token}, "events", items))
 
 
-@http_function(blueprint, "get_state")
+GET_STATE = Operation(
+    name="get_state",
+    method="GET",
+    route="tenants/{tenantId}/instances/{instanceId}/state",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="A workflow instance's state, rebuilt at any point",
+    description="The state folded from the instance's events up to atSequence (default: all of them).",
+    query=StateQuery,
+    replies=(Reply(200, "The rebuilt state.", InstanceStateResponse, example=EXAMPLE_STATE),),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, GET_STATE)
 def get_state(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, StateQuery)
     instance_id = instance_id_param(req)
-    tenant = get_store().tenant(route_param(req, "tenantId"))
+    tenant = services().store.tenant(route_param(req, "tenantId"))
     return json_response(_state(query.instance_state(tenant, instance_id, params.at_sequence)))
 
 
-@http_function(blueprint, "get_event")
+GET_EVENT = Operation(
+    name="get_event",
+    method="GET",
+    route="tenants/{tenantId}/events/{eventId}",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="One event's exact payload",
+    description="The exact bytes received, from the row or Blob storage, their SHA-256 verified, with the "
+    "stored content type; ETag is the SHA-256 and X-Event-* headers carry the metadata. With "
+    "format=envelope: the metadata and the payload as one JSON document.",
+    query=EventQuery,
+    replies=(
+        Reply(
+            200,
+            "The payload (format=raw, with its stored content type) or the event (format=envelope).",
+            EventItem,
+            content_type=None,
+            headers=(
+                Header("ETag", "SHA-256 of the payload, hex, quoted."),
+                Header("X-Event-Id", "The event id."),
+                Header("X-Event-Type", "The event type."),
+                Header("X-Event-Stream", "The stream id."),
+                Header("X-Event-Sequence", "The sequence number in its stream."),
+                Header("X-Event-Global-Position", "The position on the tenant's all-stream."),
+                Header("X-Event-Recorded-At", "When it was recorded (RFC 3339)."),
+            ),
+            example=EXAMPLE_EVENT_ITEM,
+        ),
+        Reply(304, "Not modified (If-None-Match matched the ETag).", content_type=None),
+    ),
+    errors=(400, 404, 410, 503),
+)
+
+
+@http_function(blueprint, GET_EVENT)
 def get_event(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, EventQuery)
     event_id = event_id_param(req)
-    tenant = get_store().tenant(route_param(req, "tenantId"))
+    tenant = services().store.tenant(route_param(req, "tenantId"))
     event, payload = query.get_event(tenant, event_id)
     etag = f'"{bytes(event.payload_sha256).hex()}"'
     headers = {
@@ -107,10 +181,33 @@ def _event_type(text: str) -> str:
         raise
 
 
-@http_function(blueprint, "search_audit")
+SEARCH_AUDIT = Operation(
+    name="search_audit",
+    method="GET",
+    route="tenants/{tenantId}/audit",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="Search the tenant's events by time, type, workflow and instance",
+    description="Every stream of the tenant (the audit stream of received messages and every instance's "
+    "outcomes), in commit order. Pages continue with `continuation`; a page never skips an event that "
+    "commits late.",
+    query=AuditQuery,
+    replies=(
+        Reply(
+            200,
+            "One page of matches.",
+            AuditPage,
+            example={"events": [EXAMPLE_EVENT_ITEM], "continuation": EXAMPLE_CONTINUATION},
+        ),
+    ),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, SEARCH_AUDIT)
 def search_audit(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, AuditQuery)
-    tenant = get_store().tenant(route_param(req, "tenantId"))
+    tenant = services().store.tenant(route_param(req, "tenantId"))
     event_types = sorted({_event_type(t) for t in (params.event_type or "").split(",") if t.strip()})
     filters = continuation.audit_filters(
         tenant.tenant_id,
@@ -139,10 +236,32 @@ def search_audit(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(page({"continuation": token}, "events", items))
 
 
-@http_function(blueprint, "list_instances")
+LIST_INSTANCES = Operation(
+    name="list_instances",
+    method="GET",
+    route="tenants/{tenantId}/instances",
+    auth_level="FUNCTION",
+    tag="query",
+    summary="Workflow instances, optionally by status (faulted...)",
+    description="Instances in id order with their rebuilt state; status=faulted lists faulted instances. "
+    "A page may hold fewer than limit instances and still have a continuation.",
+    query=InstancesQuery,
+    replies=(
+        Reply(
+            200,
+            "One page of instances.",
+            InstancesPage,
+            example={"instances": [{**EXAMPLE_STATE, "status": "faulted"}], "continuation": None},
+        ),
+    ),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, LIST_INSTANCES)
 def list_instances(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, InstancesQuery)
-    tenant = get_store().tenant(route_param(req, "tenantId"))
+    tenant = services().store.tenant(route_param(req, "tenantId"))
     filters = {"tenant": tenant.tenant_id, "status": params.status}
     key = _token_key()
     after = ""
@@ -153,6 +272,4 @@ def list_instances(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(InstancesPage(instances=[_state(s) for s in states], continuation=token))
 
 
-@http_function(blueprint, "get_openapi")
-def get_openapi(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(openapi_bytes(_token_key()), 200, {"Cache-Control": "public, max-age=300"})
+OPERATIONS = (GET_HISTORY, GET_STATE, GET_EVENT, SEARCH_AUDIT, LIST_INSTANCES)

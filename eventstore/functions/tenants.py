@@ -5,16 +5,24 @@ from __future__ import annotations
 import azure.functions as func
 
 from eventstore.errors import UnknownTenant, UnsupportedContentType
+from eventstore.http.examples import EXAMPLE_TENANT
 from eventstore.http.exchange import body_within_limit, header, json_response, route_param, tenant_path
 from eventstore.http.models import TenantPlacementRequest, TenantPlacementResponse
 from eventstore.http.problems import HttpProblem
-from eventstore.http.routes import http_function
+from eventstore.http.routes import LOCATION, Body, Operation, Reply, http_function
 from eventstore.ingest import is_json_media_type
 from eventstore.models import JSON_CONTENT_TYPE
-from eventstore.runtime import get_store
+from eventstore.services import services
 from eventstore.tenancy import TenantPlacement, validate_tenant_id
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
+
+_PLACEMENT_EXAMPLE = {
+    "tenantId": EXAMPLE_TENANT,
+    "dsnName": "default",
+    "schema": "es_0c4b9a3f6e2d4b1a9c8e7f6a5b4c3d2e1f0a9b8c",
+    "container": "3c0f4c0cc8f4e6a1d7c0c5b0c7e1c2b3a4d5e6f7",
+}
 
 
 def _response(placement: TenantPlacement, status: int) -> func.HttpResponse:
@@ -28,9 +36,38 @@ def _response(placement: TenantPlacement, status: int) -> func.HttpResponse:
     return json_response(body, status, headers)
 
 
-@http_function(blueprint, "put_tenant")
+PUT_TENANT = Operation(
+    name="put_tenant",
+    method="PUT",
+    route="tenants/{tenantId}",
+    auth_level="ADMIN",
+    tag="tenants",
+    summary="Onboard a tenant (idempotent)",
+    description="Creates or migrates the tenant's schema and registers where its data lives. The optional "
+    "body places it (named DSN, schema, Blob container); without it the placement derives from the tenant "
+    "id. Repeating the call answers 200 with the same placement; asking to move a tenant answers 409.",
+    body=Body(
+        {JSON_CONTENT_TYPE: TenantPlacementRequest},
+        "Optional placement.",
+        required=False,
+        example={"dsnName": "default"},
+    ),
+    replies=(
+        Reply(201, "Onboarded now.", TenantPlacementResponse, headers=(LOCATION,), example=_PLACEMENT_EXAMPLE),
+        Reply(
+            200,
+            "Already onboarded (schema migrated if needed).",
+            TenantPlacementResponse,
+            example=_PLACEMENT_EXAMPLE,
+        ),
+    ),
+    errors=(400, 409, 415, 503),
+)
+
+
+@http_function(blueprint, PUT_TENANT)
 def put_tenant(req: func.HttpRequest) -> func.HttpResponse:
-    store = get_store()
+    store = services().store
     tenant_id = validate_tenant_id(route_param(req, "tenantId"))
     body = body_within_limit(req, store.settings)
     wanted = TenantPlacementRequest()
@@ -58,10 +95,26 @@ def put_tenant(req: func.HttpRequest) -> func.HttpResponse:
     return _response(placement, 200 if existing is not None else 201)
 
 
-@http_function(blueprint, "get_tenant")
+GET_TENANT = Operation(
+    name="get_tenant",
+    method="GET",
+    route="tenants/{tenantId}",
+    auth_level="FUNCTION",
+    tag="tenants",
+    summary="Where a tenant's data lives",
+    description="The tenant's placement, or 404 when it was never onboarded.",
+    replies=(Reply(200, "The placement.", TenantPlacementResponse, example=_PLACEMENT_EXAMPLE),),
+    errors=(400, 404, 503),
+)
+
+
+@http_function(blueprint, GET_TENANT)
 def get_tenant(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = validate_tenant_id(route_param(req, "tenantId"))
-    placement = get_store().registry.find(tenant_id)
+    placement = services().store.registry.find(tenant_id)
     if placement is None:
         raise UnknownTenant(tenant_id)
     return _response(placement, 200)
+
+
+OPERATIONS = (PUT_TENANT, GET_TENANT)

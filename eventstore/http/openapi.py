@@ -1,23 +1,17 @@
-"""The OpenAPI 3.1 document, generated from the route table and the wire models' JSON schemas."""
+"""The OpenAPI 3.1 document of a set of declared operations, with the wire models' JSON schemas."""
 
 from __future__ import annotations
 
 import json
-from functools import cache
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
 
 from eventstore.http import continuation, models
+from eventstore.http.examples import EXAMPLE_CONTINUATION, EXAMPLE_TENANT
 from eventstore.http.problems import PROBLEM_CONTENT_TYPE
-from eventstore.http.routes import (
-    EXAMPLE_CONTINUATION,
-    EXAMPLE_TENANT,
-    OPERATIONS,
-    PATH_PARAMETERS,
-    Operation,
-    Reply,
-)
+from eventstore.http.routes import PATH_PARAMETERS, Operation, Reply
 from eventstore.models import Checkpoint
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
@@ -158,11 +152,10 @@ def _with_signed_examples(value: Any, token: str) -> Any:
     return value
 
 
-@cache
-def openapi_document(key: bytes | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document (paths relative to the `/api` server); with the deployment's token `key`,
-    its example continuation is one the API takes (for the example tenant's unfiltered audit)."""
-    document = _document()
+def openapi_document(operations: Sequence[Operation], key: bytes | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `operations` (paths relative to the `/api` server); with the deployment's
+    token `key`, its example continuation is one the API takes (for the example tenant's unfiltered audit)."""
+    document = _document(operations)
     if key is None:
         return document
     filters = continuation.audit_filters(EXAMPLE_TENANT, None, None, [], None, None)
@@ -171,10 +164,10 @@ def openapi_document(key: bytes | None = None) -> dict[str, Any]:
     return signed
 
 
-def _document() -> dict[str, Any]:
+def _document(operations: Sequence[Operation]) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in operations:
         paths.setdefault("/" + op.route, {})[op.method.lower()] = _operation(op, schemas)
     return {
         "openapi": "3.1.0",
@@ -198,6 +191,6 @@ def _document() -> dict[str, Any]:
     }  # fmt: skip
 
 
-@cache
-def openapi_bytes(key: bytes | None = None) -> bytes:
-    return json.dumps(openapi_document(key), ensure_ascii=False, indent=1).encode("utf-8")
+def openapi_bytes(operations: Sequence[Operation], key: bytes | None = None) -> bytes:
+    """`openapi_document` as served."""
+    return json.dumps(openapi_document(operations, key), ensure_ascii=False, indent=1).encode("utf-8")

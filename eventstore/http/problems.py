@@ -24,6 +24,7 @@ from eventstore.errors import (
     InvalidEventType,
     InvalidInput,
     InvalidTenantId,
+    PayloadIntegrityError,
     PayloadMissing,
     PayloadTooLarge,
     StoreUnavailable,
@@ -35,7 +36,6 @@ from eventstore.errors import (
 )
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
 from eventstore.models import invalid_input_from
-from eventstore.payloads import PayloadIntegrityError
 from eventstore.settings import Settings
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -161,11 +161,11 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
 
 
 def retry_after_seconds() -> int:
-    """EVENTSTORE_RETRY_AFTER_SECONDS, from the settings the process's store was built with."""
-    from eventstore.runtime import get_store
+    """EVENTSTORE_RETRY_AFTER_SECONDS, from the settings of the process's services."""
+    from eventstore.services import services
 
     try:
-        return get_store().settings.retry_after_seconds
+        return services().settings.retry_after_seconds
     except Exception:  # settings that do not load must not turn a 503 into a crash
         return int(Settings.model_fields["retry_after_seconds"].default)
 

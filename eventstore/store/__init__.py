@@ -1,21 +1,49 @@
-"""The only part of the package that talks to PostgreSQL."""
+"""The store: the only package that talks to PostgreSQL (and to Blob storage for large payloads).
 
+This module is its front door: everything outside the store imports from `eventstore.store` only; the
+modules inside (one operation per module, the schema's names in `schema`, the migrations) are private to
+it, and a test holds everyone to that. Start with `EventStore(settings)`:
+
+- `store.tenant(tenant_id)` -> `TenantEvents`: append to and read a tenant's streams, its all-stream,
+  search, exact payloads.
+- `store.feed(tenant_id)` -> `TenantFeed`: the change feed's checkpoints, health and dead letters;
+  `feed.session(sink)` -> `FeedSession`, one publisher's locked hold on one sink.
+- `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
+"""
+
+from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.event_store import EventStore
+from eventstore.store.feed_checkpoints import DeadLetter, SinkState
+from eventstore.store.payload_problems import PayloadProblem
+from eventstore.store.read_feed import FeedEntry, FeedPage, PendingStats, WritingTransaction
 from eventstore.store.streams import (
     AUDIT_STREAM_ID,
+    INSTANCE_PREFIX,
     MAX_INSTANCE_ID_LENGTH,
     NO_CONTROL_CHARACTERS,
     instance_stream_id,
     validate_instance_id,
 )
 from eventstore.store.tenant_events import TenantEvents
+from eventstore.store.tenant_feed import FeedSession, TenantFeed
 
 __all__ = [
     "AUDIT_STREAM_ID",
+    "INSTANCE_PREFIX",
     "MAX_INSTANCE_ID_LENGTH",
     "NO_CONTROL_CHARACTERS",
+    "BlobPayloads",
+    "DeadLetter",
     "EventStore",
+    "FeedEntry",
+    "FeedPage",
+    "FeedSession",
+    "PayloadProblem",
+    "PendingStats",
+    "SinkState",
     "TenantEvents",
+    "TenantFeed",
+    "WritingTransaction",
     "instance_stream_id",
     "validate_instance_id",
 ]

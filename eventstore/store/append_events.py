@@ -35,25 +35,45 @@ from eventstore.errors import (
 from eventstore.models import AppendResult, ExpectedVersion, NewEvent, StreamState
 from eventstore.payload_json import json_problem, jsonb_may_refuse, wants_json_copy
 from eventstore.store.partitions import create_partition_for
+from eventstore.store.schema import (
+    EVENT_COLUMN_TYPES,
+    EVENT_IDS,
+    EVENT_METADATA_COLUMNS,
+    EVENT_WRITE_COLUMNS,
+    EVENTS,
+    GLOBAL_POSITION_SEQUENCE,
+    STREAMS,
+    columns,
+    table,
+)
 from eventstore.store.streams import validate_stream_id
 
 # From this many events on, an append binds nothing per row and COPYs instead (see `_write_copy`); below
 # it the COPY path's extra round trips cost more than binding (measured crossover: 25-50 events).
 COPY_THRESHOLD = 32
 
-_EVENT_COLUMNS = (
-    "event_id, event_type, payload, payload_sha256, payload_size, is_json, content_type, workflow_id, "
-    "workflow_instance_id, user_id, correlation_id, causation_id, source_system, blob_ref"
+# The VALUES list of a few-event append: the ordinal, then what each event brings (`_checked_values`).
+_VALUE_COLUMNS = (
+    "ord",
+    "event_id",
+    "event_type",
+    "payload",
+    "payload_sha256",
+    "payload_size",
+    "is_json",
+    *EVENT_METADATA_COLUMNS,
 )
-_ROW = (
-    "(%s, %s::uuid, %s::text, %s::bytea, %s::bytea, %s::int, %s::bool, %s::text, %s::text, %s::text, "
-    "%s::text, %s::text, %s::text, %s::text, %s::text)"
-)
-_INSERT_EVENTS = (
-    "INSERT INTO {events} (global_position, stream_id, sequence_number, event_id, event_type, payload,"
-    " payload_sha256, payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id,"
-    " correlation_id, causation_id, source_system, blob_ref, recorded_at) "
-)
+_VALUE_TYPES = {**EVENT_COLUMN_TYPES, "ord": "", "is_json": "bool"}
+_ROW = "(" + ", ".join("%s::" + _VALUE_TYPES[c] if _VALUE_TYPES[c] else "%s" for c in _VALUE_COLUMNS) + ")"
+_INSERT_EVENTS = "INSERT INTO {events} (" + columns(EVENT_WRITE_COLUMNS) + ") "
+_JSONB_COPY = "CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END"
+
+
+def _select(computed: dict[str, str], default: str | None) -> str:
+    """The SELECT list feeding `_INSERT_EVENTS`: `computed` columns, the rest `default` (a placeholder)
+    or, when None, the column of that name."""
+    return ", ".join(computed.get(c, default or c) for c in EVENT_WRITE_COLUMNS)
+
 
 # Writers of one stream first take a transaction-scoped advisory lock on it. Waiting for it assigns no
 # transaction id, so ids are handed out in lock order and a stream's events never reach the all-stream
@@ -77,12 +97,16 @@ _CAS = {
 
 def _names(schema: str) -> dict[str, sql.Composable]:
     return {
-        "streams": sql.Identifier(schema, "streams"),
-        "event_ids": sql.Identifier(schema, "event_ids"),
-        "events": sql.Identifier(schema, "events"),
-        "sequence": sql.Literal(f"{schema}.global_position_seq"),
+        "streams": table(schema, STREAMS),
+        "event_ids": table(schema, EVENT_IDS),
+        "events": table(schema, EVENTS),
+        "sequence": sql.Literal(f"{schema}.{GLOBAL_POSITION_SEQUENCE}"),
         "lock_prefix": sql.Literal(f"{schema}/"),
     }
+
+
+# What `_one_statement`'s `p` computes; every other column of the row is a placeholder.
+_FROM_P = ("global_position", "stream_id", "sequence_number", "payload", "recorded_at")
 
 
 @lru_cache(maxsize=1024)
@@ -95,9 +119,9 @@ def _one_statement(schema: str, mode: str) -> bytes:
         "ids AS (INSERT INTO {event_ids} (event_id, stream_id, sequence_number)"
         " SELECT %s, stream_id, sequence_number FROM p) "
         + _INSERT_EVENTS
-        + "SELECT global_position, stream_id, sequence_number, %s, %s, payload, %s, %s,"
-        " CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END,"
-        " %s, %s, %s, %s, %s, %s, %s, %s, recorded_at FROM p RETURNING sequence_number, global_position"
+        + "SELECT "
+        + _select({c: c for c in _FROM_P} | {"payload_json": _JSONB_COPY}, "%s")
+        + " FROM p RETURNING sequence_number, global_position"
     )
     return sql.SQL(template).format(**_names(schema)).as_bytes(None)
 
@@ -107,7 +131,7 @@ def _values_statement(schema: str, mode: str, count: int) -> bytes:
     """A few events: the statement for one schema, expectation and batch size, rendered once."""
     template = (
         "WITH " + _LOCK + "s AS (" + _CAS[mode] + "), "
-        "v (ord, " + _EVENT_COLUMNS + ") AS (VALUES " + ", ".join([_ROW] * count) + "), "
+        "v (" + columns(_VALUE_COLUMNS) + ") AS (VALUES " + ", ".join([_ROW] * count) + "), "
         "n AS MATERIALIZED ("
         " SELECT v.*, s.stream_id, s.version - %s + v.ord AS sequence_number,"
         " nextval({sequence}) AS global_position, coalesce(%s::timestamptz, now()) AS recorded_at"
@@ -115,11 +139,9 @@ def _values_statement(schema: str, mode: str, count: int) -> bytes:
         "ids AS (INSERT INTO {event_ids} (event_id, stream_id, sequence_number)"
         " SELECT event_id, stream_id, sequence_number FROM n) "
         + _INSERT_EVENTS
-        + "SELECT global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
-        " payload_size, CASE WHEN is_json THEN convert_from(payload, 'UTF8')::jsonb END, content_type,"
-        " workflow_id, workflow_instance_id, user_id, correlation_id, causation_id, source_system, blob_ref,"
-        " recorded_at"
-        " FROM n ORDER BY sequence_number "
+        + "SELECT "
+        + _select({"payload_json": _JSONB_COPY}, None)
+        + " FROM n ORDER BY sequence_number "
         "RETURNING sequence_number, global_position"
     )
     return sql.SQL(template).format(**_names(schema)).as_bytes(None)
@@ -154,6 +176,21 @@ class _Checked(NamedTuple):
     def row_payload(self) -> bytes | None:
         """What the row keeps: the payload, or nothing when it lives in Blob storage."""
         return None if self.blob_ref else self.event.payload
+
+    @property
+    def metadata(self) -> tuple[str | None, ...]:
+        """The values of `EVENT_METADATA_COLUMNS`, in that order."""
+        event = self.event
+        return (
+            event.content_type,
+            event.workflow_id,
+            event.workflow_instance_id,
+            event.user_id,
+            event.correlation_id,
+            event.causation_id,
+            event.source_system,
+            self.blob_ref,
+        )
 
 
 def check_events(
@@ -211,14 +248,7 @@ def _write_one(
         event.event_type.value,
         checked.digest,
         len(event.payload),
-        event.content_type,
-        event.workflow_id,
-        event.workflow_instance_id,
-        event.user_id,
-        event.correlation_id,
-        event.causation_id,
-        event.source_system,
-        checked.blob_ref,
+        *checked.metadata,
     ]
     return conn.execute(_one_statement(schema, mode), params).fetchall()
 
@@ -242,14 +272,7 @@ def _write_values(
             c.digest,
             len(event.payload),
             c.is_json,
-            event.content_type,
-            event.workflow_id,
-            event.workflow_instance_id,
-            event.user_id,
-            event.correlation_id,
-            event.causation_id,
-            event.source_system,
-            c.blob_ref,
+            *c.metadata,
         )
     params += (len(checked), recorded_at)
     return conn.execute(_values_statement(schema, mode, len(checked)), params).fetchall()
@@ -265,26 +288,7 @@ class _RawJsonbDumper(Dumper):
         return b"\x01" + bytes(obj)
 
 
-_COPY_EVENT_TYPES = [
-    "int8",
-    "text",
-    "int8",
-    "uuid",
-    "text",
-    "bytea",
-    "bytea",
-    "int4",
-    "jsonb",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-]
+_COPY_EVENT_TYPES = [EVENT_COLUMN_TYPES[c] for c in EVENT_WRITE_COLUMNS]
 
 
 @lru_cache(maxsize=1024)
@@ -299,11 +303,9 @@ def _copy_statements(schema: str, mode: str) -> tuple[bytes, bytes]:
         "SELECT s.version, coalesce(%s::timestamptz, now()), nextval({sequence})"
         " FROM s CROSS JOIN generate_series(1, %s) AS g(i) ORDER BY g.i"
     ).format(**_names(schema))
-    copy_events = sql.SQL(
-        "COPY {} (global_position, stream_id, sequence_number, event_id, event_type, payload, payload_sha256,"
-        " payload_size, payload_json, content_type, workflow_id, workflow_instance_id, user_id, correlation_id,"
-        " causation_id, source_system, blob_ref, recorded_at) FROM STDIN (FORMAT BINARY)"
-    ).format(sql.Identifier(schema, "events"))
+    copy_events = sql.SQL("COPY {} (" + columns(EVENT_WRITE_COLUMNS) + ") FROM STDIN (FORMAT BINARY)").format(
+        table(schema, EVENTS)
+    )
     return reserve.as_bytes(None), copy_events.as_bytes(None)
 
 
@@ -344,14 +346,7 @@ def _write_copy(
                         c.digest,
                         len(event.payload),
                         c.row_payload if c.is_json else None,
-                        event.content_type,
-                        event.workflow_id,
-                        event.workflow_instance_id,
-                        event.user_id,
-                        event.correlation_id,
-                        event.causation_id,
-                        event.source_system,
-                        c.blob_ref,
+                        *c.metadata,
                         at,
                     )
                 )
@@ -443,7 +438,7 @@ def _invalid_payload(events: Sequence[NewEvent], exc: Exception) -> InvalidInput
 
 def stream_version(conn: psycopg.Connection[Any], schema: str, stream_id: str) -> int:
     row = conn.execute(
-        sql.SQL("SELECT version FROM {} WHERE stream_id = %s").format(sql.Identifier(schema, "streams")),
+        sql.SQL("SELECT version FROM {} WHERE stream_id = %s").format(table(schema, STREAMS)),
         (stream_id,),
     ).fetchone()
     return int(row[0]) if row else 0
@@ -471,7 +466,7 @@ def _repeat_or_raise(
                 "SELECT i.event_id, i.stream_id, i.sequence_number, e.global_position, e.event_type,"
                 " e.payload_sha256 FROM {} AS i LEFT JOIN {} AS e USING (stream_id, sequence_number)"
                 " WHERE i.event_id = ANY(%s)"
-            ).format(sql.Identifier(schema, "event_ids"), sql.Identifier(schema, "events")),
+            ).format(table(schema, EVENT_IDS), table(schema, EVENTS)),
             (ids,),
         ).fetchall()
     }

@@ -1,4 +1,5 @@
-"""The store's entry point: tenants (onboarding, registry, migrations, partitions) and their events."""
+"""The store's entry point: tenants (onboarding, registry, migrations, partitions), their events and
+their change feeds."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ from datetime import datetime
 from types import TracebackType
 
 from eventstore.errors import InvalidInput
-from eventstore.payloads import BlobPayloads
 from eventstore.settings import Settings
 from eventstore.store import migrations
+from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.connection import Pools, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
 from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
 from eventstore.store.registry import TenantRegistry
-from eventstore.store.tenant_events import TenantEvents
+from eventstore.store.schema import TENANTS, table
+from eventstore.store.tenant_events import Clock, TenantEvents
+from eventstore.store.tenant_feed import TenantFeed
 from eventstore.tenancy import (
     TenantPlacement,
     container_name_for,
@@ -24,11 +27,10 @@ from eventstore.tenancy import (
     validate_tenant_id,
 )
 
-Clock = Callable[[], datetime]
-
 
 class EventStore:
-    """Holds the connection pools and the tenant registry; hands out one `TenantEvents` per tenant.
+    """Holds the connection pools and the tenant registry; hands out one `TenantEvents` and one
+    `TenantFeed` per tenant.
 
     `clock`, when given, stamps events instead of the database's now() (tests of month boundaries).
     """
@@ -41,6 +43,7 @@ class EventStore:
         self._registry: TenantRegistry | None = None
         self._payloads: BlobPayloads | None = None
         self._tenants: dict[str, TenantEvents] = {}
+        self._feeds: dict[str, TenantFeed] = {}
 
     def __enter__(self) -> EventStore:
         return self
@@ -80,7 +83,7 @@ class EventStore:
             conn.execute(
                 sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {role}; GRANT SELECT ON {table} TO {role}").format(
                     schema=sql.Identifier(self.control_schema),
-                    table=sql.Identifier(self.control_schema, "tenants"),
+                    table=table(self.control_schema, TENANTS),
                     role=sql.Identifier(self.settings.app_role),
                 )
             )
@@ -160,9 +163,21 @@ class EventStore:
         canonical = validate_tenant_id(tenant_id)
         events = self._tenants.get(canonical)
         if events is None:
-            events = TenantEvents(self, self.registry.get(canonical))
+            placement = self.registry.get(canonical)
+            pool = self.pools.app(placement.dsn_name)
+            events = TenantEvents(placement, pool, self.settings, blobs=self.payloads, clock=self.clock)
             self._tenants[canonical] = events
         return events
+
+    def feed(self, tenant_id: str) -> TenantFeed:
+        """The tenant's change feed: sink checkpoints, health, dead letters, the publisher's session."""
+        canonical = validate_tenant_id(tenant_id)
+        feed = self._feeds.get(canonical)
+        if feed is None:
+            placement = self.registry.get(canonical)
+            feed = TenantFeed(placement, self.pools.app(placement.dsn_name))
+            self._feeds[canonical] = feed
+        return feed
 
     def tenants(self) -> list[TenantPlacement]:
         return self.registry.all()

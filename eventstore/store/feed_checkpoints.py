@@ -12,6 +12,7 @@ from psycopg import sql
 
 from eventstore.models import START, Checkpoint, RecordedEvent
 from eventstore.store.read_feed import FeedEntry
+from eventstore.store.schema import FEED_CHECKPOINTS, FEED_DEAD_LETTERS, table
 
 
 class DeadLetter(NamedTuple):
@@ -35,7 +36,7 @@ class SinkState(NamedTuple):
 def load_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str) -> Checkpoint:
     row = conn.execute(
         sql.SQL("SELECT transaction_id::text::bigint, global_position FROM {} WHERE sink = %s").format(
-            sql.Identifier(schema, "feed_checkpoints")
+            table(schema, FEED_CHECKPOINTS)
         ),
         (sink,),
     ).fetchone()
@@ -53,7 +54,7 @@ def save_checkpoint(conn: psycopg.Connection[Any], schema: str, sink: str, check
             " failing_since = NULL, last_error = NULL"
             " WHERE (c.transaction_id, c.global_position) < (EXCLUDED.transaction_id, EXCLUDED.global_position)"
             " RETURNING transaction_id::text::bigint, global_position"
-        ).format(table=sql.Identifier(schema, "feed_checkpoints")),
+        ).format(table=table(schema, FEED_CHECKPOINTS)),
         (sink, str(checkpoint.transaction_id), checkpoint.global_position),
     ).fetchone()
     # No row: the stored checkpoint was already at or past this one (a publisher that lost a race).
@@ -70,16 +71,14 @@ def add_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str, lett
                 "INSERT INTO {} (sink, event_id, global_position, status, reason) VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (sink, event_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,"
                 " dead_at = now(), redriven_at = NULL"
-            ).format(sql.Identifier(schema, "feed_dead_letters")),
+            ).format(table(schema, FEED_DEAD_LETTERS)),
             [(sink, d.event.event_id, d.event.global_position, d.status, d.reason) for d in letters],
         )
 
 
 def count_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str | None = None) -> int:
     """Dead letters not (successfully) redriven since."""
-    query = sql.SQL("SELECT count(*) FROM {} WHERE redriven_at IS NULL").format(
-        sql.Identifier(schema, "feed_dead_letters")
-    )
+    query = sql.SQL("SELECT count(*) FROM {} WHERE redriven_at IS NULL").format(table(schema, FEED_DEAD_LETTERS))
     if sink is None:
         row = conn.execute(query).fetchone()
     else:
@@ -91,7 +90,7 @@ def mark_redriven(conn: psycopg.Connection[Any], schema: str, sink: str, event_i
     if event_ids:
         conn.execute(
             sql.SQL("UPDATE {} SET redriven_at = now() WHERE sink = %s AND event_id = ANY(%s)").format(
-                sql.Identifier(schema, "feed_dead_letters")
+                table(schema, FEED_DEAD_LETTERS)
             ),
             (sink, list(event_ids)),
         )
@@ -105,7 +104,7 @@ def record_failure(conn: psycopg.Connection[Any], schema: str, sink: str, error:
             " VALUES (%s, '0'::xid8, 0, now(), %s, now())"
             " ON CONFLICT (sink) DO UPDATE SET failing_since = coalesce(c.failing_since, now()),"
             " last_error = EXCLUDED.last_error, last_error_at = now()"
-        ).format(table=sql.Identifier(schema, "feed_checkpoints")),
+        ).format(table=table(schema, FEED_CHECKPOINTS)),
         (sink, error[:2000]),
     )
 
@@ -115,7 +114,7 @@ def sink_states(conn: psycopg.Connection[Any], schema: str) -> dict[str, SinkSta
         sql.SQL(
             "SELECT sink, transaction_id::text::bigint, global_position, updated_at, last_success_at,"
             " failing_since, last_error, last_error_at FROM {}"
-        ).format(sql.Identifier(schema, "feed_checkpoints"))
+        ).format(table(schema, FEED_CHECKPOINTS))
     ).fetchall()
     return {
         row[0]: SinkState(row[0], Checkpoint(int(row[1]), int(row[2])), row[3], row[4], row[5], row[6], row[7])

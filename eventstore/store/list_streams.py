@@ -7,6 +7,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from eventstore.store.schema import STREAMS, table
+
 
 def list_streams(conn: psycopg.Connection[Any], schema: str, prefix: str, after: str, limit: int) -> list[str]:
     # Stream ids are COLLATE "C", so the bounds are a byte-wise prefix range the primary key serves.
@@ -15,7 +17,7 @@ def list_streams(conn: psycopg.Connection[Any], schema: str, prefix: str, after:
         sql.SQL(
             "SELECT stream_id FROM {} WHERE stream_id > %s AND stream_id >= %s AND stream_id < %s"
             " ORDER BY stream_id LIMIT %s"
-        ).format(sql.Identifier(schema, "streams")),
+        ).format(table(schema, STREAMS)),
         (after, prefix, upper, limit),
     ).fetchall()
     return [str(r[0]) for r in rows]

@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from eventstore.store.schema import ENSURE_PARTITION, EVENTS, table
+
 
 def _months(start: datetime, count: int) -> list[datetime]:
     first = datetime(start.year, start.month, 1, tzinfo=UTC)
@@ -21,7 +23,7 @@ def _months(start: datetime, count: int) -> list[datetime]:
 def create_partition_for(conn: psycopg.Connection[Any], schema: str, at: datetime | None) -> str:
     """Create the partition holding `at` (default: the database's now()); returns its name."""
     row = conn.execute(
-        sql.SQL("SELECT {}(coalesce(%s::timestamptz, now()))").format(sql.Identifier(schema, "ensure_partition")),
+        sql.SQL("SELECT {}(coalesce(%s::timestamptz, now()))").format(table(schema, ENSURE_PARTITION)),
         (at,),
     ).fetchone()
     assert row is not None
@@ -44,6 +46,6 @@ def list_partitions(conn: psycopg.Connection[Any], schema: str) -> list[str]:
     rows = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "WHERE i.inhparent = to_regclass(%s) ORDER BY c.relname",
-        (f"{schema}.events",),
+        (table(schema, EVENTS).as_string(None),),
     ).fetchall()
     return [str(r[0]) for r in rows]

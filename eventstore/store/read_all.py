@@ -15,8 +15,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from eventstore.models import AllStreamPage, Checkpoint
-from eventstore.store.read_stream import EVENT_COLUMNS, check_limit, page_of
+from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
+from eventstore.store.pages import check_limit, page_of
+from eventstore.store.schema import EVENTS, RECORDED_EVENT_COLUMNS, table
 
 
 @lru_cache(maxsize=1024)
@@ -30,7 +31,7 @@ def all_stream_statement(schema: str, columns: str) -> bytes:
         # Qualified, so the sort is on the xid8 column and its index, not on the bigint output column.
         " ORDER BY e.transaction_id, e.global_position LIMIT %s"
     )
-    return sql.SQL(template).format(events=sql.Identifier(schema, "events")).as_bytes(None)
+    return sql.SQL(template).format(events=table(schema, EVENTS)).as_bytes(None)
 
 
 def read_all_after(
@@ -39,7 +40,7 @@ def read_all_after(
     check_limit(limit)
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
-        all_stream_statement(schema, EVENT_COLUMNS),
+        all_stream_statement(schema, RECORDED_EVENT_COLUMNS),
         (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1),
     ).fetchall()
-    return page_of(rows, limit, checkpoint)
+    return page_of(rows, limit, checkpoint, RecordedEvent._make)

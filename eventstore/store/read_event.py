@@ -10,20 +10,16 @@ import psycopg
 from psycopg import sql
 
 from eventstore.models import RecordedEvent
-from eventstore.store.read_stream import EVENT_COLUMNS
+from eventstore.store.schema import EVENT_IDS, EVENTS, RECORDED_EVENT_COLUMNS, table
 
 
 @lru_cache(maxsize=1024)
 def _statement(schema: str) -> bytes:
     template = (
-        "SELECT " + EVENT_COLUMNS + " FROM {events}"
-        " WHERE (stream_id, sequence_number) = (SELECT stream_id, sequence_number FROM {event_ids} WHERE event_id = %s)"
+        "SELECT " + RECORDED_EVENT_COLUMNS + " FROM {events} AS e WHERE (e.stream_id, e.sequence_number) ="
+        " (SELECT stream_id, sequence_number FROM {event_ids} WHERE event_id = %s)"
     )
-    return (
-        sql.SQL(template)
-        .format(event_ids=sql.Identifier(schema, "event_ids"), events=sql.Identifier(schema, "events"))
-        .as_bytes(None)
-    )
+    return sql.SQL(template).format(event_ids=table(schema, EVENT_IDS), events=table(schema, EVENTS)).as_bytes(None)
 
 
 def read_event(conn: psycopg.Connection[Any], schema: str, event_id: UUID) -> RecordedEvent | None:

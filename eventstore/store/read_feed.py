@@ -15,9 +15,10 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from eventstore.models import Checkpoint
+from eventstore.models import Checkpoint, Page
+from eventstore.store.pages import check_limit, page_of
 from eventstore.store.read_all import all_stream_statement
-from eventstore.store.read_stream import check_limit
+from eventstore.store.schema import EVENT_IDS, EVENTS, FEED_DEAD_LETTERS, FEED_ENTRY_COLUMNS, table
 
 
 class FeedEntry(NamedTuple):
@@ -55,25 +56,23 @@ class WritingTransaction(NamedTuple):
     state: str | None
 
 
-_COLUMNS = (
-    "e.global_position, e.transaction_id::text::bigint, e.stream_id, e.sequence_number, e.event_id, e.event_type, "
-    "e.workflow_id, e.workflow_instance_id, e.recorded_at"
-)
+FeedPage = Page[FeedEntry]
 
 
-def read_feed_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int) -> list[FeedEntry]:
+def read_feed_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint, limit: int) -> FeedPage:
     check_limit(limit)
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(
-        all_stream_statement(schema, _COLUMNS), (str(checkpoint.transaction_id), checkpoint.global_position, limit)
+        all_stream_statement(schema, FEED_ENTRY_COLUMNS),
+        (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1),
     ).fetchall()
-    return [FeedEntry._make(row) for row in rows]
+    return page_of(rows, limit, checkpoint, FeedEntry._make)
 
 
 @lru_cache(maxsize=1024)
 def _dead_letters_statement(schema: str) -> bytes:
     template = (
-        "SELECT " + _COLUMNS + " FROM {letters} AS d"
+        "SELECT " + FEED_ENTRY_COLUMNS + " FROM {letters} AS d"
         " JOIN {ids} AS i ON i.event_id = d.event_id"
         " JOIN {events} AS e ON e.stream_id = i.stream_id AND e.sequence_number = i.sequence_number"
         " WHERE d.sink = %s AND d.redriven_at IS NULL AND (e.transaction_id, e.global_position) > (%s::text::xid8, %s)"
@@ -82,9 +81,9 @@ def _dead_letters_statement(schema: str) -> bytes:
     return (
         sql.SQL(template)
         .format(
-            letters=sql.Identifier(schema, "feed_dead_letters"),
-            ids=sql.Identifier(schema, "event_ids"),
-            events=sql.Identifier(schema, "events"),
+            letters=table(schema, FEED_DEAD_LETTERS),
+            ids=table(schema, EVENT_IDS),
+            events=table(schema, EVENTS),
         )
         .as_bytes(None)
     )
@@ -105,7 +104,7 @@ def any_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkpoint
     row = conn.execute(
         sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM {events} WHERE (transaction_id, global_position) > (%s::text::xid8, %s))"
-        ).format(events=sql.Identifier(schema, "events")),
+        ).format(events=table(schema, EVENTS)),
         (str(checkpoint.transaction_id), checkpoint.global_position),
     ).fetchone()
     return bool(row and row[0])
@@ -116,7 +115,7 @@ def pending_after(conn: psycopg.Connection[Any], schema: str, checkpoint: Checkp
         sql.SQL(
             "SELECT count(*), min(recorded_at) FROM {events}"
             " WHERE (transaction_id, global_position) > (%s::text::xid8, %s)"
-        ).format(events=sql.Identifier(schema, "events")),
+        ).format(events=table(schema, EVENTS)),
         (str(checkpoint.transaction_id), checkpoint.global_position),
     ).fetchone()
     assert row is not None

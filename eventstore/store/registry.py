@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 
 from eventstore.errors import InvalidInput, UnknownTenant
 from eventstore.store.connection import run, translated_errors
+from eventstore.store.schema import TENANTS, table
 from eventstore.tenancy import TenantPlacement
 
 _COLUMNS = "tenant_id, dsn_name, schema_name, container_name"
@@ -21,7 +22,7 @@ class TenantRegistry:
 
     def __init__(self, pool: ConnectionPool, control_schema: str) -> None:
         self._pool = pool
-        self._table = sql.Identifier(control_schema, "tenants")
+        self._table = table(control_schema, TENANTS)
         self._cache: dict[str, TenantPlacement] = {}
         self._lock = Lock()
 

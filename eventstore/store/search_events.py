@@ -13,8 +13,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from eventstore.models import AllStreamPage, Checkpoint
-from eventstore.store.read_stream import EVENT_COLUMNS, check_limit, page_of
+from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent
+from eventstore.store.pages import check_limit, page_of
+from eventstore.store.schema import EVENTS, RECORDED_EVENT_COLUMNS, table
 
 
 def search_events(
@@ -54,8 +55,8 @@ def search_events(
         filters.append(sql.SQL("e.stream_id = %s"))
         params.append(stream_id)
     query = sql.SQL(
-        "SELECT " + EVENT_COLUMNS + " FROM {events} AS e WHERE {filters}"
+        "SELECT " + RECORDED_EVENT_COLUMNS + " FROM {events} AS e WHERE {filters}"
         " ORDER BY e.transaction_id, e.global_position LIMIT %s"
-    ).format(events=sql.Identifier(schema, "events"), filters=sql.SQL(" AND ").join(filters))
+    ).format(events=table(schema, EVENTS), filters=sql.SQL(" AND ").join(filters))
     rows = conn.cursor(binary=True).execute(query, [*params, limit + 1]).fetchall()
-    return page_of(rows, limit, after)
+    return page_of(rows, limit, after, RecordedEvent._make)

@@ -1,5 +1,0 @@
-import sys
-
-from eventstore.cli import main
-
-sys.exit(main())

@@ -1,0 +1,36 @@
+"""The domain's reads over the store: history pages, rebuilt state (at any sequence number), one event's
+exact payload, audit search, instances by status. The HTTP functions and the local tools call these;
+the store below knows nothing of workflows."""
+
+from eventstore.query.history import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_SEQUENCE,
+    PAGE_PAYLOAD_BUDGET,
+    HistoryPage,
+    check_limit,
+    get_event,
+    inlines_payload,
+    read_history,
+    search_audit,
+)
+from eventstore.query.instances import list_instances
+from eventstore.query.state import fold, instance_state, rebuild_state, replay
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "MAX_SEQUENCE",
+    "PAGE_PAYLOAD_BUDGET",
+    "HistoryPage",
+    "check_limit",
+    "fold",
+    "get_event",
+    "inlines_payload",
+    "instance_state",
+    "list_instances",
+    "read_history",
+    "rebuild_state",
+    "replay",
+    "search_audit",
+]
