@@ -89,8 +89,12 @@ class RawBench:
         schema = sql.Identifier(self.schema)
         with self.connect() as conn:
             for table in ("events", "read_events"):
-                ddl = _DDL if table == "events" else _DDL.replace("CREATE SCHEMA {schema};", "").replace(
-                    "CREATE SEQUENCE {schema}.global_position_seq AS bigint;", ""
+                ddl = (
+                    _DDL
+                    if table == "events"
+                    else _DDL.replace("CREATE SCHEMA {schema};", "").replace(
+                        "CREATE SEQUENCE {schema}.global_position_seq AS bigint;", ""
+                    )
                 )
                 conn.execute(
                     sql.SQL(ddl).format(
@@ -128,8 +132,15 @@ class RawBench:
         for _ in range(count):
             payload = envelope()
             params += (
-                stream_id, next(sequence), uuid4(), _EVENT_TYPE, payload, hashlib.sha256(payload).digest(),
-                len(payload), payload.decode(), _CONTENT_TYPE,
+                stream_id,
+                next(sequence),
+                uuid4(),
+                _EVENT_TYPE,
+                payload,
+                hashlib.sha256(payload).digest(),
+                len(payload),
+                payload.decode(),
+                _CONTENT_TYPE,
             )
         return params
 
@@ -149,9 +160,7 @@ class RawBench:
     def copy_op(self, stream_id: str, rows: int = 100, table: sql.Identifier | None = None) -> Op:
         """One binary COPY of `rows` rows per call (its own transaction), on a connection of its own."""
         conn = self.connect()
-        statement = sql.SQL("COPY {} (" + _INSERT_COLUMNS + ") FROM STDIN (FORMAT BINARY)").format(
-            table or self.events
-        )
+        statement = sql.SQL("COPY {} (" + _INSERT_COLUMNS + ") FROM STDIN (FORMAT BINARY)").format(table or self.events)
         types = ["text", "int8", "uuid", "text", "bytea", "bytea", "int4", "jsonb", "text"]
         width = len(types)
 

@@ -34,8 +34,7 @@ class Target:
 TARGETS = (
     Target("1 writer, 1 event/call: store / raw INSERT", "store.single_1w", "raw.single_1w", 0.8),
     Target("1 writer, 1 event/call: store / eventsourcing", "store.single_1w", "es.single_1w", 2.0),
-    Target("1 event/call, new stream each: store / raw INSERT", "store.single_new_stream", "raw.single_1w",
-           None),
+    Target("1 event/call, new stream each: store / raw INSERT", "store.single_new_stream", "raw.single_1w", None),
     Target("4 writers, 1 event/call: store / raw INSERT x4", "store.single_4w", "raw.single_4w", 0.7),
     Target("4 writers, 1 event/call: store / eventsourcing x4", "store.single_4w", "es.single_4w", 3.0),
     Target("batch 10: store / raw VALUES(10)", "store.batch10", "raw.values10", None),
@@ -113,8 +112,7 @@ def write_json(path: Path, figures: dict[str, Figure], results: list[Ratio], met
     document = {
         "meta": meta,
         "figures": {
-            key: {"label": f.label, "events_per_second": f.median, "rounds": f.rounds}
-            for key, f in figures.items()
+            key: {"label": f.label, "events_per_second": f.median, "rounds": f.rounds} for key, f in figures.items()
         },
         "ratios": [
             {

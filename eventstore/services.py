@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class Services:
+    """Built from `Settings`; each part is made on first use, once (a handler needs only what it touches)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 

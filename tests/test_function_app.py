@@ -76,3 +76,27 @@ def test_the_feed_timer_publishes_on_its_configured_schedule(store: EventStore, 
         assert str(new.event_id) not in {e["id"] for e in grid.events}  # switched off: nothing sent
         probe()
         assert str(new.event_id) in {e["id"] for e in grid.events}
+
+
+INDEX_PROBE = """
+import json
+from function_app import app
+functions = {f.get_function_name(): f for f in app.get_functions()}
+print(json.dumps({"schedule": functions["publish_feed"].get_bindings_dict()["bindings"][0]["schedule"]}))
+"""
+
+
+def test_the_functions_are_indexed_even_when_the_other_settings_do_not_load() -> None:
+    # The host indexes the functions before any runs: only the timer's schedule is read then.
+    env = {**os.environ, "EVENTSTORE_CONTINUATION_KEY": "too short", "EVENTSTORE_POOL_MAX_SIZE": "many"}
+
+    def schedule(value: str) -> object:
+        result = subprocess.run(
+            [sys.executable, "-c", INDEX_PROBE], cwd=ROOT, env={**env, "EVENTSTORE_FEED_SCHEDULE": value},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[-1])["schedule"]
+
+    assert schedule("*/7 * * * * *") == "*/7 * * * * *"
+    assert schedule("") == "*/5 * * * * *"  # empty: the default, as an unset setting

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
+from eventstore.functions import OPERATIONS
 from eventstore.http.openapi import openapi_document
 from eventstore.ingest import ENVELOPE_CONTENT_TYPE
 from tests.conftest import CONTINUATION_KEY, random_tenant_id
@@ -60,8 +61,9 @@ def _for_the_local_host(document: dict[str, Any], tenant: str) -> dict[str, Any]
     cloudevent = schemas["EngineCloudEvent"]["properties"]
     cloudevent["maraintenantid"] = {"anyOf": [{"type": "string", "enum": [tenant]}, {"type": "null"}]}
     cloudevent["subject"] = {"anyOf": [{"type": "string", "enum": [INSTANCE]}, {"type": "null"}]}
-    cloudevent["data"] = {"anyOf": [{"type": "object", "properties": {"workflowInstanceId": {"enum": [INSTANCE]}}},
-                                    {"type": "null"}]}
+    cloudevent["data"] = {
+        "anyOf": [{"type": "object", "properties": {"workflowInstanceId": {"enum": [INSTANCE]}}}, {"type": "null"}]
+    }
     return document
 
 
@@ -84,7 +86,7 @@ CHECKS = (
 )
 """Every check but the key checks (see the module's note)."""
 
-SERVED = openapi_document(CONTINUATION_KEY.encode())
+SERVED = openapi_document(OPERATIONS, CONTINUATION_KEY.encode())
 """The document the local host serves (the same key signs its example token; checked below)."""
 schema = schemathesis.openapi.from_dict(_for_the_local_host(SERVED, ONE_TENANT))
 

@@ -12,10 +12,9 @@ from typing import Any
 
 import azure.functions as func
 
-from eventstore.feed.health import feed_health
+from eventstore.feed.health import FeedHealth, feed_health
 from eventstore.http.examples import EXAMPLE_TENANT
 from eventstore.http.exchange import json_response, route_param
-from eventstore.http.models import FeedHealth
 from eventstore.http.routes import Operation, Reply, http_function
 from eventstore.services import services
 from eventstore.settings import FeedSchedule

@@ -55,9 +55,6 @@ QUEUE_CONNECTION = "AzureWebJobsStorage"
 # Retrying these cannot succeed: the message itself is wrong (or names a tenant that does not exist).
 _PERMANENT = (InvalidInput, UnknownTenant, DuplicateEventId, ConcurrencyConflict)
 
-_ETAG_VERSION = Header("ETag", 'The stream\'s version after the append, quoted ("5"): send it as If-Match.')
-
-
 POST_MESSAGE = Operation(
     name="post_message",
     method="POST",
@@ -109,6 +106,7 @@ def post_message(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(answer, 202, {"Location": event_path(recorded.tenant_id, event_id)})
 
 
+_ETAG_VERSION = Header("ETag", 'The stream\'s version after the append, quoted ("5"): send it as If-Match.')
 APPEND_OUTCOMES = Operation(
     name="append_outcomes",
     method="POST",

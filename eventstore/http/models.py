@@ -257,45 +257,6 @@ class Problem(BaseModel):
     limit: int | None = None
 
 
-class FeedSinkHealth(_Wire):
-    """One sink of a tenant's change feed: where it has got to and whether it is stuck."""
-
-    name: str = Field(description="`eventgrid` or `webhook:<name>`; keys the sink's checkpoint.")
-    kind: Literal["eventgrid", "webhook"]
-    enabled: bool = Field(description="False: switched off, or no longer configured (its checkpoint is kept).")
-    checkpoint: str = Field(description="The last event the sink took, as `<transaction id>:<global position>`.")
-    pending_events: int = Field(alias="pendingEvents", description="Committed events the sink has not taken yet.")
-    oldest_pending_age_seconds: float | None = Field(
-        alias="oldestPendingAgeSeconds", description="How long the oldest of those has waited; null when none."
-    )
-    dead_letters: int = Field(
-        alias="deadLetters", description="Events the sink refused (4xx), kept with status and reason."
-    )
-    last_success_at: datetime | None = Field(alias="lastSuccessAt")
-    failing_since: datetime | None = Field(alias="failingSince", description="Set while deliveries keep failing.")
-    last_error: str | None = Field(alias="lastError")
-
-
-class WritingTransactionInfo(_Wire):
-    """The oldest open transaction with a transaction id on the server: no feed passes it until it ends."""
-
-    age_seconds: float = Field(alias="ageSeconds")
-    started_at: datetime = Field(alias="startedAt")
-    pid: int
-    database: str | None
-    state: str | None
-
-
-class FeedHealth(_Wire):
-    tenant_id: str = Field(alias="tenantId")
-    enabled: bool = Field(description="Whether this deployment publishes a change feed at all.")
-    sinks: list[FeedSinkHealth]
-    oldest_writing_transaction: WritingTransactionInfo | None = Field(
-        alias="oldestWritingTransaction",
-        description="Null when none is open (or the database role cannot see other sessions).",
-    )
-
-
 # --- tenant health ------------------------------------------------------------------------------------
 
 HEALTH_LIST_LIMIT = 100

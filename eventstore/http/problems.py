@@ -161,13 +161,17 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
 
 
 def retry_after_seconds() -> int:
-    """EVENTSTORE_RETRY_AFTER_SECONDS, from the settings of the process's services."""
-    from eventstore.services import services
-
+    """EVENTSTORE_RETRY_AFTER_SECONDS, read once (`http` sits below the services, so it reads this setting
+    itself: the same environment, the same value as the services' settings)."""
     try:
-        return services().settings.retry_after_seconds
+        return _configured_retry_after()
     except Exception:  # settings that do not load must not turn a 503 into a crash
         return int(Settings.model_fields["retry_after_seconds"].default)
+
+
+@functools.cache
+def _configured_retry_after() -> int:
+    return Settings().retry_after_seconds
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]

@@ -90,20 +90,13 @@ class Operation:
 LOCATION = Header("Location", "Where the stored event can be read.")
 
 
-def http_function(blueprint: func.Blueprint, op: Operation | str) -> Callable[[Handler], Handler]:
+def http_function(blueprint: func.Blueprint, op: Operation) -> Callable[[Handler], Handler]:
     """Register `handler` as the HTTP function `op` declares, answering every error as problem+json."""
-    if isinstance(op, str):  # TRANSITIONAL until functions/ingest.py declares its own
-        from eventstore.http._ingest_transitional import BY_NAME
-
-        op = BY_NAME[op]
-    declared = op
 
     def register(handler: Handler) -> Handler:
         wrapped = answers_problems(handler)
-        route = blueprint.route(
-            route=declared.route, methods=[declared.method], auth_level=func.AuthLevel[declared.auth_level]
-        )
-        blueprint.function_name(declared.name)(route(wrapped))
+        route = blueprint.route(route=op.route, methods=[op.method], auth_level=func.AuthLevel[op.auth_level])
+        blueprint.function_name(op.name)(route(wrapped))
         return wrapped
 
     return register
