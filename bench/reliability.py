@@ -13,7 +13,7 @@ the project's local Functions host pointed at them; the machine's own servers ar
   - time to serve again after the database returns from an `--outage`-second stop, polled every 0.1 s;
   - a lost blob after Azurite is killed right after a 5 MB append: what a read then answers.
 Prints a table and writes JSON (default bench/results/reliability-latest.json). The classes here are
-also what tests/test_outages.py uses.
+also what tests/http/test_outages.py uses.
 """
 
 from __future__ import annotations

@@ -25,11 +25,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from eventstore import EventStore, Settings, TenantEvents
-
-
-def random_tenant_id() -> str:
-    """A Marain-shaped client tenant id: two levels of 32 lowercase hex characters."""
-    return secrets.token_hex(32)
+from eventstore_local.samples import expense_claim_walk
+from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +76,15 @@ def tenant(store: EventStore) -> TenantEvents:
 
 
 @pytest.fixture
+def walked(tenant: TenantEvents) -> TenantEvents:
+    """A fresh tenant with the Marain expense-claim walk recorded (`eventstore_local.samples`): the audit
+    stream's messages and three instances' outcomes, one append per step."""
+    for step in expense_claim_walk():
+        tenant.append(step.stream_id, [step.event])
+    return tenant
+
+
+@pytest.fixture
 def owner_conn(database_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
     """A connection as the database owner (not the application role), for inspecting what is stored."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -112,7 +118,6 @@ def _free_port() -> int:
 
 
 FEED_KEY = "test-feed-key"
-CONTINUATION_KEY = "test-continuation-key-0123456789"
 """The local host's token key, so that tests can build the document it serves in-process."""
 
 
@@ -131,7 +136,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
     and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes. Its change feed
     goes to `feed_grid` on the nudge alone: the timer is set to once a day, so that the host never takes
     the publisher lock of tenants that in-process feed tests publish themselves."""
-    root = Path(__file__).resolve().parent.parent
+    root = PROJECT_ROOT
     folder = tmp_path_factory.mktemp("host")
     host_json = json.loads((root / "host.json").read_text())
     host_json["extensions"]["queues"].update(visibilityTimeout="00:00:01", maxPollingInterval="00:00:00.500")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -29,6 +31,17 @@ from eventstore.store.append_events import append_events
 from eventstore.store.feed_checkpoints import add_dead_letters
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+"""The checkout's root (where pyproject.toml is)."""
+
+CONTINUATION_KEY = "test-continuation-key-0123456789"
+"""The local host's EVENTSTORE_CONTINUATION_KEY in the suite (tests sign tokens with it)."""
+
+
+def random_tenant_id() -> str:
+    """A Marain-shaped client tenant id: two levels of 32 lowercase hex characters."""
+    return secrets.token_hex(32)
 
 
 def event(

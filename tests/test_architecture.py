@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 
 # The shared kernel: modules at the top of `eventstore/` that every layer may use.
 KERNEL = {"errors", "event_types", "models", "payload_json", "settings", "tenancy"}

@@ -6,9 +6,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from tests.helpers import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
 
 
 def test_readme_starts_with_the_two_commands() -> None:

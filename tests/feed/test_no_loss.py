@@ -1,0 +1,257 @@
+"""Nothing lost: 8 writers commit out of order into many streams of 3 tenants while publisher processes
+are started and killed (SIGKILL) at random moments, most of them mid-batch. Afterwards every committed
+event was published at least once, no rolled-back one was, each stream's events first arrived in
+sequence order, and every duplicate straddles a kill (it was delivered before the kill and again after).
+Once to the Event Grid stand-in, once to a webhook subscriber that fails half its requests.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from eventstore import START, EventStore, Settings, StreamState, TenantEvents
+from eventstore.store.append_events import append_events
+from eventstore_local.standins.eventgrid import EventGridStandIn
+from eventstore_local.standins.webhook import WebhookReceiver
+from tests.helpers import PROJECT_ROOT, event, feed_checkpoint, random_tenant_id, run_threads
+
+ROOT = PROJECT_ROOT
+BATCH_EVENTS = 7
+WRITERS = 8
+APPENDS_PER_WRITER = 80
+KEY = "no-loss-key"
+SECRET = "no-loss-webhook-secret"  # noqa: S105 (a test key)
+START_GRACE = 0.3
+
+
+@dataclass(frozen=True)
+class Arrival:
+    event_id: str
+    stream: tuple[str, str]  # (tenant, stream id)
+    sequence: int
+    at: float
+
+    @classmethod
+    def of(cls, event: dict[str, Any], at: float) -> Arrival:
+        data = event["data"]
+        return cls(event["id"], (data["tenantId"], data["streamId"]), data["sequenceNumber"], at)
+
+
+@dataclass
+class Workload:
+    store: EventStore
+    settings: Settings
+    tenants: list[TenantEvents]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    committed: dict[str, tuple[tuple[str, str], int]] = field(default_factory=dict)
+    rolled_back: set[str] = field(default_factory=set)
+
+    def write(self, index: int) -> None:
+        rng = random.Random(1000 + index)
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.settings.app_role)))
+            for n in range(APPENDS_PER_WRITER):
+                tenant = rng.choice(self.tenants)
+                stream_id = f"instance:s{rng.randrange(12)}"
+                batch = [event({"writer": index, "n": n}) for _ in range(rng.randint(1, 3))]
+                roll_back = rng.random() < 0.1
+                with conn.transaction():
+                    result = append_events(
+                        conn, tenant.placement.schema_name, stream_id, batch, StreamState.ANY,
+                        inline_limit=self.settings.inline_payload_limit, max_batch=self.settings.max_batch_size,
+                    )  # fmt: skip
+                    time.sleep(rng.uniform(0, 0.03))  # commits land out of order
+                    if roll_back:
+                        raise psycopg.Rollback()
+                with self.lock:
+                    for e, sequence in zip(batch, result.sequence_numbers, strict=True):
+                        if roll_back:
+                            self.rolled_back.add(str(e.event_id))
+                        else:
+                            self.committed[str(e.event_id)] = ((tenant.tenant_id, stream_id), sequence)
+                time.sleep(rng.uniform(0, 0.08))
+
+
+@contextmanager
+def killed_publishers(
+    env: dict[str, str], tenants: list[TenantEvents], starts: list[float], kills: list[float], stop: threading.Event
+) -> Iterator[None]:
+    """Publisher processes, one at a time, each SIGKILLed after a random while; start and kill times into
+    `starts` and `kills`."""
+    rng = random.Random(7)
+    errors: list[BaseException] = []
+
+    def cycle() -> None:
+        try:
+            while not stop.is_set():
+                starts.append(time.time())
+                process = subprocess.Popen(
+                    [*publish_command(tenants), "--loop", "--interval", "0.02"],
+                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                )  # fmt: skip
+                time.sleep(rng.uniform(0.8, 1.5))  # start-up takes ~0.7 s; then it is mid-work
+                if process.poll() is not None:
+                    raise RuntimeError("the publisher died by itself: " + process.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
+                kills.append(time.time())
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+                process.stderr.close()  # type: ignore[union-attr]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=cycle, name="publisher-killer")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(60)
+    if errors:
+        raise errors[0]
+
+
+def run_and_check(
+    store: EventStore,
+    settings: Settings,
+    env: dict[str, str],
+    arrivals: Callable[[], list[Arrival]],
+) -> None:
+    tenants = []
+    for _ in range(3):
+        tenant_id = random_tenant_id()
+        store.onboard_tenant(tenant_id)
+        tenants.append(store.tenant(tenant_id))
+    work = Workload(store, settings, tenants)
+    starts: list[float] = []
+    kills: list[float] = []
+    stop = threading.Event()
+    with killed_publishers(env, tenants, starts, kills, stop):
+        run_threads(WRITERS, work.write)
+        time.sleep(1.0)  # a kill or two after the last commit, too
+    assert len(kills) >= 3, "the publisher was never killed mid-run"
+
+    # A last publisher, left to finish: everything committed must now arrive.
+    deadline = time.monotonic() + 60
+    while not set(work.committed) <= {a.event_id for a in arrivals()}:
+        assert time.monotonic() < deadline, "committed events never arrived"
+        starts.append(time.time())
+        subprocess.run(publish_command(tenants), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        time.sleep(0.05)
+
+    got = arrivals()
+    ids = [a.event_id for a in got]
+    assert set(work.committed) <= set(ids)
+    assert not (work.rolled_back & set(ids)), "a rolled-back event was published"
+    ours = [a for a in got if a.event_id in work.committed]
+    assert all(work.committed[a.event_id] == (a.stream, a.sequence) for a in ours)
+
+    # Each stream's events first arrived in sequence order.
+    first: dict[str, Arrival] = {}
+    for arrival in ours:
+        first.setdefault(arrival.event_id, arrival)
+    by_stream: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for arrival in sorted(first.values(), key=lambda a: a.at):
+        by_stream[arrival.stream].append(arrival.sequence)
+    for stream, sequence in by_stream.items():
+        assert sequence == sorted(sequence) and sequence == list(range(1, len(sequence) + 1)), stream
+
+    # Duplicates only around a kill: first delivered by a publisher that was then killed, again by a later
+    # one. A request's arrival is stamped when the stand-in starts on it, which can be a little after its
+    # sender died; no publisher sends within its first START_GRACE seconds (its imports alone take longer).
+    def sender(at: float) -> int:
+        return max(i for i, started in enumerate(starts) if started + START_GRACE <= at)
+
+    seen: dict[str, float] = {}
+    duplicates: dict[int, int] = defaultdict(int)
+    for arrival in sorted(ours, key=lambda a: a.at):
+        if arrival.event_id in seen:
+            first_by, again_by = sender(seen[arrival.event_id]), sender(arrival.at)
+            assert first_by < again_by and first_by < len(kills), f"duplicate of {arrival.event_id} without a kill"
+            duplicates[first_by] += 1
+        else:
+            seen[arrival.event_id] = arrival.at
+    # At most the batch in flight is sent again per kill.
+    assert all(count <= BATCH_EVENTS for count in duplicates.values()), duplicates
+    print(f"{len(work.committed)} committed, {len(kills)} kills, {sum(duplicates.values())} duplicates")
+
+
+def publish_command(tenants: list[TenantEvents]) -> list[str]:
+    """`eventstore feed publish` for these tenants only (the test database holds other tests' tenants)."""
+    return [sys.executable, "-m", "eventstore_local", "feed", "publish", *(f"--tenant={t.tenant_id}" for t in tenants)]
+
+
+def base_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTSTORE_")}
+    env.update(
+        EVENTSTORE_DATABASE_URL=settings.database_url,
+        EVENTSTORE_FEED_BATCH_EVENTS=str(BATCH_EVENTS),
+        EVENTSTORE_FEED_RETRY_SECONDS="2",
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_nothing_is_lost_when_publishers_are_killed_mid_batch(store: EventStore, settings: Settings) -> None:
+    with EventGridStandIn(key=KEY, latency=0.01) as grid:
+        env = base_env(settings) | {"EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint, "EVENTSTORE_EVENTGRID_KEY": KEY}
+
+        run_and_check(store, settings, env, lambda: [Arrival.of(x.event, x.arrived_at) for x in grid.accepted])
+
+
+@pytest.mark.slow
+def test_nothing_is_lost_to_a_webhook_that_fails_half_its_requests(store: EventStore, settings: Settings) -> None:
+    with WebhookReceiver(SECRET, failure_rate=0.5, seed=3) as hook:
+        env = base_env(settings) | {
+            "EVENTSTORE_WEBHOOKS__sub__URL": hook.url,
+            "EVENTSTORE_WEBHOOKS__sub__SECRET": SECRET,
+        }
+
+        run_and_check(store, settings, env, lambda: [Arrival.of(x.event, x.arrived_at) for x in hook.deliveries])
+        statuses = hook.statuses
+        assert statuses.count(500) > len(statuses) // 4, "the subscriber did not fail half its requests"
+        assert hook.handshakes and set(hook.handshakes) == {"localhost"}
+
+
+def test_a_publisher_killed_between_delivery_and_checkpoint_sends_that_batch_again(
+    store: EventStore, settings: Settings
+) -> None:
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    tenant, feed = store.tenant(tenant_id), store.feed(tenant_id)
+    ids = []
+    for n in range(5):
+        new = event({"n": n})
+        tenant.append("instance:k", [new])
+        ids.append(new.event_id)
+    with EventGridStandIn(key=KEY) as grid:
+        # The topic takes the batch, but only answers after the publisher is dead.
+        grid.hang_next(1, seconds=2.0, accept=True)
+        env = base_env(settings) | {"EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint, "EVENTSTORE_EVENTGRID_KEY": KEY}
+        process = subprocess.Popen(publish_command([tenant]), cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while grid.requests_started < 1:
+            assert time.monotonic() < deadline and process.poll() is None, "the publisher sent nothing"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        assert [UUID(e["id"]) for e in grid.wait_for(5, timeout=10)] == ids  # delivered...
+        assert feed_checkpoint(feed, "eventgrid") == START  # ...but never checkpointed
+        subprocess.run(publish_command([tenant]), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        assert [UUID(e["id"]) for e in grid.events] == ids + ids  # at least once: the batch again
+        assert feed_checkpoint(feed, "eventgrid").global_position >= 5
