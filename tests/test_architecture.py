@@ -17,18 +17,19 @@ from tests.helpers import PROJECT_ROOT
 ROOT = PROJECT_ROOT
 
 # The shared kernel: modules at the top of `eventstore/` that every layer may use.
-KERNEL = {"errors", "event_types", "models", "payload_json", "settings", "tenancy"}
+KERNEL = {"errors", "event_types", "models", "payload_json", "settings", "tenancy", "workflow_state"}
 
 # Each part of `eventstore/` and the parts it may import (besides itself and the kernel).
 ALLOWED: dict[str, set[str]] = {
     "kernel": set(),
     "store": set(),
-    "query": {"store"},
+    "query": {"store", "views"},
     "ingest": {"store"},
     "feed": {"store"},
     "http": {"store", "query", "ingest"},
-    "services": {"store", "feed"},
-    "functions": {"store", "query", "ingest", "feed", "http", "services"},
+    "services": {"store", "feed", "views"},
+    "views": {"store"},
+    "functions": {"store", "query", "ingest", "feed", "http", "services", "views"},
     "(package)": {"store"},
 }
 

@@ -267,7 +267,7 @@ def list_instances(req: func.HttpRequest) -> func.HttpResponse:
     after = ""
     if params.continuation:
         after = continuation.decode_instance_id(key, params.continuation, "instances", filters)
-    states, cursor = query.list_instances(tenant, params.status, after, params.limit)
+    states, cursor = query.list_instances(services().store, tenant.tenant_id, params.status, after, params.limit)
     token = continuation.encode(key, "instances", cursor, filters) if cursor is not None else None
     return json_response(InstancesPage(instances=[_state(s) for s in states], continuation=token))
 

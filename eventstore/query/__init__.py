@@ -15,7 +15,8 @@ from eventstore.query.history import (
     search_audit,
 )
 from eventstore.query.instances import list_instances
-from eventstore.query.state import fold, instance_state, rebuild_state, replay
+from eventstore.query.state import instance_state, rebuild_state, replay
+from eventstore.workflow_state import fold
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",

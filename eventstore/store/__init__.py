@@ -8,6 +8,8 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
   search, exact payloads.
 - `store.feed(tenant_id)` -> `TenantFeed`: the change feed's checkpoints, health and dead letters;
   `feed.session(sink)` -> `FeedSession`, one publisher's locked hold on one sink.
+- `store.views(tenant_id)` -> `TenantViews`: the views' checkpoints and reads of their tables;
+  `views.session(view)` -> `ViewSession`, one runner's locked hold on one view.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
 """
 
@@ -26,6 +28,7 @@ from eventstore.store.streams import (
 )
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
+from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, ViewWriter
 
 __all__ = [
     "AUDIT_STREAM_ID",
@@ -43,6 +46,10 @@ __all__ = [
     "SinkState",
     "TenantEvents",
     "TenantFeed",
+    "TenantViews",
+    "ViewSession",
+    "ViewState",
+    "ViewWriter",
     "WritingTransaction",
     "instance_stream_id",
     "validate_instance_id",

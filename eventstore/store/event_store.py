@@ -18,6 +18,7 @@ from eventstore.store.registry import TenantRegistry
 from eventstore.store.schema import TENANTS, table
 from eventstore.store.tenant_events import Clock, TenantEvents
 from eventstore.store.tenant_feed import TenantFeed
+from eventstore.store.tenant_views import TenantViews
 from eventstore.tenancy import (
     TenantPlacement,
     container_name_for,
@@ -44,6 +45,7 @@ class EventStore:
         self._payloads: BlobPayloads | None = None
         self._tenants: dict[str, TenantEvents] = {}
         self._feeds: dict[str, TenantFeed] = {}
+        self._views: dict[str, TenantViews] = {}
 
     def __enter__(self) -> EventStore:
         return self
@@ -178,6 +180,16 @@ class EventStore:
             feed = TenantFeed(placement, self.pools.app(placement.dsn_name))
             self._feeds[canonical] = feed
         return feed
+
+    def views(self, tenant_id: str) -> TenantViews:
+        """The tenant's views: their checkpoints, the runner's session, reads of their tables."""
+        canonical = validate_tenant_id(tenant_id)
+        views = self._views.get(canonical)
+        if views is None:
+            placement = self.registry.get(canonical)
+            views = TenantViews(placement, self.pools.app(placement.dsn_name))
+            self._views[canonical] = views
+        return views
 
     def tenants(self) -> list[TenantPlacement]:
         return self.registry.all()

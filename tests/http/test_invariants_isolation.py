@@ -94,7 +94,7 @@ def test_search_event_by_id_and_instance_listing_stay_in_the_tenant(store: Event
         assert tenant.get_event(mine.own_event) is not None
         assert tenant.get_event(other.own_event) is None
 
-        states, _ = query.list_instances(tenant, None)
+        states, _ = query.list_instances(store, tenant.tenant_id)
         assert sorted(s.workflow_instance_id for s in states) == sorted(["shared", mine.own_instance])
         assert query.rebuild_state(tenant, other.own_instance).last_sequence == 0
 

@@ -76,19 +76,27 @@ def test_search_by_type_workflow_and_time_pages_without_repeats(walked: Any) -> 
     assert walked.search(recorded_from=now + timedelta(hours=1), recorded_to=now - timedelta(hours=1)).events == []
 
 
-def test_list_instances_by_rebuilt_status(walked: Any) -> None:
-    faulted, after = query.list_instances(walked, status="faulted")
+def test_list_instances_by_status_from_the_view(store: EventStore, walked: TenantEvents) -> None:
+    tenant_id = walked.tenant_id
+    faulted, after = query.list_instances(store, tenant_id, "faulted")
     assert sorted(s.workflow_instance_id for s in faulted) == sorted([FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID])
     assert after is None
-    everything, _ = query.list_instances(walked, None)
+    # The view says exactly what folding each instance's stream says.
+    assert faulted == [query.rebuild_state(walked, s.workflow_instance_id) for s in faulted]
+    everything, _ = query.list_instances(store, tenant_id)
     assert {s.workflow_instance_id for s in everything} == {CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID}
-    first, cursor = query.list_instances(walked, None, limit=1)
+    first, cursor = query.list_instances(store, tenant_id, None, limit=1)
     assert len(first) == 1 and cursor == first[0].workflow_instance_id
-    rest, end = query.list_instances(walked, None, after=cursor)
+    rest, end = query.list_instances(store, tenant_id, None, after=cursor)
     assert [s.workflow_instance_id for s in first + rest] == sorted(s.workflow_instance_id for s in everything)
     assert end is None
-    bounded, resume = query.list_instances(walked, status="faulted", scan=1)
-    assert resume is not None and len(bounded) <= 1
+    workflow = everything[0].workflow_id
+    assert workflow is not None
+    of_workflow, _ = query.list_instances(store, tenant_id, workflow_id=workflow)
+    assert of_workflow == [s for s in everything if s.workflow_id == workflow]
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert query.list_instances(store, tenant_id, updated_from=later)[0] == []
+    assert query.list_instances(store, tenant_id, updated_to=later)[0] == everything
 
 
 def test_payloads_over_the_inline_limit_are_refused_without_blob_storage(store: EventStore, settings: Settings) -> None:

@@ -1,0 +1,135 @@
+"""Keeps a tenant's views current: for each view, the all-stream after its checkpoint, applied in
+batches, each batch and the checkpoint past it in one transaction.
+
+- One runner per tenant and view at a time (`TenantViews.session`): a run that finds the lock taken
+  does nothing; the holder applies what is there.
+- An event a view cannot apply stops that view there: the batch is retried one event at a time, the
+  events before the bad one are kept, and the bad one is recorded (`ViewState.stopped_*`, shown in the
+  tenant's view health). The next run tries it again; the view never skips it. Other views go on.
+- A store that is down is not an event's fault: the run ends with the error and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from eventstore.errors import StoreUnavailable
+from eventstore.models import Checkpoint, RecordedEvent
+from eventstore.store import EventStore, ViewSession
+from eventstore.views.view import View
+
+log = logging.getLogger(__name__)
+
+BATCH_EVENTS = 500
+
+
+@dataclass
+class ViewRun:
+    """What one run did for one view of one tenant."""
+
+    view: str
+    applied: int = 0
+    locked: bool = True
+    caught_up: bool = False
+    stopped: str | None = None
+    """Why the view stopped at an event, when it did."""
+    error: str | None = None
+
+
+class ViewRunner:
+    """Applies tenants' all-streams to `views`."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        views: Sequence[View],
+        *,
+        batch_events: int = BATCH_EVENTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.views = list(views)
+        self.batch_events = batch_events
+        self._clock = clock
+
+    def view(self, name: str) -> View:
+        found = next((v for v in self.views if v.name == name), None)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def run_tenant(self, tenant_id: str, *, run_seconds: float = 30.0, only: Sequence[str] = ()) -> list[ViewRun]:
+        """Bring the tenant's views (or those named in `only`) up to date, within `run_seconds`."""
+        deadline = self._clock() + run_seconds
+        tenant_views = self.store.views(tenant_id)
+        runs = []
+        for view in self.views:
+            if only and view.name not in only:
+                continue
+            with tenant_views.session(view.name) as session:
+                if session is None:
+                    runs.append(ViewRun(view.name, locked=False))
+                    continue
+                runs.append(self._drain(session, view, deadline))
+        return runs
+
+    def run_all(self, *, run_seconds: float = 30.0) -> dict[str, list[ViewRun]]:
+        """One pass over every registered tenant (the timer's job)."""
+        out = {}
+        for placement in self.store.tenants():
+            try:
+                out[placement.tenant_id] = self.run_tenant(placement.tenant_id, run_seconds=run_seconds)
+            except StoreUnavailable as exc:
+                log.error("views: tenant %s not brought up to date: %s", placement.tenant_id, exc)
+        return out
+
+    def _drain(self, session: ViewSession, view: View, deadline: float) -> ViewRun:
+        run = ViewRun(view.name)
+        checkpoint = session.state().checkpoint
+        try:
+            while True:
+                page = session.read(checkpoint, self.batch_events)
+                if page.events:
+                    applied, checkpoint, stopped = self._apply(session, view, page.events)
+                    run.applied += applied
+                    if stopped is not None:
+                        run.stopped = stopped
+                        return run
+                if not page.more:
+                    run.caught_up = True
+                    return run
+                if self._clock() >= deadline:
+                    return run
+        except StoreUnavailable as exc:
+            run.error = str(exc)
+            log.warning("views: %s of tenant %s held: %s", view.name, session.view, exc)
+            return run
+
+    def _apply(
+        self, session: ViewSession, view: View, events: list[RecordedEvent]
+    ) -> tuple[int, Checkpoint, str | None]:
+        """The whole batch in one transaction; if the handler refuses it, one event at a time up to the
+        one it refuses, which is recorded. Returns (events applied, checkpoint, why it stopped)."""
+        try:
+            return len(events), session.apply(events, view.tables, view.apply), None
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.debug("views: %s refused a batch; applying it one event at a time", view.name, exc_info=True)
+        applied = 0
+        checkpoint = session.state().checkpoint
+        for event in events:
+            try:
+                checkpoint = session.apply([event], view.tables, view.apply)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("views: %s stopped at event %s: %s", view.name, event.event_id, reason)
+                session.stop(event, reason)
+                return applied, checkpoint, reason
+            applied += 1
+        return applied, checkpoint, None
