@@ -1,5 +1,6 @@
 """What the functions of one process share: the settings, read once; the store, whose pools open on first
-use; and the change feed's publisher and nudger, built from the same settings when first needed."""
+use; the views' runner; the change feed's publisher; and the nudger that runs both after an append. Each
+is built from the same settings when first needed."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from functools import cache, cached_property
 
 from eventstore.feed.config import sinks_from_settings
 from eventstore.feed.nudge import Nudger
-from eventstore.feed.publisher import FeedPublisher
+from eventstore.feed.publisher import FeedPublisher, TenantRun
 from eventstore.settings import Settings
 from eventstore.store import EventStore
+from eventstore.views import VIEWS, ViewRunner
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +32,33 @@ class Services:
         return FeedPublisher(self.store, sinks_from_settings(self.settings))
 
     @cached_property
+    def view_runner(self) -> ViewRunner:
+        return ViewRunner(self.store, VIEWS)
+
+    @cached_property
     def nudger(self) -> Nudger:
-        publisher = self.publisher
+        publisher, runner = self.publisher, self.view_runner
+        feed_nudged = self.settings.feed_enabled and self.settings.feed_nudge
         # A nudge does not wait out a failing sink: the timer retries with the full patience.
         retry = min(1.0, publisher.retry_seconds)
-        # Nor does it drain a long backlog: a few seconds, then the timer takes over, so that a nudge worker
-        # is never tied up for long by one tenant.
-        return Nudger(
-            lambda tenant_id: publisher.publish_tenant(
-                tenant_id, retry_seconds=retry, run_seconds=5.0, skip_failing=True
-            )
-        )
 
-    def nudge_feed(self, tenant_id: str) -> None:
-        """After an append: publish the tenant now, when the feed and its nudge are on and a sink is set."""
-        if not (self.settings.feed_enabled and self.settings.feed_nudge):
-            return
+        def catch_up(tenant_id: str) -> TenantRun:
+            # Nor does it drain a long backlog: a few seconds, then the timers take over, so that a nudge
+            # worker is never tied up for long by one tenant.
+            runner.run_tenant(tenant_id, run_seconds=5.0)
+            if not (feed_nudged and publisher.sinks):
+                return TenantRun(tenant_id)
+            return publisher.publish_tenant(tenant_id, retry_seconds=retry, run_seconds=5.0, skip_failing=True)
+
+        return Nudger(catch_up)
+
+    def nudge(self, tenant_id: str) -> None:
+        """After an append: bring the tenant's views up to date and publish its feed now (when the feed and
+        its nudge are on and a sink is set), in the background."""
         try:
-            if self.publisher.sinks:
-                self.nudger.nudge(tenant_id)
-        except Exception:  # the append is done and the timer is the safety net: never fail the request
-            log.exception("feed: could not nudge the publisher for tenant %s", tenant_id)
+            self.nudger.nudge(tenant_id)
+        except Exception:  # the append is done and the timers are the safety net: never fail the request
+            log.exception("could not nudge the views and feed of tenant %s", tenant_id)
 
 
 @cache

@@ -13,6 +13,8 @@ from eventstore.tenancy import validate_identifier_prefix
 _SINK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _FEED_SCHEDULE = "*/5 * * * * *"
 _FEED_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the publisher's timer: the safety net."
+_VIEWS_SCHEDULE = "*/5 * * * * *"
+_VIEWS_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the views' timer: the safety net under the nudge after appends."
 
 
 class WebhookSettings(BaseModel):
@@ -39,6 +41,14 @@ class FeedSchedule(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
 
     feed_schedule: str = Field(default=_FEED_SCHEDULE, description=_FEED_SCHEDULE_TEXT)
+
+
+class ViewsSchedule(BaseSettings):
+    """`Settings.views_schedule` alone, read when the functions are indexed (as `FeedSchedule`)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    views_schedule: str = Field(default=_VIEWS_SCHEDULE, description=_VIEWS_SCHEDULE_TEXT)
 
 
 class Settings(BaseSettings):
@@ -101,6 +111,7 @@ class Settings(BaseSettings):
     # The change feed (docs/feed.md).
     feed_enabled: bool = Field(default=True, description="Publish the change feed at all (per deployment).")
     feed_schedule: str = Field(default=_FEED_SCHEDULE, description=_FEED_SCHEDULE_TEXT)
+    views_schedule: str = Field(default=_VIEWS_SCHEDULE, description=_VIEWS_SCHEDULE_TEXT)
     feed_nudge: bool = Field(
         default=True, description="Publish right after an ingest append instead of waiting for the timer."
     )

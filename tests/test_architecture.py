@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "http": {"store", "query", "ingest"},
     "services": {"store", "feed", "views"},
     "views": {"store"},
+    "client": set(),
     "functions": {"store", "query", "ingest", "feed", "http", "services", "views"},
     "(package)": {"store"},
 }

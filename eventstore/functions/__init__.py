@@ -1,7 +1,7 @@
 """One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`. Each area's module declares
 its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
-from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants
+from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants, views
 
 OPERATIONS = (
     *ingest.OPERATIONS,
@@ -9,6 +9,7 @@ OPERATIONS = (
     *query.OPERATIONS,
     *feed.OPERATIONS,
     *health.OPERATIONS,
+    *views.OPERATIONS,
     *openapi.OPERATIONS,
 )
 
@@ -20,6 +21,7 @@ BLUEPRINTS = (
     openapi.openapi_blueprint(OPERATIONS),
     health.blueprint,
     feed.blueprint,
+    views.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

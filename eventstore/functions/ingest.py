@@ -95,7 +95,7 @@ def post_message(req: func.HttpRequest) -> func.HttpResponse:
     ingest.check_message_content_type(header(req, "Content-Type"))
     recorded = ingest.record_message(store, route_param(req, "tenantId"), body, "http")
     if not recorded.result.repeated:
-        services().nudge_feed(recorded.tenant_id)
+        services().nudge(recorded.tenant_id)
     event_id = recorded.events[0].event_id
     answer = MessageAccepted(
         event_id=str(event_id),
@@ -165,7 +165,7 @@ def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
     recorded = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
     result = recorded.result
     if not result.repeated:
-        services().nudge_feed(tenant_id)
+        services().nudge(tenant_id)
     answer = OutcomesAppended(
         event_ids=[str(e.event_id) for e in recorded.events],
         sequence_numbers=list(result.sequence_numbers),
@@ -206,7 +206,7 @@ def record_queued_message(msg: func.QueueMessage) -> None:
     with _failures_reported(MESSAGES_QUEUE, msg):
         recorded = ingest.record_queued_message(services().store, msg.get_body())
     if not recorded.result.repeated:
-        services().nudge_feed(recorded.tenant_id)
+        services().nudge(recorded.tenant_id)
     log.info(
         "queue %s: message %s recorded as event %s%s",
         MESSAGES_QUEUE, msg.id, recorded.events[0].event_id, " (repeat)" if recorded.result.repeated else "",
@@ -219,7 +219,7 @@ def record_queued_outcomes(msg: func.QueueMessage) -> None:
     with _failures_reported(OUTCOMES_QUEUE, msg):
         recorded = ingest.record_queued_outcomes(services().store, msg.get_body())
     if not recorded.result.repeated:
-        services().nudge_feed(recorded.tenant_id)
+        services().nudge(recorded.tenant_id)
     log.info(
         "queue %s: message %s appended %d event(s) to instance %s at %s%s",
         OUTCOMES_QUEUE, msg.id, len(recorded.events), recorded.workflow_instance_id,
