@@ -28,7 +28,7 @@ from eventstore.store.streams import (
 )
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
-from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, ViewWriter
+from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, ViewWriter, shadow_of
 
 __all__ = [
     "AUDIT_STREAM_ID",
@@ -52,5 +52,6 @@ __all__ = [
     "ViewWriter",
     "WritingTransaction",
     "instance_stream_id",
+    "shadow_of",
     "validate_instance_id",
 ]

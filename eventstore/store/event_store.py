@@ -187,7 +187,13 @@ class EventStore:
         views = self._views.get(canonical)
         if views is None:
             placement = self.registry.get(canonical)
-            views = TenantViews(placement, self.pools.app(placement.dsn_name))
+            pools = self.pools
+            views = TenantViews(
+                placement,
+                pools.app(placement.dsn_name),
+                lambda: pools.owner(placement.dsn_name),
+                self.settings.app_role,
+            )
             self._views[canonical] = views
         return views
 

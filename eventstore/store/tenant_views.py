@@ -142,13 +142,29 @@ class ViewSession:
             )
 
 
-class TenantViews:
-    """One tenant's views. Obtain one with `EventStore.views(tenant_id)`."""
+SHADOW_SUFFIX = "__rebuild"
+"""A rebuild builds a view's tables beside the live ones, under these names, then swaps them in."""
 
-    def __init__(self, placement: TenantPlacement, pool: StorePool) -> None:
+
+def shadow_of(view: str) -> str:
+    """The checkpoint (and lock) name of a view's rebuild."""
+    return view + SHADOW_SUFFIX
+
+
+class TenantViews:
+    """One tenant's views. Obtain one with `EventStore.views(tenant_id)`.
+
+    `owner` gives the owner role's pool (opened on first use: only a rebuild needs it), which creates,
+    drops and renames tables; the application role only reads and writes rows."""
+
+    def __init__(
+        self, placement: TenantPlacement, pool: StorePool, owner: Callable[[], StorePool], app_role: str
+    ) -> None:
         self.placement = placement
         self._schema = placement.schema_name
         self._pool = pool
+        self._owner = owner
+        self._app_role = app_role
 
     @property
     def tenant_id(self) -> str:
@@ -196,3 +212,41 @@ class TenantViews:
         """Rows of a read-only `statement` over a view's tables (`{table}` placeholders, `%s` values)."""
         rendered = _render(self._schema, tuple(sorted(tables.items())), statement)
         return run(self._pool, lambda conn: conn.cursor(binary=True).execute(rendered, params).fetchall())
+
+    def create_shadow(self, view: str, tables: Mapping[str, str]) -> dict[str, str]:
+        """Empty copies of `view`'s tables (columns, defaults, indexes, grants) beside them, and a fresh
+        checkpoint for the rebuild; any earlier unfinished rebuild is dropped. Returns the shadow tables."""
+        shadow = {name: physical + SHADOW_SUFFIX for name, physical in tables.items()}
+        with translated_errors(), self._owner().connection() as conn, conn.transaction():
+            for name, physical in tables.items():
+                live, copy = table(self._schema, physical), table(self._schema, shadow[name])
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(copy))
+                conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(copy, live))
+                conn.execute(
+                    sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                        copy, sql.Identifier(self._app_role)
+                    )
+                )
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE view = %s").format(table(self._schema, VIEW_CHECKPOINTS)),
+                (shadow_of(view),),
+            )
+        return shadow
+
+    def swap_in_shadow(self, view: str, tables: Mapping[str, str]) -> None:
+        """Replace `view`'s tables and checkpoint by its rebuild's, in one transaction: readers see the old
+        view until the commit and the whole new one after it, never an empty or half-built one. The caller
+        holds the view's lock (so no runner writes the old tables meanwhile) and has caught the rebuild up."""
+        checkpoints = table(self._schema, VIEW_CHECKPOINTS)
+        with translated_errors(), self._owner().connection() as conn, conn.transaction():
+            for physical in tables.values():
+                conn.execute(sql.SQL("DROP TABLE {}").format(table(self._schema, physical)))
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                        table(self._schema, physical + SHADOW_SUFFIX), sql.Identifier(physical)
+                    )
+                )
+            conn.execute(sql.SQL("DELETE FROM {} WHERE view = %s").format(checkpoints), (view,))
+            conn.execute(
+                sql.SQL("UPDATE {} SET view = %s WHERE view = %s").format(checkpoints), (view, shadow_of(view))
+            )

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eventstore.errors import StoreUnavailable
-from eventstore.models import Checkpoint, RecordedEvent
-from eventstore.store import EventStore, ViewSession
+from eventstore.models import START, Checkpoint, RecordedEvent
+from eventstore.store import EventStore, ViewSession, shadow_of
 from eventstore.views.view import View
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,39 @@ class ViewRunner:
                 log.error("views: tenant %s not brought up to date: %s", placement.tenant_id, exc)
         return out
 
-    def _drain(self, session: ViewSession, view: View, deadline: float) -> ViewRun:
+    def rebuild(self, tenant_id: str, name: str, *, progress: Callable[[int, int], None] | None = None) -> ViewRun:
+        """Build the view `name` of the tenant again from the start of its all-stream, beside the live one,
+        then swap it in: readers see the old view until the swap and the whole new one after it. The live
+        view stays current meanwhile. `progress(applied, total)` is called after each batch."""
+        view = self.view(name)
+        tenant_views = self.store.views(tenant_id)
+        total, _ = tenant_views.lag(START)
+        shadow = View(shadow_of(view.name), tenant_views.create_shadow(view.name, view.tables), view.apply, "")
+        report = (lambda applied: progress(applied, total)) if progress else None
+        with tenant_views.session(shadow.name) as session:
+            if session is None:
+                return ViewRun(view.name, locked=False, error="another rebuild of this view is running")
+            run = self._drain(session, shadow, float("inf"), report)
+            if not run.caught_up:
+                return run  # stopped at an event, or the store failed: the live view is untouched
+            deadline = self._clock() + 30.0
+            while True:  # the swap waits for the live runner of the moment to finish its batch
+                with tenant_views.session(view.name) as live:
+                    if live is not None:
+                        last = self._drain(session, shadow, float("inf"), None)
+                        if not last.caught_up:
+                            return last
+                        tenant_views.swap_in_shadow(view.name, view.tables)
+                        run.applied += last.applied
+                        run.view = view.name
+                        return run
+                if self._clock() >= deadline:
+                    return ViewRun(view.name, locked=False, error="the live view stayed locked; rebuild not swapped")
+                time.sleep(0.05)
+
+    def _drain(
+        self, session: ViewSession, view: View, deadline: float, progress: Callable[[int], None] | None = None
+    ) -> ViewRun:
         run = ViewRun(view.name)
         checkpoint = session.state().checkpoint
         try:
@@ -95,6 +127,8 @@ class ViewRunner:
                 if page.events:
                     applied, checkpoint, stopped = self._apply(session, view, page.events)
                     run.applied += applied
+                    if progress:
+                        progress(run.applied)
                     if stopped is not None:
                         run.stopped = stopped
                         return run
