@@ -242,8 +242,9 @@ LIST_INSTANCES = Operation(
     route="tenants/{tenantId}/instances",
     auth_level="FUNCTION",
     tag="query",
-    summary="Workflow instances, optionally by status (faulted...)",
-    description="Instances in id order with their rebuilt state; status=faulted lists faulted instances. "
+    summary="Workflow instances, optionally by status (faulted...), workflow and time of last event",
+    description="Instances in id order with their state, served from the instances view (brought up to "
+    "date with what was committed before the request first); status=faulted lists faulted instances. "
     "A page may hold fewer than limit instances and still have a continuation.",
     query=InstancesQuery,
     replies=(
@@ -262,12 +263,27 @@ LIST_INSTANCES = Operation(
 def list_instances(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, InstancesQuery)
     tenant = services().store.tenant(route_param(req, "tenantId"))
-    filters = {"tenant": tenant.tenant_id, "status": params.status}
+    filters = {
+        "tenant": tenant.tenant_id,
+        "status": params.status,
+        "workflow": params.workflow_id,
+        "from": params.updated_from.isoformat() if params.updated_from else None,
+        "to": params.updated_to.isoformat() if params.updated_to else None,
+    }
     key = _token_key()
     after = ""
     if params.continuation:
         after = continuation.decode_instance_id(key, params.continuation, "instances", filters)
-    states, cursor = query.list_instances(services().store, tenant.tenant_id, params.status, after, params.limit)
+    states, cursor = query.list_instances(
+        services().store,
+        tenant.tenant_id,
+        params.status,
+        after,
+        params.limit,
+        workflow_id=params.workflow_id,
+        updated_from=params.updated_from,
+        updated_to=params.updated_to,
+    )
     token = continuation.encode(key, "instances", cursor, filters) if cursor is not None else None
     return json_response(InstancesPage(instances=[_state(s) for s in states], continuation=token))
 

@@ -127,6 +127,24 @@ class InstancesQuery(_Wire):
         description="Only instances whose rebuilt status is this (Marain: initializing, waiting, "
         "processingTransition, faulted, complete; also cancelled).",
     )
+    workflow_id: str | None = Field(
+        default=None,
+        alias="workflowId",
+        min_length=1,
+        max_length=512,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Only instances of this workflow.",
+    )
+    updated_from: Rfc3339 | None = Field(
+        default=None,
+        alias="updatedFrom",
+        description="Only instances whose last event was recorded at or after this (RFC 3339 with an offset).",
+    )
+    updated_to: Rfc3339 | None = Field(
+        default=None,
+        alias="updatedTo",
+        description="Only instances whose last event was recorded before this (RFC 3339 with an offset).",
+    )
     limit: int = _limit()
     continuation: str | None = _continuation()
 
