@@ -32,6 +32,7 @@ from uuid import uuid4
 import psycopg
 from azure.core.credentials import AzureKeyCredential
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from bench.facts import code_facts, server_facts
 from bench.timing import median
@@ -40,7 +41,7 @@ from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
 from eventstore.feed.sinks import EventGridSink
 from eventstore.models import Checkpoint, RecordedEvent
-from eventstore.store import ViewSession
+from eventstore.store import PendingWork, ViewSession
 from eventstore.views import INSTANCES, VIEWS, View, ViewRunner
 from eventstore_local.standins.eventgrid import EventGridStandIn
 
@@ -55,6 +56,7 @@ WRITERS = 4
 SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 5_000)
 READS = 20
 FOLD_SCAN = 1000
+IDLE, QUICK_IDLE = 300, 20
 
 
 def new_tenant(store: EventStore) -> str:
@@ -258,6 +260,50 @@ def measure_pages(store: EventStore, dsn: str, sizes: Sequence[int]) -> list[dic
     return out
 
 
+# --- 4. what idle tenants cost the database -----------------------------------------------------------------
+
+
+def transactions(dsn: str, settle: float) -> int:
+    """Transactions the database has counted. An idle session reports its counts at most once a second,
+    and one whose report was put off retries ten seconds later: waiting `settle` seconds (11 in a real run)
+    first lets every pooled connection report."""
+    time.sleep(settle)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def measure_idle(
+    store: EventStore, dsn: str, grid: EventGridStandIn, tenants: int, ticks: int, settle: float
+) -> dict[str, Any]:
+    """Transactions per tick of both timers (the feed's, one sink; the views') over `tenants` idle tenants,
+    without and with the pending-work signal. Other tenants of the bench database count too; they are
+    idle as well."""
+    for _ in range(tenants):
+        tenant = store.tenant(new_tenant(store))
+        instance = uuid4().hex
+        tenant.append(instance_stream_id(instance), [transition(instance, 0)])
+    sink = EventGridSink(grid.endpoint, AzureKeyCredential(KEY), timeout=10, name="eventgrid-idle")
+    publisher = FeedPublisher(store, [sink], settings=store.settings.model_copy(update={"feed_run_seconds": 3600.0}))
+    runner = ViewRunner(store, VIEWS)
+    pending = PendingWork(store.pools, full_pass_seconds=3600)
+    out: dict[str, Any] = {"tenants": len(store.tenants()), "ticks": ticks}
+    try:
+        for label, signal in (("without", None), ("with", pending)):
+            publisher.publish_all(pending=signal)  # catch up (and, with the signal, settle)
+            runner.run_all(pending=signal)
+            before = transactions(dsn, settle)
+            for _ in range(ticks):
+                publisher.publish_all(pending=signal)
+                runner.run_all(pending=signal)
+            out[f"{label}_per_tick"] = (transactions(dsn, settle) - before - 1) / ticks
+    finally:
+        publisher.close()
+    return out
+
+
 # --- the run ----------------------------------------------------------------------------------------------
 
 
@@ -302,17 +348,28 @@ def run(dsn: str, quick: bool, rounds: int, output: Path = RESULTS) -> int:
         lag = measure_lag(store, QUICK_LATENCY_SECONDS if quick else LATENCY_SECONDS, RATE)
         print("faulted instances, first page", file=sys.stderr, flush=True)
         pages = measure_pages(store, dsn, QUICK_SIZES if quick else SIZES)
+        print("idle tenants", file=sys.stderr, flush=True)
+        with EventGridStandIn(key=KEY) as grid:
+            idle = measure_idle(
+                store, dsn, grid, QUICK_IDLE if quick else IDLE, 3 if quick else 10, 0.5 if quick else 11
+            )
     finally:
         store.close()
     meta["seconds"] = round(time.perf_counter() - started, 1)
-    print(render(catch, lag, pages, meta))
+    print(render(catch, lag, pages, idle, meta))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"catch_up": catch, "lag": lag, "pages": pages, "meta": meta}, indent=2))
+    output.write_text(json.dumps({"catch_up": catch, "lag": lag, "pages": pages, "idle": idle, "meta": meta}, indent=2))
     print(f"\nresults written to {output} ({meta['seconds']} s)")
     return 0
 
 
-def render(catch: dict[str, Any], lag: dict[str, float], pages: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+def render(
+    catch: dict[str, Any],
+    lag: dict[str, float],
+    pages: list[dict[str, Any]],
+    idle: dict[str, Any],
+    meta: dict[str, Any],
+) -> str:
     views = ", ".join(meta["views"])
     lines = [
         f"catch-up from a backlog of {meta['events']:,} events (views: {views})",
@@ -333,6 +390,10 @@ def render(catch: dict[str, Any], lag: dict[str, float], pages: list[dict[str, A
             f"  {page['instances']:>7,} instances: view {page['view_ms']:6.1f} ms (target <= 50: {verdict}),"
             f" fold {page['fold_ms']:7.0f} ms; view built in {page['catch_up_s']:.1f} s"
         )
+    lines.append(
+        f"idle: {idle['tenants']:,} tenants, both timers (1 sink, {len(meta['views'])} view(s)), transactions per tick:"
+        f" {idle['without_per_tick']:.0f} without the pending-work signal, {idle['with_per_tick']:.0f} with it"
+    )
     lines.append(f"code: {meta.get('commit', '?')}; load average {meta['load_average_at_start']:.2f} at start")
     return "\n".join(lines)
 
@@ -347,7 +408,15 @@ def main(argv: list[str] | None = None) -> int:
     dsn = args.dsn or os.environ.get(DSN_VARIABLE)
     if not dsn:
         parser.error(f"--dsn or ${DSN_VARIABLE} is needed")
-    return run(dsn, args.quick, 1 if args.quick else args.rounds, args.output)
+    # A database of its own on the same server: the idle figures count exactly the tenants made here.
+    scratch = f"bench_views_{uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    try:
+        return run(make_conninfo(dsn, dbname=scratch), args.quick, 1 if args.quick else args.rounds, args.output)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(scratch)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from eventstore.feed.config import sinks_from_settings
 from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
 from eventstore.settings import Settings
-from eventstore.store import EventStore
+from eventstore.store import EventStore, PendingWork
 from eventstore.views import VIEWS, ViewRunner
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,11 @@ class Services:
     @cached_property
     def publisher(self) -> FeedPublisher:
         return FeedPublisher(self.store, sinks_from_settings(self.settings))
+
+    @cached_property
+    def pending(self) -> PendingWork:
+        """Which tenants' readers the timers need to run (shared by the feed's and the views' timers)."""
+        return PendingWork(self.store.pools, self.settings.full_pass_seconds)
 
     @cached_property
     def view_runner(self) -> ViewRunner:

@@ -39,7 +39,7 @@ from eventstore.feed.cloudevents import to_cloudevent
 from eventstore.feed.sinks import Batch, Sink, encode
 from eventstore.models import START, Checkpoint
 from eventstore.settings import Settings
-from eventstore.store import DeadLetter, EventStore, FeedEntry, FeedSession, TenantFeed
+from eventstore.store import DeadLetter, EventStore, FeedEntry, FeedSession, PendingWork, TenantFeed
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,11 @@ class TenantRun:
     @property
     def waiting(self) -> bool:
         return any(s.waiting for s in self.sinks)
+
+
+def _reader(sink: Sink) -> str:
+    """The sink's name among the readers `PendingWork` keeps track of."""
+    return f"feed:{sink.name}"
 
 
 class _Refusals:
@@ -160,24 +165,43 @@ class FeedPublisher:
         for sink in self.sinks:
             sink.close()
 
-    def publish_all(self, run_seconds: float | None = None) -> list[TenantRun]:
-        """One run over every registered tenant and sink (the timer's job), `workers` drains at a time."""
+    def publish_all(self, run_seconds: float | None = None, pending: PendingWork | None = None) -> list[TenantRun]:
+        """One run over every registered tenant and sink (the timer's job), `workers` drains at a time.
+        With `pending`, a sink of a tenant is skipped while the tenant's all-stream has not moved since
+        the sink was last found settled there (see `PendingWork`)."""
         deadline = self._clock() + (self.run_seconds if run_seconds is None else run_seconds)
-        futures: dict[str, list[Future[SinkRun]]] = {}
-        for placement in self.store.tenants():
+        placements = self.store.tenants()
+        due: dict[str, list[tuple[Sink, int, bool]]] = {}
+        for sink in self.sinks:
+            planned = pending.plan(_reader(sink), placements) if pending else [(p, 0, False) for p in placements]
+            for placement, head, quiet in planned:
+                due.setdefault(placement.tenant_id, []).append((sink, head, quiet))
+        futures: dict[str, list[tuple[Sink, int, bool, Future[SinkRun]]]] = {}
+        for tenant_id, sinks in due.items():
             try:
-                tenant = self.store.feed(placement.tenant_id)
+                tenant = self.store.feed(tenant_id)
             except Exception as exc:
-                log.error("feed: tenant %s not published: %s: %s", placement.tenant_id, type(exc).__name__, exc)
+                log.error("feed: tenant %s not published: %s: %s", tenant_id, type(exc).__name__, exc)
                 continue
             futures[tenant.tenant_id] = [
-                self._timer_pool.submit(self._drain_locked, tenant, sink, self.retry_seconds, deadline)
-                for sink in self.sinks
+                (
+                    sink,
+                    head,
+                    quiet,
+                    self._timer_pool.submit(self._drain_locked, tenant, sink, self.retry_seconds, deadline),
+                )
+                for sink, head, quiet in sinks
             ]
-        return [
-            TenantRun(t, [self._outcome(t, s, f) for s, f in zip(self.sinks, fs, strict=True)])
-            for t, fs in futures.items()
-        ]
+        runs = []
+        for tenant_id, submitted in futures.items():
+            sink_runs = []
+            for sink, head, quiet, future in submitted:
+                sink_run = self._outcome(tenant_id, sink, future)
+                if pending and quiet and sink_run.caught_up and not sink_run.waiting and sink_run.error is None:
+                    pending.settle(_reader(sink), tenant_id, head)
+                sink_runs.append(sink_run)
+            runs.append(TenantRun(tenant_id, sink_runs))
+        return runs
 
     def publish_tenant(
         self,

@@ -33,7 +33,7 @@ def publish_feed(timer: func.TimerRequest) -> None:
     publisher = services().publisher
     if not publisher.sinks:
         return
-    runs = publisher.publish_all()
+    runs = publisher.publish_all(pending=services().pending)
     published = sum(r.published for r in runs)
     held = [f"{r.tenant_id[:8]}…/{s.sink}" for r in runs for s in r.sinks if s.error]
     if published or held:

@@ -24,7 +24,7 @@ SCHEDULE = ViewsSchedule().views_schedule
 @blueprint.function_name("update_views")
 @blueprint.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=False)
 def update_views(timer: func.TimerRequest) -> None:
-    runs = services().view_runner.run_all()
+    runs = services().view_runner.run_all(pending=services().pending)
     applied = sum(r.applied for tenant_runs in runs.values() for r in tenant_runs)
     stopped = [f"{t[:8]}…/{r.view}" for t, tenant_runs in runs.items() for r in tenant_runs if r.stopped]
     if applied or stopped:

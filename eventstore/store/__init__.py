@@ -17,6 +17,7 @@ from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.event_store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter, SinkState
 from eventstore.store.payload_problems import PayloadProblem
+from eventstore.store.pending_work import PendingWork
 from eventstore.store.read_feed import FeedEntry, FeedPage, PendingStats, WritingTransaction
 from eventstore.store.streams import (
     AUDIT_STREAM_ID,
@@ -43,6 +44,7 @@ __all__ = [
     "FeedSession",
     "PayloadProblem",
     "PendingStats",
+    "PendingWork",
     "SinkState",
     "TenantEvents",
     "TenantFeed",

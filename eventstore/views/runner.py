@@ -18,12 +18,17 @@ from dataclasses import dataclass
 
 from eventstore.errors import StoreUnavailable
 from eventstore.models import START, Checkpoint, RecordedEvent
-from eventstore.store import EventStore, ViewSession, shadow_of
+from eventstore.store import EventStore, PendingWork, ViewSession, shadow_of
 from eventstore.views.view import View
 
 log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 500
+
+
+def _reader(view: View) -> str:
+    """The view's name among the readers `PendingWork` keeps track of."""
+    return f"view:{view.name}"
 
 
 @dataclass
@@ -76,14 +81,26 @@ class ViewRunner:
                 runs.append(self._drain(session, view, deadline))
         return runs
 
-    def run_all(self, *, run_seconds: float = 30.0) -> dict[str, list[ViewRun]]:
-        """One pass over every registered tenant (the timer's job)."""
-        out = {}
-        for placement in self.store.tenants():
+    def run_all(self, *, run_seconds: float = 30.0, pending: PendingWork | None = None) -> dict[str, list[ViewRun]]:
+        """One pass over every registered tenant (the timer's job). With `pending`, a view of a tenant is
+        skipped while the tenant's all-stream has not moved since the view was last found settled there."""
+        placements = self.store.tenants()
+        due: dict[str, list[tuple[View, int, bool]]] = {}
+        for view in self.views:
+            planned = pending.plan(_reader(view), placements) if pending else [(p, 0, False) for p in placements]
+            for placement, head, quiet in planned:
+                due.setdefault(placement.tenant_id, []).append((view, head, quiet))
+        out: dict[str, list[ViewRun]] = {}
+        for tenant_id, views in due.items():
             try:
-                out[placement.tenant_id] = self.run_tenant(placement.tenant_id, run_seconds=run_seconds)
-            except StoreUnavailable as exc:
-                log.error("views: tenant %s not brought up to date: %s", placement.tenant_id, exc)
+                runs = self.run_tenant(tenant_id, run_seconds=run_seconds, only=[v.name for v, _, _ in views])
+            except Exception as exc:  # one tenant's trouble (its schema not migrated, say) stops no other
+                log.error("views: tenant %s not brought up to date: %s: %s", tenant_id, type(exc).__name__, exc)
+                continue
+            for (view, head, quiet), view_run in zip(views, runs, strict=True):
+                if pending and quiet and view_run.caught_up and view_run.stopped is None and view_run.error is None:
+                    pending.settle(_reader(view), tenant_id, head)
+            out[tenant_id] = runs
         return out
 
     def rebuild(self, tenant_id: str, name: str, *, progress: Callable[[int, int], None] | None = None) -> ViewRun:
