@@ -97,6 +97,9 @@ param feedEnabled bool = true
 @description('NCRONTAB (6 fields) of the feed publisher timer, the safety net under the per-append nudge.')
 param feedSchedule string = '*/5 * * * * *'
 
+@description('NCRONTAB (6 fields) of the views timer: the safety net under the nudge after appends.')
+param viewsSchedule string = '*/5 * * * * *'
+
 // The change feed's topic: CloudEvents 1.0 in, Entra ID only (no keys to leak or rotate).
 resource feedTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
   name: '${name}-feed-${suffix}'
@@ -133,6 +136,7 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'EVENTSTORE_PARTITIONS_AHEAD', value: string(partitionsAhead) }
         { name: 'EVENTSTORE_FEED_ENABLED', value: string(feedEnabled) }
         { name: 'EVENTSTORE_FEED_SCHEDULE', value: feedSchedule }
+        { name: 'EVENTSTORE_VIEWS_SCHEDULE', value: viewsSchedule }
         { name: 'EVENTSTORE_EVENTGRID_ENDPOINT', value: feedTopic.properties.endpoint }
         { name: 'EVENTSTORE_EVENTGRID_AUTH', value: 'entra' }
         { name: 'EVENTSTORE_CONTINUATION_KEY', value: continuationKey }
