@@ -199,7 +199,7 @@ class OutageHost:
 
     def start(self, timeout: float = 60) -> Self:
         command = [
-            sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite",
+            sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite", "--no-engine",
             "--eventgrid-port", "-1", "--project-root", str(ROOT), "--settings", str(self.folder / "absent.json"),
         ]  # fmt: skip
         with self.log_path.open("wb") as log:

@@ -69,6 +69,17 @@ class EventType(StrEnum):
     WORKFLOW_COMPLETED = "WorkflowCompleted"
     """The instance reached its end."""
 
+    EXECUTION_STARTED = "ExecutionStarted"
+    """An engine began one attempt to process one received message: the execution id and the message it
+    processes (its event id or operationId), and the execution it replays, if any (docs/traces.md)."""
+
+    EXECUTION_COMPLETED = "ExecutionCompleted"
+    """An execution finished successfully: every step it ran succeeded."""
+
+    EXECUTION_FAILED = "ExecutionFailed"
+    """An execution ended in failure: why, the destination's answer, and whether the engine gave up on
+    the message (dead-lettered it)."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""

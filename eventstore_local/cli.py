@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,8 +44,35 @@ def _parser() -> argparse.ArgumentParser:
     ).add_subparsers(dest="action", required=True)
     check = payloads.add_parser("check", help="one HEAD per payload: record the missing, clear the restored")
     check.add_argument("tenant_id")
-    walk = commands.add_parser("walk", help="send the expense-claim walk to a running host over HTTP")
+    walk = commands.add_parser(
+        "walk",
+        help="send the expense-claim walk to a running host over HTTP, then deal.won messages to its sample engine",
+    )
     walk.add_argument("--url", default="http://127.0.0.1:7071/api", help="the host's API (default %(default)s)")
+    _add_engine_arguments(walk)
+    walk.add_argument(
+        "--email-url", default=None, help="the sample engine's email destination (default http://127.0.0.1:7074)"
+    )
+    walk.add_argument("--no-engine", dest="engine", action="store_false", help="skip the sample engine's part")
+    engine = commands.add_parser(
+        "engine",
+        help="run the sample engine (deal.won from the engine-messages queue) and its destinations in the "
+        "foreground, against a running API (`eventstore host` already runs one)",
+    )
+    engine.add_argument("--url", default="http://127.0.0.1:7071/api", help="the API (default %(default)s)")
+    _add_engine_arguments(engine)
+    engine.add_argument("--crm-port", type=int, default=7073, help="CRM destination port (default 7073; 0: free)")
+    engine.add_argument("--email-port", type=int, default=7074, help="email destination port (default 7074; 0: free)")
+    views = commands.add_parser("views", help="the views kept from each tenant's all-stream").add_subparsers(
+        dest="action", required=True
+    )
+    views_status = views.add_parser("status", help="each view's checkpoint, lag and stop (every tenant by default)")
+    views_status.add_argument("--tenant", help="only this tenant")
+    views_run = views.add_parser("run", help="apply pending events to the views now (every tenant by default)")
+    views_run.add_argument("--tenant", help="only this tenant")
+    rebuild = views.add_parser("rebuild", help="build a view again from the start beside the live one, then swap")
+    rebuild.add_argument("name", help="the view (e.g. instances)")
+    rebuild.add_argument("--tenant", help="only this tenant")
     from eventstore_local.feed_commands import add_arguments as add_feed_arguments
 
     add_feed_arguments(
@@ -60,6 +88,71 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     return parser
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="connection string of the engine queue's storage (default: AzureWebJobsStorage, else Azurite's "
+        "standard ports)",
+    )
+    parser.add_argument("--queue", default="engine-messages", help="the sample engine's queue (default %(default)s)")
+
+
+def _views(args: argparse.Namespace, store: EventStore) -> None:
+    from rich.progress import Progress
+
+    from eventstore.views import VIEWS, ViewRunner
+    from eventstore.views.health import views_health
+
+    tenant_ids = [args.tenant] if args.tenant else [p.tenant_id for p in store.tenants()]
+    if args.action == "status":
+        for tenant_id in tenant_ids:
+            print(tenant_id)
+            for view in views_health(store, tenant_id, VIEWS).views:
+                lag = f"{view.lag_events} event(s)" + (f", {view.lag_seconds:.1f} s" if view.lag_seconds else "")
+                stop = f"; stopped at {view.stopped.event_id}: {view.stopped.reason}" if view.stopped else ""
+                print(
+                    f"  {view.name:<14} checkpoint {view.checkpoint}, {view.events_applied} applied, lag {lag}{stop}",
+                    flush=True,
+                )
+        return
+    runner = ViewRunner(store, VIEWS)
+    with Progress(transient=True) as progress:
+        if args.action == "run":
+            task = progress.add_task("views", total=len(tenant_ids))
+            for tenant_id in tenant_ids:
+                runs = runner.run_tenant(tenant_id)
+                for run in runs:
+                    if run.applied or run.stopped or run.error or not run.locked:
+                        state = _run_state(run.locked, run.stopped, run.error)
+                        progress.console.print(
+                            f"{tenant_id} {run.view}: {run.applied} applied{state}", highlight=False, soft_wrap=True
+                        )
+                progress.advance(task)
+            progress.console.print(f"{len(tenant_ids)} tenant(s) brought up to date", highlight=False, soft_wrap=True)
+            return
+        runner.view(args.name)  # KeyError: an unknown view, before any work
+        for tenant_id in tenant_ids:
+            task = progress.add_task(f"{args.name} {tenant_id[:12]}", total=None)
+
+            def report(applied: int, total: int, task: Any = task) -> None:
+                progress.update(task, completed=applied, total=max(total, applied))
+
+            run = runner.rebuild(tenant_id, args.name, progress=report)
+            state = _run_state(run.locked, run.stopped, run.error)
+            progress.console.print(
+                f"{tenant_id} {args.name}: rebuilt from {run.applied} event(s){state}", highlight=False, soft_wrap=True
+            )
+
+
+def _run_state(locked: bool, stopped: str | None, error: str | None) -> str:
+    if error:
+        return f"; held: {error}"
+    if stopped:
+        return f"; stopped: {stopped}"
+    return "" if locked else "; busy (another runner holds it)"
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -100,6 +193,37 @@ def _run(args: argparse.Namespace) -> None:
             from eventstore_local.demo import run_demo
 
             run_demo(store)
+        elif args.command == "views":
+            _views(args, store)
+
+
+def _engine(args: argparse.Namespace) -> int:
+    """`eventstore engine`: the sample engine in the foreground until Ctrl-C."""
+    import threading
+
+    from azure.core.exceptions import AzureError
+
+    from eventstore_local.engine import LocalEngine
+    from eventstore_local.walk import default_storage
+
+    storage = args.storage or default_storage()
+    engine = LocalEngine(args.url, storage, crm_port=args.crm_port, email_port=args.email_port, queue=args.queue)
+    try:
+        engine.start()
+    except OSError as exc:  # a destination's port in use
+        print(f"eventstore: error: {exc} (--crm-port/--email-port 0 pick free ports)", file=sys.stderr)
+        return 1
+    except AzureError as exc:
+        message = str(exc).splitlines()[0]
+        print(f"eventstore: error: the engine's queue storage does not answer: {message}", file=sys.stderr)
+        return 1
+    try:
+        print(engine.banner(), flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        threading.Event().wait()
+    finally:
+        engine.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,10 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch(args.url, args.from_start)
             return 0
         if args.command == "walk":
-            from eventstore_local.walk import send_walk
+            from eventstore_local.walk import DEFAULT_EMAIL_URL, send_deal_walk, send_walk
 
             send_walk(args.url)
+            if args.engine:
+                send_deal_walk(
+                    args.url, storage=args.storage, email_url=args.email_url or DEFAULT_EMAIL_URL, queue=args.queue
+                )
             return 0
+        if args.command == "engine":
+            return _engine(args)
         _run(args)
     except (EventStoreError, ValidationError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

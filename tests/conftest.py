@@ -160,6 +160,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "--port",
         str(port),
         "--no-azurite",
+        "--no-engine",
         "--host-json",
         str(folder / "host.json"),
         "--settings",

@@ -30,6 +30,9 @@ ISSUE_TYPES = [
     "WorkflowResumed",
     "WorkflowCancelled",
     "WorkflowCompleted",
+    "ExecutionStarted",
+    "ExecutionCompleted",
+    "ExecutionFailed",
 ]
 
 

@@ -1,12 +1,13 @@
 """One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`. Each area's module declares
 its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
-from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants, views
+from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants, traces, views
 
 OPERATIONS = (
     *ingest.OPERATIONS,
     *tenants.OPERATIONS,
     *query.OPERATIONS,
+    *traces.OPERATIONS,
     *feed.OPERATIONS,
     *health.OPERATIONS,
     *views.OPERATIONS,
@@ -18,6 +19,7 @@ BLUEPRINTS = (
     tenants.blueprint,
     ingest.blueprint,
     query.blueprint,
+    traces.blueprint,
     openapi.openapi_blueprint(OPERATIONS),
     health.blueprint,
     feed.blueprint,

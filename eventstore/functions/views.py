@@ -48,6 +48,7 @@ _EXAMPLE = {
             "stopped": None,
         }
     ],
+    "unplacedTraceEvents": 0,
 }
 
 GET_VIEWS_HEALTH = Operation(

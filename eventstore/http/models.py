@@ -312,3 +312,216 @@ class TenantHealth(BaseModel):
     payload_problems: list[PayloadProblemItem] = Field(
         alias="payloadProblems", description=f"The most recently seen of them, at most {HEALTH_LIST_LIMIT}."
     )
+
+
+# --- traces: messages, executions and steps, failure counts ------------------------------------------------
+
+MessageStatus = Literal["received", "processing", "succeeded", "failed", "dead-lettered"]
+RunStatus = Literal["started", "succeeded", "failed"]
+MessageEventType = Literal["TriggerReceived", "InstanceCreationRequestReceived"]
+
+
+def _workflow_filter() -> str | None:
+    return Field(
+        default=None,
+        alias="workflowId",
+        min_length=1,
+        max_length=512,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="Only those of this workflow.",
+    )
+
+
+class MessagesQuery(_Wire):
+    status: MessageStatus | None = Field(default=None, description="Only messages whose processing status is this.")
+    event_type: MessageEventType | None = Field(
+        default=None, alias="eventType", description="Only this kind of message."
+    )
+    workflow_id: str | None = _workflow_filter()
+    received_from: Rfc3339 | None = Field(
+        default=None, alias="from", description="Received at or after (RFC 3339 date-time with an offset)."
+    )
+    received_to: Rfc3339 | None = Field(
+        default=None, alias="to", description="Received before (RFC 3339 date-time with an offset)."
+    )
+    limit: int = _limit()
+    continuation: str | None = _continuation()
+
+
+class ExecutionsQuery(_Wire):
+    status: RunStatus | None = Field(default=None, description="Only executions in this status.")
+    workflow_id: str | None = _workflow_filter()
+    started_from: Rfc3339 | None = Field(
+        default=None, alias="from", description="Started at or after (RFC 3339 date-time with an offset)."
+    )
+    started_to: Rfc3339 | None = Field(
+        default=None, alias="to", description="Started before (RFC 3339 date-time with an offset)."
+    )
+    limit: int = _limit()
+    continuation: str | None = _continuation()
+
+
+class StepsQuery(_Wire):
+    idempotency_key: str = Field(
+        alias="idempotencyKey",
+        min_length=1,
+        max_length=512,
+        pattern=NO_CONTROL_CHARACTERS,
+        description="The idempotency key the steps were recorded with.",
+    )
+
+
+class FailureCountsQuery(_Wire):
+    granularity: Literal["hour", "day"] = Field(
+        default="hour", description="Buckets of one UTC hour, or of one UTC day (the sum of its hours)."
+    )
+    counted_from: Rfc3339 | None = Field(
+        default=None,
+        alias="from",
+        description="The first bucket is the one holding this moment (RFC 3339 date-time with an offset).",
+    )
+    counted_to: Rfc3339 | None = Field(
+        default=None, alias="to", description="Only buckets that start before this moment."
+    )
+    workflow_id: str | None = _workflow_filter()
+
+
+class UnplacedQuery(_Wire):
+    limit: int = Field(default=100, ge=1, le=1000, description="Most events listed (the most recent first).")
+
+
+class TraceError(_Wire):
+    """Why an execution or a step failed, and what the destination answered, when it did."""
+
+    message: str
+    status_code: int | None = Field(default=None, alias="statusCode")
+    body: str | None = Field(default=None, description="The destination's answer (cut at 32 KiB; the event holds it).")
+
+
+class MessageItem(_Wire):
+    """A received message and how far its processing got (the messages view)."""
+
+    event_id: str = Field(alias="eventId")
+    event_type: MessageEventType = Field(alias="eventType")
+    message_type: str = Field(alias="messageType", description="The trigger's name, or the event type.")
+    source_system: str | None = Field(alias="sourceSystem")
+    workflow_id: str | None = Field(alias="workflowId")
+    workflow_instance_id: str | None = Field(alias="workflowInstanceId")
+    operation_id: str | None = Field(alias="operationId")
+    payload_sha256: str = Field(alias="payloadSha256", description="SHA-256 of the message as received, hex.")
+    received_at: datetime = Field(alias="receivedAt")
+    status: MessageStatus = Field(
+        description="received; processing (its latest execution has not ended); succeeded, failed or "
+        "dead-lettered (how its latest execution, or without one the engine's outcome, ended)."
+    )
+    latest_execution_id: str | None = Field(alias="latestExecutionId")
+    attempts: int = Field(description="How many executions processed it.")
+    updated_at: datetime = Field(alias="updatedAt")
+
+
+class MessagesPage(_Wire):
+    messages: list[MessageItem]
+    continuation: str | None = Field(description="Pass it back for the next page; null when nothing more matches.")
+
+
+class ExecutionItem(_Wire):
+    """One attempt by an engine to process one received message."""
+
+    execution_id: str = Field(alias="executionId")
+    message_event_id: str | None = Field(alias="messageEventId")
+    operation_id: str | None = Field(alias="operationId")
+    workflow_id: str | None = Field(alias="workflowId")
+    workflow_instance_id: str = Field(alias="workflowInstanceId")
+    started_at: datetime = Field(alias="startedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    status: RunStatus
+    replay_of: str | None = Field(alias="replayOf")
+    error: TraceError | None
+    dead_lettered: bool = Field(alias="deadLettered", description="The engine gave up on the message here.")
+
+
+class ExecutionsPage(_Wire):
+    executions: list[ExecutionItem]
+    continuation: str | None = Field(description="Pass it back for the next page; null when nothing more matches.")
+
+
+class MessageExecutions(_Wire):
+    message_event_id: str = Field(alias="messageEventId")
+    executions: list[ExecutionItem]
+
+
+class StepAttempt(_Wire):
+    attempt: int
+    status: RunStatus
+    started_at: datetime | None = Field(alias="startedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    error: TraceError | None
+
+
+class StepItem(_Wire):
+    """One action inside an execution, over all its attempts."""
+
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
+    name: str | None
+    status: RunStatus = Field(
+        description="succeeded when any attempt completed; else failed when its last attempt failed; else started."
+    )
+    attempts: int = Field(description="The highest attempt reported.")
+    idempotency_key: str | None = Field(alias="idempotencyKey")
+    input: JsonValue = Field(description="The input of its last attempt, whole.")
+    output: JsonValue = Field(description="The output it completed with, whole.")
+    input_event_id: str | None = Field(
+        alias="inputEventId", description="Set when the input is over 64 KiB: the event that carried it."
+    )
+    output_event_id: str | None = Field(
+        alias="outputEventId", description="Set when the output is over 64 KiB: the event that carried it."
+    )
+    error: TraceError | None = Field(description="Why its last attempt failed, while it has failed.")
+    started_at: datetime | None = Field(alias="startedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+    attempt_history: list[StepAttempt] = Field(alias="attemptHistory", description="Each attempt, in order.")
+
+
+class Trace(ExecutionItem):
+    """An execution with its steps, in the order they were first reported: the whole trace."""
+
+    steps: list[StepItem]
+
+
+class StepsFound(_Wire):
+    steps: list[StepItem] = Field(description="Those that succeeded first; at most 100.")
+
+
+class FailureBucket(_Wire):
+    start: datetime = Field(description="The start of the UTC hour or day.")
+    workflow_id: str | None = Field(alias="workflowId")
+    message_type: str | None = Field(alias="messageType", description="The trigger's name; null when unknown.")
+    started: int
+    succeeded: int
+    failed: int
+    dead_lettered: int = Field(alias="deadLettered")
+
+
+class FailureCounts(_Wire):
+    granularity: Literal["hour", "day"]
+    buckets: list[FailureBucket]
+    truncated: bool = Field(description="True when more buckets matched than one answer holds (10,000).")
+
+
+class UnplacedTraceEvent(_Wire):
+    event_id: str = Field(alias="eventId")
+    event_type: str = Field(alias="eventType")
+    execution_id: str | None = Field(alias="executionId")
+    step_id: str | None = Field(alias="stepId")
+    reason: str = Field(
+        description="not-json, not-an-object, invalid-member, payload-not-inline, not-in-an-instance-stream, "
+        "unknown-execution, step-in-two-executions or other-instance."
+    )
+    detail: str
+    recorded_at: datetime = Field(alias="recordedAt")
+
+
+class UnplacedTraceEvents(_Wire):
+    count: int = Field(description="Every trace event the executions view could not place.")
+    events: list[UnplacedTraceEvent] = Field(description="The most recently recorded of them.")

@@ -36,6 +36,16 @@ PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
         },
     },
     "eventId": {"description": "The event id (a UUID).", "schema": {"type": "string", "format": "uuid"}},
+    "executionId": {
+        "description": "The execution id the engine reported: 1-256 characters, no control characters.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 256,
+            "pattern": NO_CONTROL_CHARACTERS,
+            "not": {"enum": [".", ".."]},
+        },
+    },
 }
 
 

@@ -1,7 +1,9 @@
 """The domain's reads over the store: history pages, rebuilt state (at any sequence number), one event's
-exact payload, audit search, instances by status. The HTTP functions and the local tools call these;
-the store below knows nothing of workflows."""
+exact payload, audit search, instances by status, and the traces (`query.traces`: messages, executions
+and steps, failure counts). The HTTP functions and the local tools call these; the store below knows
+nothing of workflows."""
 
+from eventstore.query import traces
 from eventstore.query.history import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -14,7 +16,7 @@ from eventstore.query.history import (
     read_history,
     search_audit,
 )
-from eventstore.query.instances import list_instances
+from eventstore.query.instances import catch_up, list_instances
 from eventstore.query.state import instance_state, rebuild_state, replay
 from eventstore.workflow_state import fold
 
@@ -24,6 +26,7 @@ __all__ = [
     "MAX_SEQUENCE",
     "PAGE_PAYLOAD_BUDGET",
     "HistoryPage",
+    "catch_up",
     "check_limit",
     "fold",
     "get_event",
@@ -34,4 +37,5 @@ __all__ = [
     "rebuild_state",
     "replay",
     "search_audit",
+    "traces",
 ]

@@ -4,12 +4,12 @@ range: served from the instances view, brought up to date first (read-your-write
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
-from eventstore.models import InstanceState
+from eventstore.models import START, InstanceState
 from eventstore.query.history import DEFAULT_PAGE_SIZE, check_limit
 from eventstore.store import EventStore
-from eventstore.views import INSTANCES, ViewRunner
+from eventstore.views import INSTANCES, View, ViewRunner
 from eventstore.views import list_instances as read_instances
 
 CATCH_UP_SECONDS = 2.0
@@ -17,15 +17,26 @@ CATCH_UP_SECONDS = 2.0
 from the view as it is."""
 
 
-def catch_up(store: EventStore, tenant_id: str, view: str, seconds: float = CATCH_UP_SECONDS) -> bool:
+def catch_up(store: EventStore, tenant_id: str, view: View, seconds: float = CATCH_UP_SECONDS) -> bool:
     """Apply what the tenant's `view` has not seen yet; True when it is up to date with what was
-    committed before the call. Another runner holding the view is waited for, within `seconds`."""
-    runner = ViewRunner(store, [INSTANCES])
+    committed before the call. Another runner holding the view is waited for, within `seconds`.
+
+    A run that finds nothing more to read is not enough: the all-stream is read only below the oldest
+    transaction still open anywhere on the server, so events committed before the call may not be
+    readable yet. The view is up to date when no event it has not applied was recorded before the call."""
+    runner = ViewRunner(store, [view])
+    tenant_views = store.views(tenant_id)
+    called = datetime.now(UTC)
     deadline = time.monotonic() + seconds
     while True:
-        [run] = runner.run_tenant(tenant_id, run_seconds=seconds, only=[view])
-        if run.locked and (run.caught_up or run.stopped is not None or run.error is not None):
-            return run.caught_up
+        [run] = runner.run_tenant(tenant_views.tenant_id, run_seconds=seconds, only=[view.name])
+        if run.locked and (run.stopped is not None or run.error is not None):
+            return False
+        if run.locked and run.caught_up:
+            state = tenant_views.states().get(view.name)
+            pending, oldest = tenant_views.lag(state.checkpoint if state else START)
+            if pending == 0 or oldest is None or oldest >= called:
+                return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
@@ -46,7 +57,7 @@ def list_instances(
     to continue after, or None when this page reached the end."""
     check_limit(limit)
     views = store.views(tenant_id)
-    catch_up(store, views.tenant_id, INSTANCES.name)
+    catch_up(store, views.tenant_id, INSTANCES)
     states = read_instances(
         views,
         status=status,

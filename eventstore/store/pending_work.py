@@ -3,10 +3,10 @@ go by, so that an idle deployment costs the database next to nothing whatever it
 
 One statement per database (as the owner role) reads every tenant schema's all-stream head
 (`global_position_seq`'s `last_value`, from the `pg_sequences` catalog view) and whether any other
-session of that database holds a transaction id. A reader that a run found caught up (nothing after its checkpoint, nothing behind
-an open transaction) while no transaction was in flight is *settled* at that head; until the head moves,
-the timers skip that reader of that tenant. The nudge after an append runs the readers whatever this
-says.
+session of that database holds a transaction id. A reader that a run found caught up (nothing after its
+checkpoint, nothing behind an open transaction) while no transaction was in flight is *settled* at that
+head; until the head moves, the timers skip that reader of that tenant. The nudge after an append runs
+the readers whatever this says.
 
 A transaction that has taken a position but not yet an id (the instant between `nextval` and its first
 row inside one INSERT statement) escapes the in-flight check; its append's own nudge covers it, and as a

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eventstore.models import START
 from eventstore.store import EventStore
+from eventstore.views.traces import unplaced_count
 from eventstore.views.view import View
 
 
@@ -42,6 +43,11 @@ class ViewHealth(_Report):
 class ViewsHealth(_Report):
     tenant_id: str = Field(alias="tenantId")
     views: list[ViewHealth]
+    unplaced_trace_events: int = Field(
+        alias="unplacedTraceEvents",
+        description="Trace events the trace views could not place (kept in the log as ever; listed by "
+        "GET /tenants/{t}/traces/unplaced).",
+    )
 
 
 def views_health(store: EventStore, tenant_id: str, views: Sequence[View], now: datetime | None = None) -> ViewsHealth:
@@ -70,4 +76,6 @@ def views_health(store: EventStore, tenant_id: str, views: Sequence[View], now: 
                 stopped=stopped,
             )
         )
-    return ViewsHealth(tenant_id=tenant_views.tenant_id, views=report)
+    return ViewsHealth(
+        tenant_id=tenant_views.tenant_id, views=report, unplaced_trace_events=unplaced_count(tenant_views)
+    )

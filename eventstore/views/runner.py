@@ -14,16 +14,30 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eventstore.errors import StoreUnavailable
 from eventstore.models import START, Checkpoint, RecordedEvent
-from eventstore.store import EventStore, PendingWork, ViewSession, shadow_of
-from eventstore.views.view import View
+from eventstore.store import EventStore, PendingWork, TenantEvents, ViewSession, ViewWriter, shadow_of
+from eventstore.views.view import Handler, View
 
 log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 500
+
+
+def _with_payloads(tenant: TenantEvents, apply: Handler) -> Handler:
+    """`apply`, handed each event with its payload even when it lives in Blob storage (read and verified
+    as every read does). A payload that cannot be read stops the view at its event, like any event the
+    view cannot apply; Blob storage that is down ends the run (`StoreUnavailable`)."""
+
+    def handler(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
+        apply(
+            writer,
+            [e if e.payload is not None else e._replace(payload=tenant.payload_of(e)) for e in events],
+        )
+
+    return handler
 
 
 def _reader(view: View) -> str:
@@ -78,7 +92,7 @@ class ViewRunner:
                 if session is None:
                     runs.append(ViewRun(view.name, locked=False))
                     continue
-                runs.append(self._drain(session, view, deadline))
+                runs.append(self._drain(session, view, deadline, tenant=self.store.tenant(tenant_id)))
         return runs
 
     def run_all(self, *, run_seconds: float = 30.0, pending: PendingWork | None = None) -> dict[str, list[ViewRun]]:
@@ -115,14 +129,15 @@ class ViewRunner:
         with tenant_views.session(shadow.name) as session:
             if session is None:
                 return ViewRun(view.name, locked=False, error="another rebuild of this view is running")
-            run = self._drain(session, shadow, float("inf"), report)
+            tenant = self.store.tenant(tenant_id)
+            run = self._drain(session, shadow, float("inf"), report, tenant)
             if not run.caught_up:
                 return run  # stopped at an event, or the store failed: the live view is untouched
             deadline = self._clock() + 30.0
             while True:  # the swap waits for the live runner of the moment to finish its batch
                 with tenant_views.session(view.name) as live:
                     if live is not None:
-                        last = self._drain(session, shadow, float("inf"), None)
+                        last = self._drain(session, shadow, float("inf"), None, tenant)
                         if not last.caught_up:
                             return last
                         tenant_views.swap_in_shadow(view.name, view.tables)
@@ -134,9 +149,16 @@ class ViewRunner:
                 time.sleep(0.05)
 
     def _drain(
-        self, session: ViewSession, view: View, deadline: float, progress: Callable[[int], None] | None = None
+        self,
+        session: ViewSession,
+        view: View,
+        deadline: float,
+        progress: Callable[[int], None] | None = None,
+        tenant: TenantEvents | None = None,
     ) -> ViewRun:
         run = ViewRun(view.name)
+        if tenant is not None:
+            view = replace(view, apply=_with_payloads(tenant, view.apply))
         checkpoint = session.state().checkpoint
         try:
             while True:

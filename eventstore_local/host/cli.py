@@ -6,13 +6,16 @@ Cheap to import: the host itself (Azure SDKs, croniter) is imported when a comma
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from eventstore.settings import Settings
+    from eventstore_local.host.host import DevHost
+
+Companion = Callable[["DevHost"], AbstractContextManager[object]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,10 +46,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="`eventstore host` only: port of the local Event Grid stand-in it starts as the change feed's sink "
         "when EVENTSTORE_EVENTGRID_ENDPOINT is not set (default 7072; 0 picks a free one; -1: none)",
     )
+    parser.add_argument(
+        "--no-engine",
+        dest="engine",
+        action="store_false",
+        default=True,
+        help="`eventstore host` only: do not start the sample engine (deal.won messages from the engine-messages "
+        "queue, traced through the API) and its local CRM and email destinations",
+    )
+    parser.add_argument(
+        "--crm-port", type=int, default=7073, help="the sample engine's CRM destination (default 7073; 0: free)"
+    )
+    parser.add_argument(
+        "--email-port", type=int, default=7074, help="the sample engine's email destination (default 7074; 0: free)"
+    )
+    parser.add_argument(
+        "--engine-queue", default="engine-messages", help="the sample engine's queue (default %(default)s)"
+    )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve the app in the foreground until Ctrl-C."""
+def run(args: argparse.Namespace, companions: Sequence[Companion] = ()) -> int:
+    """Serve the app in the foreground until Ctrl-C (with `companions` beside it)."""
     from eventstore_local.host.host import serve
 
     return serve(
@@ -57,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         host_json=args.host_json,
         local_settings=args.settings,
         azurite=args.azurite,
+        companions=companions,
     )
 
 
@@ -76,7 +97,37 @@ def run_with_database(args: argparse.Namespace) -> int:
     AppSettings.set_defaults({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     with local_settings() as settings, _local_event_grid(args.eventgrid_port, settings):
         AppSettings.set({"EVENTSTORE_DATABASE_URL": settings.database_url})
-        return run(args)
+        return run(args, [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else [])
+
+
+def _sample_engine(crm_port: int, email_port: int, queue: str) -> Companion:
+    """The sample engine beside the host, on the host's API and queue storage. Should it not start (a port
+    in use, no storage), the host runs without it."""
+
+    @contextmanager
+    def beside(host: DevHost) -> Iterator[object]:
+        from azure.core.exceptions import AzureError
+
+        from eventstore_local.engine import LocalEngine
+        from eventstore_local.host.config import ConfigError, storage_connection_string
+
+        try:
+            storage = storage_connection_string(None, host.environ, host.development_storage)
+            engine = LocalEngine(host.api_url, storage, crm_port=crm_port, email_port=email_port, queue=queue).start()
+        except (OSError, ConfigError, AzureError) as exc:  # a port in use, no storage, storage down
+            reason = str(exc).splitlines()[0]
+            print(
+                f"sample engine not started: {reason} (--no-engine; --crm-port/--email-port 0: free ports)", flush=True
+            )
+            yield None
+            return
+        try:
+            print(engine.banner(), flush=True)
+            yield engine
+        finally:
+            engine.stop()
+
+    return beside
 
 
 @contextmanager

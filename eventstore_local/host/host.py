@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -214,6 +215,7 @@ def serve(
     host_json: Path | str | None = None,
     local_settings: Path | str | None = None,
     azurite: bool | None = None,
+    companions: Sequence[Callable[[DevHost], AbstractContextManager[object]]] = (),
 ) -> int:
     """Runs the app in the foreground until Ctrl-C (or SIGTERM); returns an exit code.
 
@@ -221,6 +223,8 @@ def serve(
     the process environment where not already set (empty values are skipped). `azurite=None` starts Azurite
     (workspace `.local/azurite`, standard ports) when a served function's storage setting is
     `UseDevelopmentStorage=true` and nothing listens on the standard queue port yet; True always, False never.
+    `companions` run beside the host (the sample engine): each is entered once the host serves, given the
+    host, and exited before the host stops.
     """
     from eventstore_local.standins.azurite import DEFAULT_QUEUE_PORT, Azurite, AzuriteError, port_open
 
@@ -241,6 +245,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, on_signal)
     storage: Azurite | None = None
     host: DevHost | None = None
+    beside = ExitStack()
     try:
         host = DevHost(functions_app, port=port, bind=bind, host_json=host_file if host_file.exists() else None)
         wanted = host.needs_development_storage() if azurite is None else azurite
@@ -254,6 +259,8 @@ def serve(
             print(f"using the Azurite already listening on 127.0.0.1:{DEFAULT_QUEUE_PORT}", flush=True)
         host.start()
         print(host.banner(), flush=True)
+        for companion in companions:
+            beside.enter_context(companion(host))
         print(f"Listening on {host.base_url} - press Ctrl-C to stop", flush=True)
         while not stopping.wait(1.0):
             pass
@@ -264,6 +271,7 @@ def serve(
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+        beside.close()
         if host is not None:
             print("stopping", flush=True)
             host.stop()

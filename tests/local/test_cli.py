@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+from eventstore import TenantEvents
 from tests.helpers import random_tenant_id
 
 
@@ -47,3 +48,22 @@ def test_errors_are_one_clear_line_and_a_non_zero_exit(database_url: str) -> Non
         assert result.returncode == 1
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("eventstore: error: ")
+
+
+def test_views_run_status_and_rebuild(database_url: str, walked: TenantEvents) -> None:
+    tenant_id = walked.tenant_id
+    applied = run(["views", "run", "--tenant", tenant_id], database_url)
+    assert applied.returncode == 0, applied.stderr
+    assert "1 tenant(s) brought up to date" in applied.stdout
+    status = run(["views", "status", "--tenant", tenant_id], database_url)
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert tenant_id in lines
+    instances = next(line for line in lines if line.strip().startswith("instances"))
+    assert "lag 0 event(s)" in instances and "stopped" not in instances
+    assert "every" not in run(["views", "status"], database_url).stderr  # every tenant: no --tenant needed
+    rebuilt = run(["views", "rebuild", "instances", "--tenant", tenant_id], database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert f"{tenant_id} instances: rebuilt from" in rebuilt.stdout
+    unknown = run(["views", "rebuild", "no-such-view", "--tenant", tenant_id], database_url)
+    assert unknown.returncode == 1 and "no-such-view" in unknown.stderr

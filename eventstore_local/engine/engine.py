@@ -1,0 +1,202 @@
+"""`SampleEngine`: a small workflow engine for local runs, tests and the demo.
+
+It takes Marain trigger envelopes from an Azure Storage queue (Azurite locally), records each in the event
+store first (POST /messages, so the trace links to a recorded message), then runs the message's workflow
+as one execution through the trace client (`eventstore.client`), step by step with attempts, against the
+local destinations. A run that fails is a recorded outcome, not an engine error: its message is settled
+(deleted) like a successful one, and the trace says what went wrong. Only when the store itself cannot be
+reached or refuses the message does the message stay on the queue, to come back after its lock, and after
+`max_dequeue_count` deliveries it goes to `<queue>-poison`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from azure.core.exceptions import AzureError
+from azure.storage.queue import QueueClient, QueueMessage
+from pydantic import ValidationError
+
+from eventstore.client import ClientError, EventStoreClient, ExecutionRun, RetryPolicy, TraceRecorder
+from eventstore_local.engine.messages import (
+    DEAL_WON,
+    DEAL_WORKFLOW_ID,
+    ENGINE_QUEUE,
+    Deal,
+    EngineMessage,
+    decode_body,
+    engine_queue,
+)
+from eventstore_local.engine.workflow import DealWorkflow
+
+log = logging.getLogger("eventstore_local.engine")
+
+LOCK_SECONDS = 60
+MAX_DEQUEUE_COUNT = 5
+
+
+class NoWorkflow(Exception):
+    """The message's trigger names no workflow this engine runs."""
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What the engine did with one message."""
+
+    operation_id: str
+    message_event_id: str | None
+    execution_id: str | None
+    instance_id: str | None
+    succeeded: bool
+    error: str | None = None
+
+
+class SampleEngine:
+    """Processes `queue` of the storage account `connection_string` against the store at `api_url`."""
+
+    def __init__(
+        self,
+        api_url: str,
+        connection_string: str,
+        *,
+        crm_url: str,
+        email_url: str,
+        queue: str = ENGINE_QUEUE,
+        attempts: int = 3,
+        backoff: float = 0.1,
+        max_poll_interval: float = 1.0,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.api_url = api_url
+        self.connection_string = connection_string
+        self.queue_name = queue
+        self.max_poll_interval = max_poll_interval
+        self.workflow = DealWorkflow(crm_url, email_url, attempts=attempts, backoff=backoff)
+        self.client = EventStoreClient(api_url, api_key=api_key, retry=retry)
+        self.results: list[EngineResult] = []
+        self._results_changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._queue: QueueClient | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        if self._thread is None:
+            self._queue = engine_queue(self.connection_string, self.queue_name)
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._loop, name="sample-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None
+        self.workflow.close()
+        self.client.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[EngineResult]:
+        """Blocks until `count` messages were processed (settled or not); returns the results."""
+        with self._results_changed:
+            if not self._results_changed.wait_for(lambda: len(self.results) >= count, timeout):
+                raise TimeoutError(f"{len(self.results)} of {count} message(s) processed within {timeout:g} s")
+            return list(self.results)
+
+    # -- the queue ---------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        queue = self._queue
+        assert queue is not None
+        idle = 0.05
+        while not self._stopping.is_set():
+            try:
+                messages = list(queue.receive_messages(max_messages=16, visibility_timeout=LOCK_SECONDS))
+            except AzureError as exc:
+                log.warning("engine: cannot read queue %s: %s", self.queue_name, exc)
+                messages = []
+                idle = self.max_poll_interval
+            for message in messages:
+                if self._stopping.is_set():
+                    break
+                self._settle(queue, message, self.process(decode_body(message.content)))
+            if messages:
+                idle = 0.05
+            else:
+                self._stopping.wait(idle)
+                idle = min(idle * 2, self.max_poll_interval)
+
+    def _settle(self, queue: QueueClient, message: QueueMessage, result: EngineResult | None) -> None:
+        try:
+            if result is not None:
+                queue.delete_message(message)
+            elif message.dequeue_count is not None and message.dequeue_count >= MAX_DEQUEUE_COUNT:
+                with engine_queue(self.connection_string, f"{self.queue_name}-poison") as poison:
+                    poison.send_message(message.content)
+                queue.delete_message(message)
+                log.error("engine: message %s moved to %s-poison", message.id, self.queue_name)
+        except AzureError as exc:  # it comes back after its lock, and is recorded once (operationId)
+            log.warning("engine: could not settle message %s: %s", message.id, exc)
+
+    # -- one message -------------------------------------------------------------------------------------
+
+    def process(self, body: bytes) -> EngineResult | None:
+        """Records the message, runs its workflow as one execution; the result, or None when the message must
+        come back later (the store could not be reached or refused it)."""
+        try:
+            message = EngineMessage.model_validate_json(body)
+        except ValidationError as exc:
+            log.error("engine: not a trigger envelope, dropped: %s", str(exc).splitlines()[0])
+            return self._done(EngineResult("", None, None, None, False, "not a trigger envelope"))
+        try:
+            accepted = self.client.record_message(message.tenant_id, body)
+        except ClientError as exc:
+            log.warning("engine: message %s not recorded (%s); it will come back", message.operation_id, exc)
+            return None
+        instance_id = message.instance_id or f"message-{accepted.event_id}"
+        recorder = TraceRecorder(self.client, message.tenant_id, instance_id=instance_id, workflow_id=DEAL_WORKFLOW_ID)
+        execution_id: str | None = None
+        try:
+            with recorder.execution(message_event_id=accepted.event_id, operation_id=message.operation_id) as run:
+                execution_id = run.execution_id
+                self._run_workflow(run, message)
+        except ClientError as exc:
+            log.warning("engine: trace of message %s not recorded (%s); it will come back", message.operation_id, exc)
+            return None
+        except Exception as exc:
+            log.info(
+                "engine: %s %s: execution %s failed: %s", message.trigger.trigger_name, instance_id, execution_id, exc
+            )
+            return self._done(
+                EngineResult(message.operation_id, str(accepted.event_id), execution_id, instance_id, False, str(exc))
+            )
+        log.info("engine: %s %s: execution %s succeeded", message.trigger.trigger_name, instance_id, execution_id)
+        return self._done(EngineResult(message.operation_id, str(accepted.event_id), execution_id, instance_id, True))
+
+    def _run_workflow(self, run: ExecutionRun, message: EngineMessage) -> None:
+        if message.trigger.trigger_name != DEAL_WON:
+            raise NoWorkflow(f"no workflow handles trigger {message.trigger.trigger_name!r}")
+        self.workflow.run(run, Deal.model_validate(message.trigger.parameters))
+
+    def _done(self, result: EngineResult) -> EngineResult:
+        with self._results_changed:
+            self.results.append(result)
+            self._results_changed.notify_all()
+        return result

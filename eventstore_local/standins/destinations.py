@@ -1,0 +1,126 @@
+"""Local destinations for the sample engine: a CRM and an email service, each a real HTTP server on
+127.0.0.1 that takes a JSON POST and answers with an id, and that can be told to fail.
+
+- `POST <any path>` (JSON): 201 (CRM) or 202 (email) with `{"<idField>": "<name>-<n>", "received": <body>}`.
+- `POST /control` `{"failNext": N, "status": 500, "body": {...}}`: the next N requests get `status` with that
+  JSON body (default: 500 and an error naming the destination); `{"failNext": 0}` clears it. `GET /control`
+  says how many failures are still queued and how many requests arrived. The same from Python:
+  `fail_next()`, `requests`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from eventstore_local.standins.http_server import LocalServer, QuietHandler
+
+CONTROL_PATH = "/control"
+DEFAULT_CRM_PORT, DEFAULT_EMAIL_PORT = 7073, 7074
+
+
+@dataclass(frozen=True)
+class DestinationRequest:
+    path: str
+    body: Any
+    status: int
+
+
+class _Handler(QuietHandler):
+    def do_POST(self) -> None:
+        self.server.owner._post(self)
+
+    def do_GET(self) -> None:
+        self.server.owner._get(self)
+
+
+def _send(handler: QuietHandler, status: int, document: Any) -> None:
+    body = json.dumps(document).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class Destination(LocalServer):
+    """One destination: `name` appears in its ids and errors; `status` is its success answer."""
+
+    handler = _Handler
+    thread_name = "destination"
+
+    def __init__(
+        self, name: str, *, id_field: str = "id", status: int = 201, port: int = 0, host: str = "127.0.0.1"
+    ) -> None:
+        super().__init__(host, port)
+        self.name = name
+        self.id_field = id_field
+        self.status = status
+        self._lock = threading.Lock()
+        self._failures: list[tuple[int, Any]] = []
+        self._requests: list[DestinationRequest] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def requests(self) -> list[DestinationRequest]:
+        """Every action request answered so far (a copy)."""
+        with self._lock:
+            return list(self._requests)
+
+    def fail_next(self, n: int = 1, status: int = 500, body: Any = None) -> None:
+        """The next `n` requests get `status` with `body` (JSON); `n=0` clears queued failures."""
+        document = body if body is not None else self.default_error(status)
+        with self._lock:
+            self._failures = [(status, document)] * max(0, n)
+
+    def default_error(self, status: int) -> dict[str, Any]:
+        return {"error": {"code": "DestinationFailure", "message": f"the {self.name} service answered {status}"}}
+
+    def _post(self, handler: _Handler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length) if length > 0 else b""
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            _send(handler, 400, {"error": {"code": "BadRequest", "message": "the body is not JSON"}})
+            return
+        if handler.path.split("?")[0] == CONTROL_PATH:
+            self._control(handler, body if isinstance(body, dict) else {})
+            return
+        with self._lock:
+            if self._failures:
+                status, answer = self._failures.pop(0)
+            else:
+                status = self.status
+                answer = {self.id_field: f"{self.name}-{len(self._requests) + 1}", "received": body}
+            self._requests.append(DestinationRequest(handler.path, body, status))
+        _send(handler, status, answer)
+
+    def _control(self, handler: _Handler, body: dict[str, Any]) -> None:
+        try:
+            count, status = int(body.get("failNext", 1)), int(body.get("status", 500))
+        except (TypeError, ValueError):
+            _send(handler, 400, {"error": {"code": "BadRequest", "message": "failNext and status are integers"}})
+            return
+        self.fail_next(count, status, body.get("body"))
+        self._get(handler)
+
+    def _get(self, handler: _Handler) -> None:
+        with self._lock:
+            state = {"name": self.name, "pendingFailures": len(self._failures), "requests": len(self._requests)}
+        _send(handler, 200, state)
+
+
+def crm_destination(port: int = 0) -> Destination:
+    """The CRM: `POST /records` creates a record and answers 201 with its `recordId`."""
+    return Destination("crm", id_field="recordId", status=201, port=port)
+
+
+def email_destination(port: int = 0) -> Destination:
+    """The email service: `POST /messages` sends a message and answers 202 with its `messageId`."""
+    return Destination("email", id_field="messageId", status=202, port=port)
