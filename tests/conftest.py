@@ -26,7 +26,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore import EventStore, Settings, TenantEvents
 from eventstore_local.samples import expense_claim_walk
-from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id
+from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id, settle
 
 
 @pytest.fixture(scope="session")
@@ -76,11 +76,12 @@ def tenant(store: EventStore) -> TenantEvents:
 
 
 @pytest.fixture
-def walked(tenant: TenantEvents) -> TenantEvents:
+def walked(store: EventStore, tenant: TenantEvents) -> TenantEvents:
     """A fresh tenant with the Marain expense-claim walk recorded (`eventstore_local.samples`): the audit
     stream's messages and three instances' outcomes, one append per step."""
     for step in expense_claim_walk():
         tenant.append(step.stream_id, [step.event])
+    settle(store, tenant)
     return tenant
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -139,3 +140,13 @@ def dead_letter(store: EventStore, tenant_id: str, sink: str, letters: list[Dead
     connection of its own as the application role."""
     with app_connection(store.settings) as conn:
         add_dead_letters(conn, store.feed(tenant_id).placement.schema_name, sink, letters)
+
+
+def settle(store: EventStore, tenant: TenantEvents, seconds: float = 30.0) -> None:
+    """Wait until every event committed to `tenant` so far can be read from its all-stream. Reads stop
+    below the oldest transaction in flight anywhere on the server, and the suite shares its server with
+    the local host's timers, so an event just committed may stay unreadable for a moment."""
+    deadline = time.monotonic() + seconds
+    feed = store.feed(tenant.tenant_id)
+    while feed_waiting(feed, tenant.read_all(START, limit=100_000).next_checkpoint) and time.monotonic() < deadline:
+        time.sleep(0.01)

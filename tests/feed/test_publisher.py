@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EVENT_GRID_SINK, EventGridSink
 from eventstore.models import START, Checkpoint
 from eventstore_local.standins.eventgrid import EventGridStandIn
-from tests.helpers import event, feed_checkpoint, feed_waiting, read_feed
+from tests.helpers import event, feed_checkpoint, read_feed, settle
 
 KEY = "feed-test-key"
 
@@ -49,14 +48,6 @@ def fill(store: EventStore, tenant: TenantEvents, streams: int = 3, per_stream: 
             ids.append(str(new.event_id))
     settle(store, tenant)
     return ids
-
-
-def settle(store: EventStore, tenant: TenantEvents) -> None:
-    """Wait while another session's open transaction (on a shared server) keeps events unreadable."""
-    deadline = time.monotonic() + 30
-    feed = store.feed(tenant.tenant_id)
-    while feed_waiting(feed, last_readable(tenant)) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def last_readable(tenant: TenantEvents) -> Checkpoint:

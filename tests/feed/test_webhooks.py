@@ -4,7 +4,6 @@ checkpoints (a broken subscriber holds back no one), and the failure kinds."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +18,7 @@ from eventstore.feed.sinks import EventGridSink, Sink, WebhookSink
 from eventstore.models import START
 from eventstore_local.standins.eventgrid import EventGridStandIn
 from eventstore_local.standins.webhook import WebhookReceiver
-from tests.helpers import event, feed_checkpoint, feed_waiting
+from tests.helpers import event, feed_checkpoint, settle
 
 SECRET = "whsec_" + "c2VjcmV0LWtleS1vZi1hdC1sZWFzdC0xNi1ieXRlcw=="
 
@@ -37,14 +36,6 @@ def publisher(store: EventStore, *sinks: Sink, **settings: Any) -> FeedPublisher
 
 def webhook(receiver: WebhookReceiver, secret: str = SECRET, **options: Any) -> WebhookSink:
     return WebhookSink("sub", receiver.url, secret, origin="eventstore.example", timeout=2.0, **options)
-
-
-def settle(store: EventStore, tenant: TenantEvents) -> None:
-    """Wait while another session's open transaction (on a shared server) keeps events unreadable."""
-    deadline = time.monotonic() + 30
-    feed = store.feed(tenant.tenant_id)
-    while feed_waiting(feed, tenant.read_all(START, limit=100_000).next_checkpoint) and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 def append(tenant: TenantEvents, count: int, stream: str = "instance:w1") -> list[str]:

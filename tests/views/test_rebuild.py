@@ -12,7 +12,7 @@ from psycopg import sql
 from eventstore import EventStore, TenantEvents, instance_stream_id, query
 from eventstore.views import INSTANCES, ViewRunner
 from eventstore.views.instances import list_instances
-from tests.helpers import event
+from tests.helpers import event, settle
 
 COUNT = 300
 
@@ -48,12 +48,14 @@ def test_a_rebuild_replaces_a_damaged_view_with_the_fold(
     assert shadow == (None,)
     # And the rebuilt view goes on being kept current.
     walked.append(instance_stream_id(states[0].workflow_instance_id), [transition("later")])
+    settle(store, walked)
     assert runner.run_tenant(walked.tenant_id)[0].applied == 1
 
 
 def test_readers_never_see_a_rebuild_half_done(store: EventStore, tenant: TenantEvents) -> None:
     for index in range(COUNT):
         tenant.append(instance_stream_id(f"i-{index:04}"), [transition("start")])
+    settle(store, tenant)
     runner = ViewRunner(store, [INSTANCES], batch_events=25)  # many batches: a long rebuild
     runner.run_tenant(tenant.tenant_id)
     views = store.views(tenant.tenant_id)
@@ -79,6 +81,7 @@ def test_readers_never_see_a_rebuild_half_done(store: EventStore, tenant: Tenant
         reader.join()
     assert run.caught_up and run.error is None
     assert counts and set(counts) == {COUNT}  # never empty, never partial
+    settle(store, tenant)
     runner.run_tenant(tenant.tenant_id)
     states = {s.workflow_instance_id: s for s in list_instances(views, limit=1000)}
     assert states["i-0000"].state_id == "moved" and states["i-0001"].state_id == "moved again"

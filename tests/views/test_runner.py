@@ -15,7 +15,7 @@ from eventstore.views import INSTANCES, View, ViewRunner
 from eventstore.views.health import views_health
 from eventstore.views.instances import list_instances
 from eventstore_local.samples import CLAIM_INSTANCE_ID, FAILED_INSTANCE_ID, FAULTED_INSTANCE_ID, expense_claim_walk
-from tests.helpers import event
+from tests.helpers import event, settle
 
 JSON = "application/json"
 INSTANCE_IDS = sorted([CLAIM_INSTANCE_ID, FAULTED_INSTANCE_ID, FAILED_INSTANCE_ID])
@@ -47,6 +47,7 @@ def test_each_event_is_applied_once(store: EventStore, walked: TenantEvents) -> 
     walked.append(
         instance_stream_id(CLAIM_INSTANCE_ID), [event({"newState": "archived"}, "StateChanged", content_type=JSON)]
     )
+    settle(store, walked)
     assert runner.run_tenant(walked.tenant_id)[0].applied == 1
     assert rows(store, walked) == [query.rebuild_state(walked, i) for i in INSTANCE_IDS]
     assert rows(store, walked)[INSTANCE_IDS.index(CLAIM_INSTANCE_ID)].state_id == "archived"
