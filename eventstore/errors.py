@@ -147,6 +147,18 @@ class StoreUnavailable(EventStoreError):
     """The database could not be reached or failed in a way the caller may retry."""
 
 
+class ViewBehind(EventStoreError):
+    """A read asked for a view at least at a position (`minPosition`) the view has not applied yet: it is
+    busy with a backlog (retry soon) or stopped at an event it cannot apply (`stopped_reason`; an operator
+    must act, health shows it)."""
+
+    def __init__(self, view: str, min_position: int, checkpoint: str, stopped_reason: str | None) -> None:
+        why = f"it stopped at an event it cannot apply: {stopped_reason}" if stopped_reason else "it is catching up"
+        super().__init__(f"the {view} view has not applied global position {min_position} yet; {why}")
+        self.view, self.min_position = view, min_position
+        self.checkpoint, self.stopped_reason = checkpoint, stopped_reason
+
+
 class FeedDeliveryError(EventStoreError):
     """A change-feed sink did not take a batch. `status` is the HTTP status, or None (no answer)."""
 

@@ -283,6 +283,7 @@ def list_instances(req: func.HttpRequest) -> func.HttpResponse:
         workflow_id=params.workflow_id,
         updated_from=params.updated_from,
         updated_to=params.updated_to,
+        min_position=params.min_position,
     )
     token = continuation.encode(key, "instances", cursor, filters) if cursor is not None else None
     return json_response(InstancesPage(instances=[_state(s) for s in states], continuation=token))

@@ -37,6 +37,7 @@ from eventstore.http.models import (
     UnplacedQuery,
     UnplacedTraceEvent,
     UnplacedTraceEvents,
+    ViewReadQuery,
 )
 from eventstore.http.problems import HttpProblem
 from eventstore.http.routes import Operation, Reply, http_function
@@ -291,6 +292,7 @@ def list_messages(req: func.HttpRequest) -> func.HttpResponse:
         received_to=params.received_to,
         after=after,
         limit=params.limit,
+        min_position=params.min_position,
     )
     token = continuation.encode(key, "messages", [_micros(cursor[0]), str(cursor[1])], filters) if cursor else None
     return json_response(MessagesPage(messages=[_message(r) for r in rows], continuation=token))
@@ -305,6 +307,7 @@ GET_MESSAGE = Operation(
     summary="One received message and its processing status",
     description="The message recorded with this event id (its operationId), its processing status, its "
     "latest execution and how many executions processed it. Its exact bytes are at /events/{eventId}.",
+    query=ViewReadQuery,
     replies=(Reply(200, "The message.", MessageItem, example=_EXAMPLE_MESSAGE),),
     errors=(400, 404, 503),
 )
@@ -313,7 +316,10 @@ GET_MESSAGE = Operation(
 @http_function(blueprint, GET_MESSAGE)
 def get_message(req: func.HttpRequest) -> func.HttpResponse:
     event_id = event_id_param(req)
-    row = traces.read_message(services().store, route_param(req, "tenantId"), event_id)
+    params = parse_query(req, ViewReadQuery)
+    row = traces.read_message(
+        services().store, route_param(req, "tenantId"), event_id, min_position=params.min_position
+    )
     if row is None:
         raise _unknown("message", str(event_id), eventId=str(event_id))
     return json_response(_message(row))
@@ -328,6 +334,7 @@ GET_MESSAGE_EXECUTIONS = Operation(
     summary="The executions that processed a message",
     description="Every execution reported for the message (by its event id or operationId), in the order "
     "they started; replays name the execution they replay.",
+    query=ViewReadQuery,
     replies=(
         Reply(
             200,
@@ -343,7 +350,10 @@ GET_MESSAGE_EXECUTIONS = Operation(
 @http_function(blueprint, GET_MESSAGE_EXECUTIONS)
 def get_message_executions(req: func.HttpRequest) -> func.HttpResponse:
     event_id = event_id_param(req)
-    rows = traces.executions_of_message(services().store, route_param(req, "tenantId"), event_id)
+    params = parse_query(req, ViewReadQuery)
+    rows = traces.executions_of_message(
+        services().store, route_param(req, "tenantId"), event_id, min_position=params.min_position
+    )
     if rows is None:
         raise _unknown("message", str(event_id), eventId=str(event_id))
     return json_response(MessageExecutions(message_event_id=str(event_id), executions=[_execution(r) for r in rows]))
@@ -361,6 +371,7 @@ GET_EXECUTION = Operation(
     description="The execution and every step of it in the order first reported, each with its input and "
     "output (whole: those over 64 KiB are read from the event that carried them), the destination's error "
     "and every attempt. 404 until the execution's ExecutionStarted is recorded.",
+    query=ViewReadQuery,
     replies=(Reply(200, "The trace.", Trace, example={**_EXAMPLE_EXECUTION, "steps": _EXAMPLE_STEPS}),),
     errors=(400, 404, 503),
 )
@@ -369,7 +380,10 @@ GET_EXECUTION = Operation(
 @http_function(blueprint, GET_EXECUTION)
 def get_execution(req: func.HttpRequest) -> func.HttpResponse:
     execution_id = _execution_id_param(req)
-    found = traces.read_trace(services().store, route_param(req, "tenantId"), execution_id)
+    params = parse_query(req, ViewReadQuery)
+    found = traces.read_trace(
+        services().store, route_param(req, "tenantId"), execution_id, min_position=params.min_position
+    )
     if found is None:
         raise _unknown("execution", execution_id, executionId=execution_id)
     head = _execution(found.execution).model_dump(mode="json", by_alias=True)
@@ -420,6 +434,7 @@ def list_executions(req: func.HttpRequest) -> func.HttpResponse:
         started_to=params.started_to,
         after=after,
         limit=params.limit,
+        min_position=params.min_position,
     )
     token = continuation.encode(key, "executions", [_micros(cursor[0]), cursor[1]], filters) if cursor else None
     return json_response(ExecutionsPage(executions=[_execution(r) for r in rows], continuation=token))
@@ -446,7 +461,9 @@ FIND_STEPS = Operation(
 @http_function(blueprint, FIND_STEPS)
 def find_steps(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, StepsQuery)
-    found = traces.steps_by_key(services().store, route_param(req, "tenantId"), params.idempotency_key)
+    found = traces.steps_by_key(
+        services().store, route_param(req, "tenantId"), params.idempotency_key, min_position=params.min_position
+    )
     return json_response(page({}, "steps", (_step(s) for s in found)))
 
 
@@ -493,6 +510,7 @@ def get_failure_counts(req: func.HttpRequest) -> func.HttpResponse:
         counted_from=params.counted_from,
         counted_to=params.counted_to,
         workflow_id=params.workflow_id,
+        min_position=params.min_position,
     )
     items = [
         FailureBucket(
@@ -549,7 +567,9 @@ GET_UNPLACED = Operation(
 @http_function(blueprint, GET_UNPLACED)
 def get_unplaced_trace_events(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, UnplacedQuery)
-    count, rows = traces.unplaced_trace_events(services().store, route_param(req, "tenantId"), params.limit)
+    count, rows = traces.unplaced_trace_events(
+        services().store, route_param(req, "tenantId"), params.limit, min_position=params.min_position
+    )
     events = [
         UnplacedTraceEvent(
             event_id=str(r.event_id),

@@ -54,6 +54,18 @@ def _limit() -> int:
     return Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Most items in one page.")
 
 
+def _min_position() -> int | None:
+    return Field(
+        default=None,
+        alias="minPosition",
+        ge=0,
+        le=2**63 - 1,
+        description="Read-your-writes: a `globalPosition` an append answered. The view is first brought up "
+        "to date (waiting up to 2 s); if it still has not applied the event at this position, the answer is "
+        "503 `view-behind` with Retry-After instead of an answer without it.",
+    )
+
+
 def _continuation() -> str | None:
     return Field(
         default=None,
@@ -147,6 +159,7 @@ class InstancesQuery(_Wire):
     )
     limit: int = _limit()
     continuation: str | None = _continuation()
+    min_position: int | None = _min_position()
 
 
 # --- request bodies ---------------------------------------------------------------------------------
@@ -332,6 +345,12 @@ def _workflow_filter() -> str | None:
     )
 
 
+class ViewReadQuery(_Wire):
+    """The query of a view read that takes no filters."""
+
+    min_position: int | None = _min_position()
+
+
 class MessagesQuery(_Wire):
     status: MessageStatus | None = Field(default=None, description="Only messages whose processing status is this.")
     event_type: MessageEventType | None = Field(
@@ -346,6 +365,7 @@ class MessagesQuery(_Wire):
     )
     limit: int = _limit()
     continuation: str | None = _continuation()
+    min_position: int | None = _min_position()
 
 
 class ExecutionsQuery(_Wire):
@@ -359,6 +379,7 @@ class ExecutionsQuery(_Wire):
     )
     limit: int = _limit()
     continuation: str | None = _continuation()
+    min_position: int | None = _min_position()
 
 
 class StepsQuery(_Wire):
@@ -369,6 +390,7 @@ class StepsQuery(_Wire):
         pattern=NO_CONTROL_CHARACTERS,
         description="The idempotency key the steps were recorded with.",
     )
+    min_position: int | None = _min_position()
 
 
 class FailureCountsQuery(_Wire):
@@ -384,10 +406,12 @@ class FailureCountsQuery(_Wire):
         default=None, alias="to", description="Only buckets that start before this moment."
     )
     workflow_id: str | None = _workflow_filter()
+    min_position: int | None = _min_position()
 
 
 class UnplacedQuery(_Wire):
     limit: int = Field(default=100, ge=1, le=1000, description="Most events listed (the most recent first).")
+    min_position: int | None = _min_position()
 
 
 class TraceError(_Wire):

@@ -33,6 +33,7 @@ from eventstore.errors import (
     UnknownSequence,
     UnknownTenant,
     UnsupportedContentType,
+    ViewBehind,
 )
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
 from eventstore.models import invalid_input_from
@@ -82,6 +83,7 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (ConcurrencyConflict, ProblemKind(409, "Concurrency conflict", "concurrency-conflict")),
     (DuplicateEventId, ProblemKind(409, "Duplicate event id", "duplicate-event-id")),
     (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
+    (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.
     (PayloadMissing, ProblemKind(410, "Payload missing", "payload-missing")),
     (PayloadIntegrityError, ProblemKind(500, "Stored payload failed its integrity check", "payload-integrity")),
@@ -108,6 +110,13 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         # Never echo internals (DSNs, hosts, stack frames): they are logged instead.
         if isinstance(exc, StoreUnavailable):
             return "the store is unavailable; retry later", {}
+        if isinstance(exc, ViewBehind):  # its own words: view names and positions, nothing internal
+            return str(exc), {
+                "view": exc.view,
+                "minPosition": exc.min_position,
+                "checkpoint": exc.checkpoint,
+                "stopped": exc.stopped_reason is not None,
+            }
         return "the request failed on the server; the cause has been logged", {}
     extensions: dict[str, Any] = {}
     if isinstance(exc, InvalidInput) and exc.field:
@@ -148,7 +157,9 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
     if kind.status == 503:
         headers["Retry-After"] = str(retry_after_seconds())
     COUNTERS.add(HTTP_PROBLEMS, status=str(kind.status))
-    if kind.status >= 500:
+    if isinstance(exc, ViewBehind):
+        log.warning("%s answered %d: %s", instance, kind.status, exc)
+    elif kind.status >= 500:
         log.error("%s answered %d: %s", instance, kind.status, exc, exc_info=exc)
     else:
         log.info("%s answered %d: %s", instance, kind.status, exc)

@@ -1,14 +1,20 @@
 """Instances in id order, optionally only those in a given status, of a workflow, or updated in a time
-range: served from the instances view, brought up to date first (read-your-writes)."""
+range: served from the instances view, brought up to date first (read-your-writes).
+
+Every read of a view first applies what the view has not seen yet, waiting up to `CATCH_UP_SECONDS` for
+another runner holding it. When that is not enough (a long backlog, or a view stopped at an event it
+cannot apply) the read answers from the view as it is, unless the caller named a position the view must
+have applied (`min_position`, the `globalPosition` an append answered): then it raises `ViewBehind`."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
+from eventstore.errors import ViewBehind
 from eventstore.models import START, InstanceState
 from eventstore.query.history import DEFAULT_PAGE_SIZE, check_limit
-from eventstore.store import EventStore
+from eventstore.store import EventStore, TenantViews
 from eventstore.views import INSTANCES, View, ViewRunner
 from eventstore.views import list_instances as read_instances
 
@@ -17,15 +23,34 @@ CATCH_UP_SECONDS = 2.0
 from the view as it is."""
 
 
-def catch_up(store: EventStore, tenant_id: str, view: View, seconds: float = CATCH_UP_SECONDS) -> bool:
+def catch_up(
+    store: EventStore,
+    tenant_id: str,
+    view: View,
+    seconds: float = CATCH_UP_SECONDS,
+    *,
+    min_position: int | None = None,
+) -> bool:
     """Apply what the tenant's `view` has not seen yet; True when it is up to date with what was
-    committed before the call. Another runner holding the view is waited for, within `seconds`.
+    committed before the call. Another runner holding the view is waited for, within `seconds`. When it
+    is not up to date and has not applied the event at `min_position`, raises `ViewBehind`.
 
     A run that finds nothing more to read is not enough: the all-stream is read only below the oldest
     transaction still open anywhere on the server, so events committed before the call may not be
     readable yet. The view is up to date when no event it has not applied was recorded before the call."""
-    runner = ViewRunner(store, [view])
     tenant_views = store.views(tenant_id)
+    if _applied_all(store, tenant_views, view, seconds):
+        return True
+    if min_position is not None:
+        state = tenant_views.states().get(view.name)
+        checkpoint = state.checkpoint if state else START
+        if tenant_views.holds_after(checkpoint, min_position):
+            raise ViewBehind(view.name, min_position, str(checkpoint), state.stopped_reason if state else None)
+    return False
+
+
+def _applied_all(store: EventStore, tenant_views: TenantViews, view: View, seconds: float) -> bool:
+    runner = ViewRunner(store, [view])
     called = datetime.now(UTC)
     deadline = time.monotonic() + seconds
     while True:
@@ -52,12 +77,13 @@ def list_instances(
     workflow_id: str | None = None,
     updated_from: datetime | None = None,
     updated_to: datetime | None = None,
+    min_position: int | None = None,
 ) -> tuple[list[InstanceState], str | None]:
     """Instances (matching every filter given) in instance id order after `after`, and the instance id
     to continue after, or None when this page reached the end."""
     check_limit(limit)
     views = store.views(tenant_id)
-    catch_up(store, views.tenant_id, INSTANCES)
+    catch_up(store, views.tenant_id, INSTANCES, min_position=min_position)
     states = read_instances(
         views,
         status=status,

@@ -49,11 +49,12 @@ class Trace:
     steps: list[StepTrace]
 
 
-def _up_to_date(store: EventStore, tenant_id: str, *views: View) -> str:
-    """The tenant's canonical id, once each of `views` has applied what was committed before the call."""
+def _up_to_date(store: EventStore, tenant_id: str, *views: View, min_position: int | None) -> str:
+    """The tenant's canonical id, once each of `views` has applied what was committed before the call
+    (or as far as it could: `ViewBehind` when one has not applied `min_position`)."""
     tenant_views = store.views(tenant_id)  # InvalidTenantId / UnknownTenant first
     for view in views:
-        catch_up(store, tenant_views.tenant_id, view)
+        catch_up(store, tenant_views.tenant_id, view, min_position=min_position)
     return tenant_views.tenant_id
 
 
@@ -84,9 +85,11 @@ def _with_data(tenant: TenantEvents, rows: list[StepRow]) -> list[StepTrace]:
     ]
 
 
-def read_trace(store: EventStore, tenant_id: str, execution_id: str) -> Trace | None:
+def read_trace(
+    store: EventStore, tenant_id: str, execution_id: str, *, min_position: int | None = None
+) -> Trace | None:
     """An execution and its steps, or None when no ExecutionStarted of it is recorded."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS)
+    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     execution = traces.get_execution(views, execution_id)
     if execution is None:
@@ -94,9 +97,11 @@ def read_trace(store: EventStore, tenant_id: str, execution_id: str) -> Trace | 
     return Trace(execution, _with_data(store.tenant(tenant_id), traces.steps_of(views, execution_id)))
 
 
-def steps_by_key(store: EventStore, tenant_id: str, idempotency_key: str) -> list[StepTrace]:
+def steps_by_key(
+    store: EventStore, tenant_id: str, idempotency_key: str, *, min_position: int | None = None
+) -> list[StepTrace]:
     """The steps recorded with `idempotency_key` in any execution, those that succeeded first."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS)
+    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     rows = traces.steps_with_key(store.views(tenant_id), idempotency_key, STEPS_PER_KEY)
     return _with_data(store.tenant(tenant_id), rows)
 
@@ -111,11 +116,12 @@ def list_executions(
     started_to: datetime | None = None,
     after: tuple[datetime, str] | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
+    min_position: int | None = None,
 ) -> tuple[list[ExecutionRow], tuple[datetime, str] | None]:
     """Executions in (started_at, execution_id) order after `after`, and where the next page starts (None
     when this one reached the end)."""
     check_limit(limit)
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS)
+    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     rows = traces.list_executions(
         store.views(tenant_id),
         status=status,
@@ -128,14 +134,18 @@ def list_executions(
     return rows, (rows[-1].started_at, rows[-1].execution_id) if len(rows) == limit else None
 
 
-def read_message(store: EventStore, tenant_id: str, event_id: UUID) -> MessageRow | None:
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES)
+def read_message(
+    store: EventStore, tenant_id: str, event_id: UUID, *, min_position: int | None = None
+) -> MessageRow | None:
+    tenant_id = _up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
     return messages.get_message(store.views(tenant_id), event_id)
 
 
-def executions_of_message(store: EventStore, tenant_id: str, event_id: UUID) -> list[ExecutionRow] | None:
+def executions_of_message(
+    store: EventStore, tenant_id: str, event_id: UUID, *, min_position: int | None = None
+) -> list[ExecutionRow] | None:
     """The executions of a recorded message in the order they started; None for a message not recorded."""
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES, EXECUTIONS)
+    tenant_id = _up_to_date(store, tenant_id, MESSAGES, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     if messages.get_message(views, event_id) is None:
         return None
@@ -153,11 +163,12 @@ def list_messages(
     received_to: datetime | None = None,
     after: tuple[datetime, UUID] | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
+    min_position: int | None = None,
 ) -> tuple[list[MessageRow], tuple[datetime, UUID] | None]:
     """Messages in (received_at, event_id) order after `after`, and where the next page starts (None when
     this one reached the end)."""
     check_limit(limit)
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES)
+    tenant_id = _up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
     rows = messages.list_messages(
         store.views(tenant_id),
         status=status,
@@ -179,10 +190,11 @@ def failure_counts(
     counted_from: datetime | None = None,
     counted_to: datetime | None = None,
     workflow_id: str | None = None,
+    min_position: int | None = None,
 ) -> tuple[list[FailureBucket], bool]:
     """The failure counts per bucket (see `views.failure_counts.failure_counts`), and whether they were cut
     at `MAX_BUCKETS`."""
-    tenant_id = _up_to_date(store, tenant_id, FAILURE_COUNTS)
+    tenant_id = _up_to_date(store, tenant_id, FAILURE_COUNTS, min_position=min_position)
     return counts.failure_counts(
         store.views(tenant_id),
         granularity=granularity,
@@ -192,9 +204,11 @@ def failure_counts(
     )
 
 
-def unplaced_trace_events(store: EventStore, tenant_id: str, limit: int = 100) -> tuple[int, list[UnplacedRow]]:
+def unplaced_trace_events(
+    store: EventStore, tenant_id: str, limit: int = 100, *, min_position: int | None = None
+) -> tuple[int, list[UnplacedRow]]:
     """How many trace events the executions view could not place, and the most recent of them."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS)
+    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     return traces.unplaced_count(views), traces.list_unplaced(views, limit)
 

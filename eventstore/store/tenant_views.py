@@ -24,7 +24,7 @@ from eventstore.models import START, AllStreamPage, Checkpoint, RecordedEvent
 from eventstore.store.connection import StorePool, run, translated_errors
 from eventstore.store.read_all import read_all_after
 from eventstore.store.read_feed import any_after, pending_after
-from eventstore.store.schema import VIEW_CHECKPOINTS, table
+from eventstore.store.schema import EVENTS, VIEW_CHECKPOINTS, table
 from eventstore.tenancy import TenantPlacement
 
 _VIEW_LOCK_CLASS = 0x45535657  # "ESVW": apart from the feed's and the appends' lock spaces
@@ -207,6 +207,22 @@ class TenantViews:
         """Events committed after `after`, and the oldest one's time."""
         pending = run(self._pool, lambda conn: pending_after(conn, self._schema, after))
         return pending.events, pending.oldest_recorded_at
+
+    def holds_after(self, after: Checkpoint, global_position: int) -> bool:
+        """Whether the event at `global_position` is committed after `after` (not yet applied by a reader
+        at `after`). Scans the events after `after`: meant for a view that could not catch up."""
+
+        def read(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT EXISTS (SELECT 1 FROM {events} WHERE (transaction_id, global_position)"
+                    " > (%s::text::xid8, %s) AND global_position = %s)"
+                ).format(events=table(self._schema, EVENTS)),
+                (str(after.transaction_id), after.global_position, global_position),
+            ).fetchone()
+            return bool(row and row[0])
+
+        return run(self._pool, read)
 
     def fetch(self, tables: Mapping[str, str], statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only `statement` over a view's tables (`{table}` placeholders, `%s` values)."""

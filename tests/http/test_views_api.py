@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from eventstore import EventStore
+from eventstore import EventStore, instance_stream_id
 from eventstore_local.samples import expense_claim_walk
-from tests.helpers import random_tenant_id
-from tests.http.client import Api, assert_problem
+from tests.helpers import event, random_tenant_id, settle
+from tests.http.client import Api, assert_problem, envelope
+
+JSON = "application/json"
 
 
 def record_walk(store: EventStore, tenant_id: str) -> int:
@@ -57,3 +59,53 @@ def test_instances_are_listed_by_workflow_and_time_of_last_event(api: Api, tenan
     assert token is not None
     assert api.get(f"tenants/{tenant_id}/instances", workflowId=workflow, continuation=token).status == 200
     assert_problem(api.get(f"tenants/{tenant_id}/instances", continuation=token), 400)
+
+
+def test_reads_of_a_view_wait_for_the_position_an_append_answered(api: Api, tenant_id: str) -> None:
+    body = envelope(tenant_id, properties={"WorkflowInstanceId": "ryw-1", "WorkflowId": "ryw"})
+    answer = api.post(f"tenants/{tenant_id}/messages", body)
+    assert answer.status == 202, answer.body
+    event_id, position = answer.json()["eventId"], str(answer.json()["globalPosition"])
+    message = api.get(f"tenants/{tenant_id}/messages/{event_id}", minPosition=position)
+    assert message.status == 200 and message.json()["status"] == "received", message.body
+    reads = {
+        "instances": ({}, 200),
+        "messages": ({}, 200),
+        f"messages/{event_id}/executions": ({}, 200),
+        "executions": ({}, 200),
+        "executions/no-such-execution": ({}, 404),
+        "steps": ({"idempotencyKey": "k"}, 200),
+        "metrics/failures": ({}, 200),
+        "traces/unplaced": ({}, 200),
+    }
+    for route, (params, status) in reads.items():
+        assert api.get(f"tenants/{tenant_id}/{route}", minPosition=position, **params).status == status, route
+        for wrong in ("-1", "1.5", "x", str(2**63)):
+            given = {**params, "minPosition": wrong}
+            assert_problem(api.get(f"tenants/{tenant_id}/{route}", **given), 400, field="minPosition")
+
+
+def test_a_view_that_cannot_reach_the_position_answers_503_view_behind(
+    api: Api, tenant_id: str, store: EventStore
+) -> None:
+    tenant = store.tenant(tenant_id)
+
+    def transition(instance: str) -> int:
+        outcome = event({"newState": "s", "newStatus": "waiting"}, "TransitionCompleted", content_type=JSON)
+        return tenant.append(instance_stream_id(instance), [outcome]).global_positions[0]
+
+    before = transition("before")
+    # JSON too deep for Python to read: the instances view cannot apply it and stops there, for good.
+    tenant.append(instance_stream_id("poison"), [event(b"[" * 100_000 + b"]" * 100_000, content_type=JSON)])
+    after = transition("after")
+    settle(store, tenant)
+
+    answer = api.get(f"tenants/{tenant_id}/instances", minPosition=str(after))
+    problem = assert_problem(answer, 503, view="instances", minPosition=after, stopped=True)
+    assert answer.headers["retry-after"].isdigit() and "stopped" in problem["detail"]
+    # What the view did apply is served; without a position, the view as it is (health says it stopped).
+    listed = api.get(f"tenants/{tenant_id}/instances", minPosition=str(before))
+    assert [i["workflowInstanceId"] for i in listed.json()["instances"]] == ["before"]
+    assert api.get(f"tenants/{tenant_id}/instances").json() == listed.json()
+    health = api.get(f"tenants/{tenant_id}/views").json()
+    assert next(v for v in health["views"] if v["name"] == "instances")["stopped"] is not None
