@@ -9,8 +9,9 @@
    deployed: from `append` returning to the batch holding the event committed. Target: p99 <= 1 s.
 3. `GET /instances?status=faulted`, first page of 100, in-process (the server's time, without HTTP): from
    the view (bringing it up to date first, as the route does), at 1,000, 10,000 and 100,000 instances (1 in
-   100 faulted, loaded with SQL, then analysed as autovacuum would have), beside the fold the route used before the view (one call looks at up to
-   1,000 instances, folding each one's stream). Target: <= 50 ms, independent of the tenant's size.
+   100 faulted, loaded with SQL, then analysed as autovacuum would have), beside the fold the route used
+   before the view (one call looks at up to 1,000 instances, folding each one's stream). Target: <= 50 ms,
+   independent of the tenant's size.
 Prints a table; writes bench/results/views-latest.json.
 """
 
@@ -404,7 +405,7 @@ def render(
         f"idle: {idle['tenants']:,} tenants, both timers (1 sink, {len(meta['views'])} view(s)), transactions per tick:"
         f" {idle['without_per_tick']:.0f} without the pending-work signal, {idle['with_per_tick']:.0f} with it"
     )
-    lines.append(f"code: {meta.get('commit', '?')}; load average {meta['load_average_at_start']:.2f} at start")
+    lines.append(f"code: {meta.get('git_head', '?')}; load average {meta['load_average_at_start']:.2f} at start")
     return "\n".join(lines)
 
 
