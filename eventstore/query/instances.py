@@ -59,8 +59,7 @@ def _applied_all(store: EventStore, tenant_views: TenantViews, view: View, secon
             return False
         if run.locked and run.caught_up:
             state = tenant_views.states().get(view.name)
-            pending, oldest = tenant_views.lag(state.checkpoint if state else START)
-            if pending == 0 or oldest is None or oldest >= called:
+            if not tenant_views.recorded_after(state.checkpoint if state else START, called):
                 return True
         if time.monotonic() >= deadline:
             return False

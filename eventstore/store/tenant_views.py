@@ -208,6 +208,23 @@ class TenantViews:
         pending = run(self._pool, lambda conn: pending_after(conn, self._schema, after))
         return pending.events, pending.oldest_recorded_at
 
+    def recorded_after(self, after: Checkpoint, before: datetime) -> bool:
+        """Whether an event committed after `after` was recorded before `before`. Walks the
+        `(transaction_id, global_position)` index in order and stops at the first such event: a plan that
+        does not depend on the partition's statistics, which a partition filled a moment ago lacks."""
+
+        def read(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT 1 FROM {events} WHERE (transaction_id, global_position) > (%s::text::xid8, %s)"
+                    " AND recorded_at < %s ORDER BY transaction_id, global_position LIMIT 1"
+                ).format(events=table(self._schema, EVENTS)),
+                (str(after.transaction_id), after.global_position, before),
+            ).fetchone()
+            return row is not None
+
+        return run(self._pool, read)
+
     def holds_after(self, after: Checkpoint, global_position: int) -> bool:
         """Whether the event at `global_position` is committed after `after` (not yet applied by a reader
         at `after`). Scans the events after `after`: meant for a view that could not catch up."""
@@ -215,12 +232,12 @@ class TenantViews:
         def read(conn: psycopg.Connection[Any]) -> bool:
             row = conn.execute(
                 sql.SQL(
-                    "SELECT EXISTS (SELECT 1 FROM {events} WHERE (transaction_id, global_position)"
-                    " > (%s::text::xid8, %s) AND global_position = %s)"
+                    "SELECT 1 FROM {events} WHERE (transaction_id, global_position) > (%s::text::xid8, %s)"
+                    " AND global_position = %s ORDER BY transaction_id, global_position LIMIT 1"
                 ).format(events=table(self._schema, EVENTS)),
                 (str(after.transaction_id), after.global_position, global_position),
             ).fetchone()
-            return bool(row and row[0])
+            return row is not None
 
         return run(self._pool, read)
 
