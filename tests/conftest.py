@@ -135,8 +135,9 @@ def feed_grid() -> Iterator[Any]:
 def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """function_app.py served by the project's local Functions host over real HTTP, with the test database
     and Azurite; queue retries shortened so poison-queue tests take seconds, not minutes. Its change feed
-    goes to `feed_grid` on the nudge alone: the timer is set to once a day, so that the host never takes
-    the publisher lock of tenants that in-process feed tests publish themselves."""
+    goes to `feed_grid` on the nudge alone: the feed's and the views' timers are set to once a day, so that
+    the host never takes the locks of tenants whose feed or views in-process tests run themselves (reads
+    of a view bring it up to date on their own)."""
     root = PROJECT_ROOT
     folder = tmp_path_factory.mktemp("host")
     host_json = json.loads((root / "host.json").read_text())
@@ -150,6 +151,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_EVENTGRID_ENDPOINT": feed_grid.endpoint,
         "EVENTSTORE_EVENTGRID_KEY": FEED_KEY,
         "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
+        "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
     }
     log = (folder / "host.log").open("w")
