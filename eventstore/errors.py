@@ -182,3 +182,37 @@ class SinkUnavailable(FeedDeliveryError):
 class SinkMisconfigured(FeedDeliveryError):
     """401/403/404/405/410/415, a redirect, a refused handshake, or every event of a batch refused alike:
     not the events' fault, so none is dead-lettered; the checkpoint is held until the sink is fixed."""
+
+
+class ReplayError(EventStoreError):
+    """A replay could not be sent or asked for."""
+
+
+class RouterNotConfigured(ReplayError):
+    """No replay router is configured for the tenant, nor a deployment-wide one."""
+
+    def __init__(self, tenant_id: str) -> None:
+        super().__init__(
+            f"no replay router is configured for tenant {tenant_id}: set EVENTSTORE_REPLAY_ROUTERS__<tenant>__... "
+            "or the deployment-wide EVENTSTORE_REPLAY_ROUTER__..."
+        )
+        self.tenant_id = tenant_id
+
+
+class RouterUnavailable(ReplayError):
+    """The router did not take the replay this time (no answer, a timeout, 408, 429, 5xx): retried later
+    with backoff. `retry_after` is the router's own hint in seconds, when it gave one."""
+
+    def __init__(self, target: str, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target, self.reason, self.retry_after = target, reason, retry_after
+
+
+class RouterRefused(ReplayError):
+    """The router refused the replay (another 4xx, a missing queue, a message too large for it): held and
+    retried with a longer backoff, shown in the job, until someone fixes the router or cancels."""
+
+    def __init__(self, target: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"{target}: {reason}")
+        self.target, self.reason, self.status = target, reason, status
+

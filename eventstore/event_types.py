@@ -80,6 +80,22 @@ class EventType(StrEnum):
     """An execution ended in failure: why, the destination's answer, and whether the engine gave up on
     the message (dead-lettered it)."""
 
+    STEP_SKIPPED = "StepSkipped"
+    """A replaying execution did not run a step: a step with the same idempotency key already succeeded
+    (named in the payload), and its recorded output was reused."""
+
+    REPLAY_REQUESTED = "ReplayRequested"
+    """Someone asked for stored messages to be sent to the engine's router again (tenant audit stream):
+    one message or a bulk job's filter, who asked, why, and where they go (docs/replay.md)."""
+
+    MESSAGE_REPLAYED = "MessageReplayed"
+    """A stored message was sent to the engine's router as a replay: the replay id, the original message,
+    its job and the router (tenant audit stream)."""
+
+    REPLAY_JOB_CHANGED = "ReplayJobChanged"
+    """A replay job was paused, resumed, cancelled or finished: by whom or why, and its counts (tenant
+    audit stream)."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore.tenancy import validate_identifier_prefix
@@ -32,6 +32,40 @@ class WebhookSettings(BaseModel):
     handshake: bool = Field(
         default=True, description="Ask the subscriber's consent first (CloudEvents webhook validation, OPTIONS)."
     )
+
+
+class RouterSettings(BaseModel):
+    """Where replays of a tenant's messages go (docs/replay.md): the engine's inbound Azure Storage queue
+    (`queue`, on `connection` or else AzureWebJobsStorage), or an HTTP endpoint (`url`) that gets the
+    secret in a header. `EVENTSTORE_REPLAY_ROUTER__QUEUE=engine-messages`, or `...__URL=` and `...__SECRET=`;
+    per tenant `EVENTSTORE_REPLAY_ROUTERS__<tenant id>__...`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description="Storage queue name."
+    )
+    connection: SecretStr | None = Field(
+        default=None, description="Storage connection string of `queue` (default: AzureWebJobsStorage)."
+    )
+    url: str | None = Field(default=None, pattern=r"^https?://", description="HTTP endpoint replays are POSTed to.")
+    secret: SecretStr | None = Field(default=None, description="Sent to `url` in `secret_header`; required with url.")
+    secret_header: str = Field(default="X-Router-Secret", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds before a request to `url` fails.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouterSettings:
+        if self.queue is not None and "--" in self.queue:
+            raise ValueError(f"queue name {self.queue!r} must not hold two hyphens in a row")
+        if (self.queue is None) == (self.url is None):
+            raise ValueError("a replay router names exactly one of queue or url")
+        if self.url is not None and not (self.secret and self.secret.get_secret_value()):
+            raise ValueError("a replay router with a url needs its secret")
+        return self
+
+    def describe(self) -> str:
+        """Where it sends, without secrets: recorded in the audit stream."""
+        return f"queue:{self.queue}" if self.queue is not None else f"http:{self.url}"
 
 
 class FeedSchedule(BaseSettings):
@@ -165,6 +199,23 @@ class Settings(BaseSettings):
     eventgrid_enabled: bool = Field(default=True, description="Switch the Event Grid sink off without removing it.")
     webhooks: dict[str, WebhookSettings] = Field(
         default_factory=dict, description="CloudEvents webhooks by name (EVENTSTORE_WEBHOOKS__<name>__URL=...)."
+    )
+
+    replay_router: RouterSettings | None = Field(
+        default=None, description="Where replays go for tenants without a router of their own (none: refused)."
+    )
+    replay_routers: dict[str, RouterSettings] = Field(
+        default_factory=dict,
+        description="Replay routers by tenant id (EVENTSTORE_REPLAY_ROUTERS__<tenant>__QUEUE=...).",
+    )
+    replay_queue: str = Field(
+        default="workflow-replays", description="The queue a replay job's messages wait on before they are forwarded."
+    )
+    replay_rate: float = Field(
+        default=20.0, gt=0, le=1000, description="Messages per second a bulk replay job forwards to its router."
+    )
+    replay_confirm_over: int = Field(
+        default=100, ge=0, description="A bulk replay matching more messages than this needs `confirm: true`."
     )
 
     @field_validator("webhooks")

@@ -17,7 +17,16 @@ from tests.helpers import PROJECT_ROOT
 ROOT = PROJECT_ROOT
 
 # The shared kernel: modules at the top of `eventstore/` that every layer may use.
-KERNEL = {"errors", "event_types", "models", "payload_json", "settings", "tenancy", "workflow_state"}
+KERNEL = {
+    "errors",
+    "event_types",
+    "models",
+    "payload_json",
+    "replay_wire",
+    "settings",
+    "tenancy",
+    "workflow_state",
+}
 
 # Each part of `eventstore/` and the parts it may import (besides itself and the kernel).
 ALLOWED: dict[str, set[str]] = {
@@ -27,10 +36,11 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"store"},
     "feed": {"store"},
     "http": {"store", "query", "ingest"},
-    "services": {"store", "feed", "views"},
+    "services": {"store", "feed", "views", "replay"},
     "views": {"store"},
+    "replay": {"store", "views", "query"},
     "client": set(),
-    "functions": {"store", "query", "ingest", "feed", "http", "services", "views"},
+    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay"},
     "(package)": {"store"},
 }
 

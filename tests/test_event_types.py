@@ -33,6 +33,10 @@ ISSUE_TYPES = [
     "ExecutionStarted",
     "ExecutionCompleted",
     "ExecutionFailed",
+    "StepSkipped",
+    "ReplayRequested",
+    "MessageReplayed",
+    "ReplayJobChanged",
 ]
 
 
