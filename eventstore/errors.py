@@ -215,4 +215,3 @@ class RouterRefused(ReplayError):
     def __init__(self, target: str, reason: str, *, status: int | None = None) -> None:
         super().__init__(f"{target}: {reason}")
         self.target, self.reason, self.status = target, reason, status
-

@@ -108,3 +108,9 @@ class EventType(StrEnum):
 
 
 _BY_VALUE: dict[str, EventType] = {m.value: m for m in EventType}
+
+RECORDED_BY_THE_STORE = frozenset(
+    {EventType.REPLAY_REQUESTED, EventType.MESSAGE_REPLAYED, EventType.REPLAY_JOB_CHANGED}
+)
+"""Types only the store itself records (the replays' audit trail): the ingest routes refuse them, so that no
+client can forge who replayed what."""

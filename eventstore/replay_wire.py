@@ -36,6 +36,7 @@ ORIGINAL_EVENT_HEADER = "Eventstore-Original-Event-Id"
 IDEMPOTENCY_KEY_HEADER = "Eventstore-Idempotency-Key"
 TENANT_HEADER = "Eventstore-Tenant-Id"
 JOB_HEADER = "Eventstore-Replay-Job-Id"
+REPLAY_OF_HEADER = "Eventstore-Replay-Of"
 COMPLETED_STEPS_HEADER = "Eventstore-Completed-Steps"
 MAX_COMPLETED_STEPS_HEADER = 6 * 1024
 """Completed steps beyond this many bytes of header are left out (`completedStepsTruncated`): an engine
@@ -66,6 +67,12 @@ class ReplayMarks(BaseModel):
     )
     tenant_id: str = Field(alias="tenantId")
     job_id: UUID | None = Field(default=None, alias="jobId")
+    replay_of: str | None = Field(
+        default=None,
+        alias="replayOf",
+        description="The message's latest execution when the replay was sent: what an engine names as the "
+        "execution this one replays (ExecutionStarted's replayOf).",
+    )
     completed_steps: tuple[CompletedStep, ...] = Field(default=(), alias="completedSteps")
     completed_steps_truncated: bool = Field(default=False, alias="completedStepsTruncated")
 
@@ -135,9 +142,9 @@ def http_headers(delivery: ReplayDelivery) -> dict[str, str]:
     }
     if marks.job_id is not None:
         headers[JOB_HEADER] = str(marks.job_id)
-    steps = json.dumps(
-        [s.model_dump(mode="json", by_alias=True) for s in marks.completed_steps], separators=(",", ":")
-    )
+    if marks.replay_of is not None:
+        headers[REPLAY_OF_HEADER] = _header_text(marks.replay_of)
+    steps = json.dumps([s.model_dump(mode="json", by_alias=True) for s in marks.completed_steps], separators=(",", ":"))
     if len(steps) <= MAX_COMPLETED_STEPS_HEADER and not marks.completed_steps_truncated:
         headers[COMPLETED_STEPS_HEADER] = _header_text(steps)
     else:
@@ -158,6 +165,7 @@ def marks_from_headers(headers: Mapping[str, str]) -> ReplayMarks | None:
         "idempotencyKey": _from_header_text(lower.get(IDEMPOTENCY_KEY_HEADER.lower(), "")),
         "tenantId": lower.get(TENANT_HEADER.lower()),
         "jobId": lower.get(JOB_HEADER.lower()),
+        "replayOf": _from_header_text(lower[REPLAY_OF_HEADER.lower()]) if REPLAY_OF_HEADER.lower() in lower else None,
         "completedSteps": json.loads(_from_header_text(steps_text)) if steps_text else [],
         "completedStepsTruncated": (COMPLETED_STEPS_HEADER + "-Truncated").lower() in lower,
     }

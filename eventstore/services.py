@@ -10,6 +10,8 @@ from functools import cache, cached_property
 from eventstore.feed.config import sinks_from_settings
 from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
+from eventstore.replay.driver import ReplayDriver, ReplayQueue
+from eventstore.replay.forwarder import Forwarder
 from eventstore.settings import Settings
 from eventstore.store import EventStore, PendingWork
 from eventstore.views import VIEWS, ViewRunner
@@ -56,6 +58,15 @@ class Services:
             return publisher.publish_tenant(tenant_id, retry_seconds=retry, run_seconds=5.0, skip_failing=True)
 
         return Nudger(catch_up)
+
+    @cached_property
+    def forwarder(self) -> Forwarder:
+        return Forwarder(self.store, self.settings)
+
+    @cached_property
+    def replay_driver(self) -> ReplayDriver:
+        settings = self.settings
+        return ReplayDriver(self.store, settings, lambda: ReplayQueue(settings))
 
     def nudge(self, tenant_id: str) -> None:
         """After an append: bring the tenant's views up to date and publish its feed now (when the feed and

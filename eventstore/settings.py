@@ -14,6 +14,8 @@ _SINK_NAME = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _FEED_SCHEDULE = "*/5 * * * * *"
 _FEED_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the publisher's timer: the safety net."
 _VIEWS_SCHEDULE = "*/5 * * * * *"
+_REPLAY_SCHEDULE = "*/5 * * * * *"
+_REPLAY_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the replay timer, which queues the due messages of replay jobs."
 _VIEWS_SCHEDULE_TEXT = "NCRONTAB (6 fields) of the views' timer: the safety net under the nudge after appends."
 
 
@@ -53,6 +55,14 @@ class RouterSettings(BaseModel):
     secret_header: str = Field(default="X-Router-Secret", pattern=r"^[A-Za-z0-9-]{1,64}$")
     timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds before a request to `url` fails.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _without_empty_members(cls, data: object) -> object:
+        # `func start` exports every key of local.settings.json, empty ones too: an empty member is unset.
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
+
     @model_validator(mode="after")
     def _one_target(self) -> RouterSettings:
         if self.queue is not None and "--" in self.queue:
@@ -66,6 +76,14 @@ class RouterSettings(BaseModel):
     def describe(self) -> str:
         """Where it sends, without secrets: recorded in the audit stream."""
         return f"queue:{self.queue}" if self.queue is not None else f"http:{self.url}"
+
+
+class ReplaySchedule(BaseSettings):
+    """Read alone at import, for the replay timer's decorator (see FeedSchedule)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    replay_schedule: str = Field(default=_REPLAY_SCHEDULE, description=_REPLAY_SCHEDULE_TEXT)
 
 
 class FeedSchedule(BaseSettings):
@@ -208,15 +226,26 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Replay routers by tenant id (EVENTSTORE_REPLAY_ROUTERS__<tenant>__QUEUE=...).",
     )
-    replay_queue: str = Field(
-        default="workflow-replays", description="The queue a replay job's messages wait on before they are forwarded."
+    queue_connection_string: str = Field(
+        default="",
+        validation_alias=AliasChoices("EVENTSTORE_QUEUE_CONNECTION_STRING", "AzureWebJobsStorage"),
+        description="Storage account of the app's own queues (workflow-replays); default AzureWebJobsStorage.",
     )
+    replay_schedule: str = Field(default=_REPLAY_SCHEDULE, description=_REPLAY_SCHEDULE_TEXT)
     replay_rate: float = Field(
         default=20.0, gt=0, le=1000, description="Messages per second a bulk replay job forwards to its router."
     )
     replay_confirm_over: int = Field(
         default=100, ge=0, description="A bulk replay matching more messages than this needs `confirm: true`."
     )
+
+    @field_validator("replay_router", mode="before")
+    @classmethod
+    def _unset_router(cls, value: object) -> object:
+        """A router whose members are all empty is no router (empty app settings, as `func start` exports)."""
+        if isinstance(value, dict) and all(v in ("", None) for v in value.values()):
+            return None
+        return value
 
     @field_validator("webhooks")
     @classmethod

@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     add_feed_arguments(
         commands.add_parser("feed", help="the change feed: publish now, a tenant's feed health, watch arrivals")
     )
+    from eventstore_local.replay_commands import add_arguments as add_replay_arguments
+
+    add_replay_arguments(
+        commands.add_parser(
+            "replay",
+            help="send stored messages to the engine's router again (one, or a bulk filter) through a running "
+            "app, and follow, list, pause, resume or cancel the jobs",
+        )
+    )
     from eventstore_local.host.cli import add_arguments as add_host_arguments
 
     add_host_arguments(
@@ -249,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "engine":
             return _engine(args)
+        if args.command == "replay":
+            from eventstore_local.replay_commands import run as run_replay
+
+            return run_replay(args)
         _run(args)
     except (EventStoreError, ValidationError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

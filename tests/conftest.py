@@ -26,7 +26,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore import EventStore, Settings, TenantEvents
 from eventstore_local.samples import expense_claim_walk
-from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id, settle
+from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, REPLAY_ROUTER_QUEUE, random_tenant_id, settle
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +152,10 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_EVENTGRID_KEY": FEED_KEY,
         "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
         "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
+        # Replays go to a queue of their own that the replay tests read (no engine runs in the suite's host).
+        "EVENTSTORE_REPLAY_ROUTER__QUEUE": REPLAY_ROUTER_QUEUE,
+        "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
+        "EVENTSTORE_REPLAY_CONFIRM_OVER": "2",
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
     }
     log = (folder / "host.log").open("w")

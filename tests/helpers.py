@@ -37,6 +37,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The checkout's root (where pyproject.toml is)."""
 
 CONTINUATION_KEY = "test-continuation-key-0123456789"
+
+REPLAY_ROUTER_QUEUE = "replays-router-test"
+"""The queue the suite's local host sends replays to (its deployment-wide replay router)."""
 """The local host's EVENTSTORE_CONTINUATION_KEY in the suite (tests sign tokens with it)."""
 
 

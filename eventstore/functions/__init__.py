@@ -1,7 +1,7 @@
 """One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`. Each area's module declares
 its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
-from eventstore.functions import feed, health, ingest, openapi, partitions, query, tenants, traces, views
+from eventstore.functions import feed, health, ingest, openapi, partitions, query, replay, tenants, traces, views
 
 OPERATIONS = (
     *ingest.OPERATIONS,
@@ -11,6 +11,7 @@ OPERATIONS = (
     *feed.OPERATIONS,
     *health.OPERATIONS,
     *views.OPERATIONS,
+    *replay.OPERATIONS,
     *openapi.OPERATIONS,
 )
 
@@ -24,6 +25,7 @@ BLUEPRINTS = (
     health.blueprint,
     feed.blueprint,
     views.blueprint,
+    replay.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

@@ -27,6 +27,7 @@ from eventstore.errors import (
     PayloadIntegrityError,
     PayloadMissing,
     PayloadTooLarge,
+    RouterNotConfigured,
     StoreUnavailable,
     UnknownEvent,
     UnknownInstance,
@@ -38,6 +39,7 @@ from eventstore.errors import (
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
 from eventstore.models import invalid_input_from
 from eventstore.settings import Settings
+from eventstore.store import ConfirmationRequired, NothingToReplay, ReplayOverlap, UnknownReplayJob
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:eventstore:problem:"
@@ -73,6 +75,7 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (UnsupportedContentType, ProblemKind(415, "Unsupported Media Type", "unsupported-content-type")),
     (PayloadTooLarge, ProblemKind(413, "Content Too Large", "payload-too-large")),
     (InvalidEventType, ProblemKind(400, "Unknown event type", "invalid-event-type")),
+    (NothingToReplay, ProblemKind(422, "Nothing to replay", "nothing-to-replay")),
     (InvalidTenantId, ProblemKind(400, "Invalid tenant id", "invalid-tenant-id")),
     (InvalidInput, ProblemKind(400, "Invalid request", "invalid-input")),
     (ValidationError, ProblemKind(400, "Invalid request", "invalid-input")),
@@ -82,6 +85,10 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (UnknownSequence, ProblemKind(404, "Unknown sequence number", "unknown-sequence")),
     (ConcurrencyConflict, ProblemKind(409, "Concurrency conflict", "concurrency-conflict")),
     (DuplicateEventId, ProblemKind(409, "Duplicate event id", "duplicate-event-id")),
+    (ConfirmationRequired, ProblemKind(409, "Confirmation required", "confirmation-required")),
+    (ReplayOverlap, ProblemKind(409, "Already being replayed", "replay-overlap")),
+    (RouterNotConfigured, ProblemKind(409, "No replay router", "router-not-configured")),
+    (UnknownReplayJob, ProblemKind(404, "Unknown replay job", "unknown-replay-job")),
     (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
     (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.
@@ -133,6 +140,12 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         extensions["eventId"] = str(exc.event_id)
     if isinstance(exc, UnknownSequence):
         extensions.update(field=exc.field, lastSequence=exc.last_sequence)
+    if isinstance(exc, ConfirmationRequired):
+        extensions.update(matched=exc.matched, limit=exc.limit)
+    if isinstance(exc, ReplayOverlap):
+        extensions["jobs"] = [str(j) for j in exc.jobs]
+    if isinstance(exc, UnknownReplayJob):
+        extensions["jobId"] = str(exc.job_id)
     if isinstance(exc, PayloadMissing):
         extensions["blobRef"] = exc.blob_ref
         if exc.event_id is not None:

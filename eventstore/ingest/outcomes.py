@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventstore.errors import InvalidInput
-from eventstore.event_types import EventType
+from eventstore.event_types import RECORDED_BY_THE_STORE, EventType
 from eventstore.ingest.content_types import (
     CLOUDEVENT_BATCH_CONTENT_TYPE,
     CLOUDEVENT_CONTENT_TYPE,
@@ -127,6 +127,10 @@ def _native_event(document: JsonDocument, item: EventItem, instance_id: str) -> 
     native = validated(OutcomeEvent, member_values(item.members, "payload"), item.path)
     try:
         event_type = EventType.parse(native.event_type)
+        if event_type in RECORDED_BY_THE_STORE:
+            raise InvalidInput(
+                f"eventType {event_type.value} is recorded by the store itself (replays), never sent to it"
+            )
     except InvalidInput as exc:
         exc.field = "eventType"
         raise located(exc, item.path) from None

@@ -10,6 +10,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
   `feed.session(sink)` -> `FeedSession`, one publisher's locked hold on one sink.
 - `store.views(tenant_id)` -> `TenantViews`: the views' checkpoints and reads of their tables;
   `views.session(view)` -> `ViewSession`, one runner's locked hold on one view.
+- `store.replays(tenant_id)` -> `TenantReplays`: replay jobs and the delivery of their messages.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
 """
 
@@ -29,6 +30,17 @@ from eventstore.store.streams import (
 )
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
+from eventstore.store.tenant_replays import (
+    ConfirmationRequired,
+    ItemCounts,
+    NewReplayJob,
+    NothingToReplay,
+    ReplayItemRow,
+    ReplayJobRow,
+    ReplayOverlap,
+    TenantReplays,
+    UnknownReplayJob,
+)
 from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, ViewWriter, shadow_of
 
 __all__ = [
@@ -37,18 +49,27 @@ __all__ = [
     "MAX_INSTANCE_ID_LENGTH",
     "NO_CONTROL_CHARACTERS",
     "BlobPayloads",
+    "ConfirmationRequired",
     "DeadLetter",
     "EventStore",
     "FeedEntry",
     "FeedPage",
     "FeedSession",
+    "ItemCounts",
+    "NewReplayJob",
+    "NothingToReplay",
     "PayloadProblem",
     "PendingStats",
     "PendingWork",
+    "ReplayItemRow",
+    "ReplayJobRow",
+    "ReplayOverlap",
     "SinkState",
     "TenantEvents",
     "TenantFeed",
+    "TenantReplays",
     "TenantViews",
+    "UnknownReplayJob",
     "ViewSession",
     "ViewState",
     "ViewWriter",

@@ -18,6 +18,7 @@ from eventstore.store.registry import TenantRegistry
 from eventstore.store.schema import TENANTS, table
 from eventstore.store.tenant_events import Clock, TenantEvents
 from eventstore.store.tenant_feed import TenantFeed
+from eventstore.store.tenant_replays import TenantReplays
 from eventstore.store.tenant_views import TenantViews
 from eventstore.tenancy import (
     TenantPlacement,
@@ -196,6 +197,12 @@ class EventStore:
             )
             self._views[canonical] = views
         return views
+
+    def replays(self, tenant_id: str) -> TenantReplays:
+        """The tenant's replay jobs and their items."""
+        canonical = validate_tenant_id(tenant_id)
+        placement = self.registry.get(canonical)
+        return TenantReplays(placement, self.pools.app(placement.dsn_name), self.settings)
 
     def tenants(self) -> list[TenantPlacement]:
         return self.registry.all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from threading import Lock
 from typing import Any
 
@@ -11,7 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from eventstore.errors import InvalidInput, UnknownTenant
 from eventstore.store.connection import run, translated_errors
-from eventstore.store.schema import TENANTS, table
+from eventstore.store.schema import REPLAY_ACTIVE, TENANTS, table
 from eventstore.tenancy import TenantPlacement
 
 _COLUMNS = "tenant_id, dsn_name, schema_name, container_name"
@@ -23,6 +24,7 @@ class TenantRegistry:
     def __init__(self, pool: ConnectionPool, control_schema: str) -> None:
         self._pool = pool
         self._table = table(control_schema, TENANTS)
+        self._replaying = table(control_schema, REPLAY_ACTIVE)
         self._cache: dict[str, TenantPlacement] = {}
         self._lock = Lock()
 
@@ -44,6 +46,23 @@ class TenantRegistry:
         with self._lock:
             self._cache[tenant_id] = placement
         return placement
+
+    def mark_replaying(self, tenant_id: str) -> None:
+        """The tenant has a replay job to drive (the replay timer visits it until `unmark_replaying`)."""
+        query = sql.SQL(
+            "INSERT INTO {} (tenant_id) VALUES (%s) ON CONFLICT (tenant_id) DO UPDATE SET marked_at = now()"
+        ).format(self._replaying)
+        run(self._pool, lambda conn: conn.execute(query, (tenant_id,)), writes=True)
+
+    def replaying(self) -> list[tuple[str, datetime]]:
+        """Tenants marked as having replay jobs to drive, with when they were marked."""
+        query = sql.SQL("SELECT tenant_id, marked_at FROM {} ORDER BY tenant_id").format(self._replaying)
+        return [(r[0], r[1]) for r in run(self._pool, lambda conn: conn.execute(query).fetchall())]
+
+    def unmark_replaying(self, tenant_id: str, marked_at: datetime) -> None:
+        """Unmark the tenant, unless it was marked again after `marked_at` (a job created meanwhile)."""
+        query = sql.SQL("DELETE FROM {} WHERE tenant_id = %s AND marked_at <= %s").format(self._replaying)
+        run(self._pool, lambda conn: conn.execute(query, (tenant_id, marked_at)), writes=True)
 
     def clash(self, placement: TenantPlacement) -> str | None:
         """What of `placement` (schema or container) another tenant already holds, if anything."""

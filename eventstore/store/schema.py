@@ -21,6 +21,8 @@ PAYLOAD_PROBLEMS = "payload_problems"
 GLOBAL_POSITION_SEQUENCE = "global_position_seq"
 ENSURE_PARTITION = "ensure_partition"
 TENANTS = "tenants"
+REPLAY_ACTIVE = "replay_active"
+"""Tenants with replay jobs to drive, in the control schema."""
 """The registry's table, in the control schema."""
 
 

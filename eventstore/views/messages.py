@@ -20,6 +20,7 @@ other streams) finds them waiting: its row is computed from what is there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,7 @@ RECEIVED, PROCESSING, DEAD_LETTERED = "received", "processing", "dead-lettered"
 MESSAGE_STATUSES = (RECEIVED, PROCESSING, SUCCEEDED, FAILED, DEAD_LETTERED)
 MESSAGE_EVENTS = frozenset({EventType.TRIGGER_RECEIVED.value, EventType.INSTANCE_CREATION_REQUEST_RECEIVED.value})
 _CREATION_REQUEST = EventType.INSTANCE_CREATION_REQUEST_RECEIVED.value
+_MESSAGE_REPLAYED = EventType.MESSAGE_REPLAYED.value
 _OUTCOMES = {
     EventType.TRANSITION_COMPLETED.value: (SUCCEEDED, False),
     EventType.TRANSITION_FAILED.value: (FAILED, False),
@@ -192,7 +194,8 @@ def settle(
 
 _COLUMNS = (
     "event_id, event_type, message_type, source_system, workflow_id, workflow_instance_id, operation_id, trigger_id,"
-    " payload_sha256, received_at, status, latest_execution_id, attempts, updated_at"
+    " payload_sha256, received_at, status, latest_execution_id, attempts, updated_at, replay_count, last_replay_id,"
+    " last_replay_at"
 )
 _OUTCOME_COLUMNS = "event_id, outcome, trigger_id, correlation_id, instance_id, creation, workflow_id, recorded_at"
 
@@ -248,8 +251,26 @@ def _resettle(writer: ViewWriter, message_ids: set[UUID]) -> None:
     )
 
 
+def _count_replays(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
+    """Each MessageReplayed (recorded by the store, after its message: always readable, never repeated)
+    counts once for its message, and the latest names the last replay."""
+    replays = []
+    for event in events:
+        if event.event_type != _MESSAGE_REPLAYED or event.payload is None:
+            continue
+        body = json.loads(event.payload)
+        replays.append((event.recorded_at, UUID(body["replayId"]), UUID(body["originalEventId"])))
+    writer.executemany(
+        "UPDATE {messages} SET replay_count = replay_count + 1,"
+        " last_replay_id = CASE WHEN last_replay_at IS NULL OR last_replay_at <= %s THEN %s ELSE last_replay_id END,"
+        " last_replay_at = greatest(last_replay_at, %s) WHERE event_id = %s",
+        [(at, replay_id, at, original) for at, replay_id, original in replays],
+    )
+
+
 def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
     unsettled: set[UUID] = set()
+    _count_replays(writer, events)
     messages = messages_in(events)
     if messages:
         writer.executemany(
@@ -337,6 +358,9 @@ class MessageRow(NamedTuple):
     latest_execution_id: str | None
     attempts: int
     updated_at: datetime
+    replay_count: int
+    last_replay_id: UUID | None
+    last_replay_at: datetime | None
 
 
 def get_message(views: TenantViews, event_id: UUID) -> MessageRow | None:
@@ -344,11 +368,63 @@ def get_message(views: TenantViews, event_id: UUID) -> MessageRow | None:
     return MessageRow(*rows[0]) if rows else None
 
 
+@dataclass(frozen=True)
+class MessageFilter:
+    """Which messages: every member given must hold (a bulk replay's selection, a list's filters)."""
+
+    status: str | None = None
+    event_type: str | None = None
+    message_type: str | None = None
+    workflow_id: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    event_ids: tuple[UUID, ...] | None = None
+
+
+def _where(match: MessageFilter, after: tuple[datetime, UUID] | None = None) -> tuple[str, list[Any]]:
+    filters: list[str] = ["TRUE"]
+    params: list[Any] = []
+    # Each filter is a fixed fragment; only values travel as parameters.
+    if after is not None:
+        filters.append("(received_at, event_id) > (%s, %s)")
+        params += [after[0], after[1]]
+    if match.status is not None:
+        filters.append("status = %s")
+        params.append(match.status)
+    if match.event_type is not None:
+        filters.append("event_type = %s")
+        params.append(match.event_type)
+    if match.message_type is not None:
+        filters.append("message_type = %s")
+        params.append(match.message_type)
+    if match.workflow_id is not None:
+        filters.append("workflow_id = %s")
+        params.append(match.workflow_id)
+    if match.received_from is not None:
+        filters.append("received_at >= %s")
+        params.append(match.received_from)
+    if match.received_to is not None:
+        filters.append("received_at < %s")
+        params.append(match.received_to)
+    if match.event_ids is not None:
+        filters.append("event_id = ANY(%s)")
+        params.append(list(match.event_ids))
+    return " AND ".join(filters), params
+
+
+def matching(match: MessageFilter) -> tuple[str, list[Any]]:
+    """A statement over `{messages}` (TABLES) yielding the `event_id`s `match` selects, in the order they were
+    received, and its parameters: what a replay job is made of."""
+    where, params = _where(match)
+    return "SELECT event_id FROM {messages} WHERE " + where + " ORDER BY received_at, event_id", params
+
+
 def list_messages(
     views: TenantViews,
     *,
     status: str | None = None,
     event_type: str | None = None,
+    message_type: str | None = None,
     workflow_id: str | None = None,
     received_from: datetime | None = None,
     received_to: datetime | None = None,
@@ -356,29 +432,7 @@ def list_messages(
     limit: int = 100,
 ) -> list[MessageRow]:
     """Messages in (received_at, event_id) order after `after`, matching every filter given."""
-    filters: list[str] = ["TRUE"]
-    params: list[Any] = []
-    # Each filter is a fixed fragment; only values travel as parameters.
-    if after is not None:
-        filters.append("(received_at, event_id) > (%s, %s)")
-        params += [after[0], after[1]]
-    if status is not None:
-        filters.append("status = %s")
-        params.append(status)
-    if event_type is not None:
-        filters.append("event_type = %s")
-        params.append(event_type)
-    if workflow_id is not None:
-        filters.append("workflow_id = %s")
-        params.append(workflow_id)
-    if received_from is not None:
-        filters.append("received_at >= %s")
-        params.append(received_from)
-    if received_to is not None:
-        filters.append("received_at < %s")
-        params.append(received_to)
-    statement = (
-        "SELECT " + _COLUMNS + " FROM {messages} WHERE " + " AND ".join(filters)
-        + " ORDER BY received_at, event_id LIMIT %s"
-    )  # fmt: skip
+    match = MessageFilter(status, event_type, message_type, workflow_id, received_from, received_to)
+    where, params = _where(match, after)
+    statement = "SELECT " + _COLUMNS + " FROM {messages} WHERE " + where + " ORDER BY received_at, event_id LIMIT %s"
     return [MessageRow(*r) for r in views.fetch(TABLES, statement, [*params, limit])]

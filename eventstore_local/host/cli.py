@@ -6,7 +6,7 @@ Cheap to import: the host itself (Azure SDKs, croniter) is imported when a comma
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,9 +95,62 @@ def run_with_database(args: argparse.Namespace) -> int:
     )
     # Nothing configured: the functions' storage is Azurite on its standard ports, which `serve` starts.
     AppSettings.set_defaults({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    router = replay_router_defaults(AppSettings.current(), engine=args.engine, queue=args.engine_queue)
+    AppSettings.set(router)
     with local_settings() as settings, _local_event_grid(args.eventgrid_port, settings):
         AppSettings.set({"EVENTSTORE_DATABASE_URL": settings.database_url})
-        return run(args, [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else [])
+        companions = [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else []
+        return run(args, [*companions, _say(replay_router_line(settings, defaulted=bool(router)))])
+
+
+REPLAY_ROUTER = "EVENTSTORE_REPLAY_ROUTER"
+
+
+def replay_router_defaults(environ: Mapping[str, str], *, engine: bool, queue: str) -> dict[str, str]:
+    """The replay router `eventstore host` adds when none is configured: the sample engine's queue, on the
+    storage the engine reads (AzureWebJobsStorage), so that a replay runs end to end. Nothing without the engine
+    (a replay must never wait on a queue nobody reads), and nothing when any part of the deployment-wide router
+    is set (the whole JSON, or any `__` member)."""
+    configured = any(
+        value and (name.upper() == REPLAY_ROUTER or name.upper().startswith(f"{REPLAY_ROUTER}__"))
+        for name, value in environ.items()
+    )
+    if configured or not engine:
+        return {}
+    router = {f"{REPLAY_ROUTER}__QUEUE": queue}
+    # Named, not left to the router's default (the Blob storage setting, which may be another account).
+    storage = environ.get("AzureWebJobsStorage")
+    return {**router, f"{REPLAY_ROUTER}__CONNECTION": storage} if storage else router
+
+
+def replay_router_line(settings: Settings, *, defaulted: bool) -> str:
+    """Where replays go, for the banner."""
+    router = settings.replay_router
+    own = f"; {len(settings.replay_routers)} tenant(s) with a router of their own" if settings.replay_routers else ""
+    if router is None:
+        return (
+            f"replays: no router (EVENTSTORE_REPLAY_ROUTER__QUEUE or __URL), so replay requests answer 409 "
+            f"router-not-configured{own}"
+        )
+    if defaulted:
+        # The router never creates a queue; the engine creates its own as it starts. Until it exists (the
+        # engine did not start) replays are held and retried, never lost.
+        return (
+            f"replays: to the sample engine's queue {router.queue} (EVENTSTORE_REPLAY_ROUTER__QUEUE), so a replay "
+            f"runs end to end: `.venv/bin/eventstore replay message <tenant> <eventId> --reason ...`{own}"
+        )
+    return f"replays: to {router.describe()}{own}"
+
+
+def _say(line: str) -> Companion:
+    """A line printed with the banner, after the companions started before it."""
+
+    @contextmanager
+    def beside(host: DevHost) -> Iterator[object]:
+        print(line, flush=True)
+        yield None
+
+    return beside
 
 
 def _sample_engine(crm_port: int, email_port: int, queue: str) -> Companion:

@@ -45,7 +45,7 @@ print(json.dumps({"local_tools": local_tools, "functions": functions, "modules":
 """
 
 # The [local] extra's modules: the deployed app never needs them (requirements.txt does not install them).
-LOCAL_ONLY_MODULES = ("pgserver", "croniter", "azure.storage.queue")
+LOCAL_ONLY_MODULES = ("pgserver", "croniter")
 
 
 @pytest.fixture(scope="module")

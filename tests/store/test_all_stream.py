@@ -237,13 +237,14 @@ def test_all_stream_keeps_each_streams_order_when_writers_create_it_concurrently
         assert not out_of_order, f"after {(check + 1) * rounds_per_check} rounds:\n" + "\n".join(out_of_order)
 
 
-def test_pages_and_more_flag(tenant: TenantEvents) -> None:
+def test_pages_and_more_flag(store: EventStore, tenant: TenantEvents) -> None:
     appended: list[UUID] = []
     for n in range(5):
         batch = [event({"batch": n, "item": i}) for i in range(5)]
         tenant.append(f"instance:page-{n % 2}", batch)
         appended.extend(e.event_id for e in batch)
     assert len(appended) == 25
+    settle(store, tenant)
 
     pages = []
     checkpoint = START
@@ -264,12 +265,13 @@ def test_pages_and_more_flag(tenant: TenantEvents) -> None:
     assert [e.event_id for e in read_everything(tenant, limit=1)] == appended
 
 
-def test_more_is_false_when_the_last_page_is_exactly_full(tenant: TenantEvents) -> None:
+def test_more_is_false_when_the_last_page_is_exactly_full(store: EventStore, tenant: TenantEvents) -> None:
     ids: list[UUID] = []
     for n in range(2):
         batch = [event({"batch": n, "item": i}) for i in range(10)]
         tenant.append("audit", batch)
         ids.extend(e.event_id for e in batch)
+    settle(store, tenant)
     first = tenant.read_all(limit=10)
     second = tenant.read_all(first.next_checkpoint, limit=10)
     assert (len(first.events), first.more) == (10, True)

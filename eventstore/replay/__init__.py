@@ -1,0 +1,1 @@
+"""Replay: stored messages resubmitted, byte for byte, to the workflow engine's router (docs/replay.md)."""
