@@ -23,6 +23,7 @@ class TraceEventType(StrEnum):
     STEP_STARTED = "StepStarted"
     STEP_COMPLETED = "StepCompleted"
     STEP_FAILED = "StepFailed"
+    STEP_SKIPPED = "StepSkipped"
 
 
 class _Sent(BaseModel):
@@ -50,6 +51,7 @@ class ExecutionStarted(_Sent):
     message_event_id: UUID | None = Field(default=None, alias="messageEventId")
     operation_id: str | None = Field(default=None, alias="operationId")
     replay_of: str | None = Field(default=None, alias="replayOf")
+    replay_id: UUID | None = Field(default=None, alias="replayId", description="The replay that produced it.")
 
 
 class ExecutionCompleted(_Sent):
@@ -84,7 +86,23 @@ class StepFailed(_StepEvent):
     error: TraceError
 
 
-TracePayload = ExecutionStarted | ExecutionCompleted | ExecutionFailed | StepStarted | StepCompleted | StepFailed
+class SkippedFor(_Sent):
+    """The step that succeeded (in an earlier execution), whose output a skipped step reused."""
+
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
+
+
+class StepSkipped(_StepEvent):
+    """A step not run again: a step with its idempotency key had succeeded (`skipped_for`)."""
+
+    idempotency_key: str = Field(alias="idempotencyKey")
+    skipped_for: SkippedFor = Field(alias="skippedFor")
+
+
+TracePayload = (
+    ExecutionStarted | ExecutionCompleted | ExecutionFailed | StepStarted | StepCompleted | StepFailed | StepSkipped
+)
 
 EVENT_TYPE_OF: dict[type[TracePayload], TraceEventType] = {
     ExecutionStarted: TraceEventType.EXECUTION_STARTED,
@@ -93,6 +111,7 @@ EVENT_TYPE_OF: dict[type[TracePayload], TraceEventType] = {
     StepStarted: TraceEventType.STEP_STARTED,
     StepCompleted: TraceEventType.STEP_COMPLETED,
     StepFailed: TraceEventType.STEP_FAILED,
+    StepSkipped: TraceEventType.STEP_SKIPPED,
 }
 
 
@@ -126,16 +145,25 @@ class ErrorRecord(_Read):
 
 
 RunStatus = Literal["started", "succeeded", "failed"]
+StepStatus = Literal["started", "succeeded", "failed", "skipped"]
+"""A step may also be `skipped`: a replay did not run it again, and reused the output of the step it names."""
 
 
 class StepAttempt(_Read):
     """One attempt of a step."""
 
     attempt: int
-    status: RunStatus
+    status: StepStatus
     started_at: datetime | None = Field(default=None, alias="startedAt")
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     error: ErrorRecord | None = None
+
+
+class StepReference(_Read):
+    """A step named by another: the execution and the step id."""
+
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
 
 
 class StepRecord(_Read):
@@ -144,7 +172,7 @@ class StepRecord(_Read):
     execution_id: str = Field(alias="executionId")
     step_id: str = Field(alias="stepId")
     name: str | None = None
-    status: RunStatus
+    status: StepStatus
     attempts: int = 0
     idempotency_key: str | None = Field(default=None, alias="idempotencyKey")
     input: JsonValue = None
@@ -153,6 +181,9 @@ class StepRecord(_Read):
     started_at: datetime | None = Field(default=None, alias="startedAt")
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     attempt_history: list[StepAttempt] = Field(default_factory=list, alias="attemptHistory")
+    skipped_for: StepReference | None = Field(
+        default=None, alias="skippedFor", description="For a skipped step: the step whose output it reused."
+    )
 
 
 class ExecutionRecord(_Read):
@@ -167,6 +198,7 @@ class ExecutionRecord(_Read):
     completed_at: datetime | None = Field(default=None, alias="completedAt")
     status: RunStatus
     replay_of: str | None = Field(default=None, alias="replayOf")
+    replay_id: str | None = Field(default=None, alias="replayId")
     error: ErrorRecord | None = None
     dead_lettered: bool = Field(default=False, alias="deadLettered")
 
@@ -183,6 +215,10 @@ class Trace(ExecutionRecord):
     def failed_step(self) -> StepRecord | None:
         """The (last) step that failed, if any."""
         return next((s for s in reversed(self.steps) if s.status == "failed"), None)
+
+    def skipped_steps(self) -> list[StepRecord]:
+        """The steps a replay did not run again (their output is that of the step they name)."""
+        return [s for s in self.steps if s.status == "skipped"]
 
 
 class MessageRecord(_Read):
@@ -201,3 +237,6 @@ class MessageRecord(_Read):
     latest_execution_id: str | None = Field(default=None, alias="latestExecutionId")
     attempts: int = 0
     updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    replay_count: int = Field(default=0, alias="replayCount")
+    last_replay_id: str | None = Field(default=None, alias="lastReplayId")
+    last_replay_at: datetime | None = Field(default=None, alias="lastReplayAt")

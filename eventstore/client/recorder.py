@@ -7,6 +7,9 @@
         run.run_step("send-email", send, input=mail, attempts=3)             # StepStarted/StepFailed per attempt
                                                                              # ExecutionCompleted (or Failed)
 
+A replay (`recorder.execution(replay_id=...)`) skips the steps already completed for their idempotency key:
+`run_step` records them as StepSkipped, naming the step that succeeded, and returns its recorded output.
+
 Each event has an event id of its own, so a POST the transport retries is stored once. An exception inside
 a block is recorded (StepFailed, then ExecutionFailed, with a `DestinationError`'s status and body) and
 raised again: the recorder observes, it never swallows the engine's errors. Should recording a failure
@@ -31,9 +34,11 @@ from eventstore.client.models import (
     ExecutionCompleted,
     ExecutionFailed,
     ExecutionStarted,
+    SkippedFor,
     StepCompleted,
     StepFailed,
     StepRecord,
+    StepSkipped,
     StepStarted,
     Trace,
     TraceError,
@@ -91,20 +96,30 @@ class TraceRecorder:
         operation_id: str | None = None,
         replay_of: str | None = None,
         execution_id: str | None = None,
+        replay_id: UUID | str | None = None,
     ) -> Iterator[ExecutionRun]:
         """One attempt to process one received message: ExecutionStarted now; ExecutionCompleted when the block
-        ends, or ExecutionFailed (with the error) when it raises, and the exception raised again."""
+        ends, or ExecutionFailed (with the error) when it raises, and the exception raised again.
+
+        `replay_id`: the replay this execution processes (`ReplayMarks.replay_id` of `eventstore.replay_wire`);
+        `replay_of`: the execution it repeats. Either makes it a replay, which skips completed steps."""
         message = UUID(str(message_event_id)) if message_event_id is not None else None
+        replay = UUID(str(replay_id)) if replay_id is not None else None
         run = ExecutionRun(
             self,
             execution_id or str(uuid4()),
             message_event_id=message,
             operation_id=operation_id,
             replay_of=replay_of,
+            replay_id=replay,
         )
         run.record(
             ExecutionStarted(
-                execution_id=run.execution_id, message_event_id=message, operation_id=operation_id, replay_of=replay_of
+                execution_id=run.execution_id,
+                message_event_id=message,
+                operation_id=operation_id,
+                replay_of=replay_of,
+                replay_id=replay,
             )
         )
         try:
@@ -131,7 +146,8 @@ class TraceRecorder:
 
 @dataclass
 class StepRun:
-    """One attempt of one step: set `output` inside the block; it is recorded when the block ends."""
+    """One attempt of one step: set `output` inside the block; it is recorded when the block ends. A step
+    `run_step` skipped has `skipped_for` (the step that succeeded) and that step's output."""
 
     execution_id: str
     step_id: str
@@ -140,6 +156,7 @@ class StepRun:
     idempotency_key: str | None
     input: JsonValue
     output: JsonValue = None
+    skipped_for: SkippedFor | None = None
 
 
 @dataclass
@@ -151,11 +168,18 @@ class ExecutionRun:
     message_event_id: UUID | None = None
     operation_id: str | None = None
     replay_of: str | None = None
+    replay_id: UUID | None = None
     steps: list[StepRun] = field(default_factory=list)
 
     @property
     def replaying(self) -> bool:
-        return self.replay_of is not None
+        """Whether this execution replays a message (a replay id, or the execution it repeats)."""
+        return self.replay_id is not None or self.replay_of is not None
+
+    @property
+    def skipped_steps(self) -> list[str]:
+        """The names of the steps `run_step` skipped, in order."""
+        return [s.name for s in self.steps if s.skipped_for is not None]
 
     def record(self, payload: TracePayload) -> None:
         causation = str(self.message_event_id) if self.message_event_id else self.operation_id
@@ -217,14 +241,13 @@ class ExecutionRun:
         `backoff` seconds, doubled each time, between attempts. Each attempt is recorded with its number under
         one step id; the output is what `action` returns. After the last failed attempt its error is raised.
 
-        With an `idempotency_key` and `skip_completed` (default: when this execution replays another), a step
-        already completed with that key is not run again: its recorded output is returned and nothing is
-        recorded for it here."""
+        With an `idempotency_key` and `skip_completed` (default: when this execution is a replay), a step
+        already completed with that key is not run again: it is recorded as StepSkipped, naming the step that
+        succeeded, and that step's recorded output is returned."""
         if idempotency_key is not None and (self.replaying if skip_completed is None else skip_completed):
             done = self.completed_step(idempotency_key)
             if done is not None:
-                log.info("trace: step %s (%s) already completed; output reused", name, idempotency_key)
-                return done.output
+                return self.skip_step(name, idempotency_key, done).output
         step_id = str(uuid4())
         for attempt in range(1, max(1, attempts) + 1):
             try:
@@ -239,10 +262,33 @@ class ExecutionRun:
                 time.sleep(backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
+    def skip_step(self, name: str, idempotency_key: str, done: StepRecord) -> StepRun:
+        """Records StepSkipped for a step not run again because `done` (a step that succeeded with the same
+        idempotency key) did its work; the step carries `done`'s output."""
+        skipped_for = SkippedFor(execution_id=done.execution_id, step_id=done.step_id)
+        step = StepRun(self.execution_id, str(uuid4()), name, 1, idempotency_key, None, done.output, skipped_for)
+        self.record(
+            StepSkipped(
+                execution_id=self.execution_id,
+                step_id=step.step_id,
+                name=name,
+                attempt=1,
+                idempotency_key=idempotency_key,
+                skipped_for=skipped_for,
+            )
+        )
+        self.steps.append(step)
+        log.info(
+            "trace: step %s (%s) already completed in execution %s; skipped, output reused",
+            name, idempotency_key, done.execution_id,
+        )  # fmt: skip
+        return step
+
     def completed_step(self, idempotency_key: str) -> StepRecord | None:
         """The step recorded as succeeded with this idempotency key (in any execution), or None: a replay
-        reuses its `output` instead of calling the destination again. Asks the steps view, which follows the
-        recorded events within moments."""
+        reuses its `output` instead of calling the destination again. Never a step a replay skipped: that one
+        only points at the step that did the work, which is the one returned. Asks the steps view, which
+        follows the recorded events within moments."""
         steps = self.recorder.client.steps(self.recorder.tenant_id, idempotency_key)
         return next((s for s in steps if s.status == "succeeded"), None)
 

@@ -28,6 +28,7 @@ from eventstore.http.models import (
     MessageItem,
     MessagesPage,
     MessagesQuery,
+    SkippedFor,
     StepAttempt,
     StepItem,
     StepsFound,
@@ -120,6 +121,9 @@ def _message(row: traces.MessageRow) -> MessageItem:
         latest_execution_id=row.latest_execution_id,
         attempts=row.attempts,
         updated_at=row.updated_at,
+        replay_count=row.replay_count,
+        last_replay_id=str(row.last_replay_id) if row.last_replay_id else None,
+        last_replay_at=row.last_replay_at,
     )
 
 
@@ -134,6 +138,7 @@ def _execution(row: traces.ExecutionRow) -> ExecutionItem:
         completed_at=row.completed_at,
         status=row.status,
         replay_of=row.replay_of,
+        replay_id=str(row.replay_id) if row.replay_id else None,
         error=_error(row.error),
         dead_lettered=row.dead_lettered,
     )
@@ -153,11 +158,16 @@ def _step(step: traces.StepTrace) -> bytes:
         input=None,
         output=None,
         input_event_id=str(row.input_event_id) if row.input_event_id else None,
-        output_event_id=str(row.output_event_id) if row.output_event_id else None,
+        output_event_id=str(step.output_event_id) if step.output_event_id else None,
         error=_error(row.error),
         started_at=row.started_at,
         completed_at=row.completed_at,
         attempt_history=[StepAttempt.model_validate(entry) for entry in json.loads(row.attempt_history)],
+        skipped_for=(
+            SkippedFor(execution_id=row.skipped_for_execution_id, step_id=row.skipped_for_step_id)
+            if row.skipped_for_execution_id is not None and row.skipped_for_step_id is not None
+            else None
+        ),
     )
     head = item.model_dump_json(by_alias=True, exclude={"input", "output"})
     return f'{head[:-1]},"input":{step.input or "null"},"output":{step.output or "null"}}}'.encode()
@@ -180,6 +190,9 @@ _EXAMPLE_MESSAGE = {
     "latestExecutionId": "exec-1",
     "attempts": 1,
     "updatedAt": "2026-12-01T09:00:04Z",
+    "replayCount": 0,
+    "lastReplayId": None,
+    "lastReplayAt": None,
 }
 _EXAMPLE_EXECUTION = {
     "executionId": "exec-1",
@@ -191,6 +204,7 @@ _EXAMPLE_EXECUTION = {
     "completedAt": "2026-12-01T09:00:04Z",
     "status": "succeeded",
     "replayOf": None,
+    "replayId": None,
     "error": None,
     "deadLettered": False,
 }
@@ -214,6 +228,7 @@ _EXAMPLE_STEPS = [
             {"attempt": 1, "status": "succeeded", "startedAt": "2026-12-01T09:00:01Z",
              "completedAt": "2026-12-01T09:00:02Z", "error": None},
         ],
+        "skippedFor": None,
     },
     {
         "executionId": "exec-1",
@@ -235,6 +250,7 @@ _EXAMPLE_STEPS = [
             {"attempt": 2, "status": "succeeded", "startedAt": "2026-12-01T09:00:03Z",
              "completedAt": "2026-12-01T09:00:04Z", "error": None},
         ],
+        "skippedFor": None,
     },
 ]  # fmt: skip
 
@@ -398,7 +414,7 @@ LIST_EXECUTIONS = Operation(
     tag="traces",
     summary="Executions, optionally failed ones, of a workflow, in a time range",
     description="Executions in order of their start, optionally only those in a status (started, "
-    "succeeded, failed), of a workflow, or started in [from, to). " + _PAGING,
+    "succeeded, failed), of a workflow, produced by a replay (replayId), or started in [from, to). " + _PAGING,
     query=ExecutionsQuery,
     replies=(
         Reply(
@@ -423,6 +439,8 @@ def list_executions(req: func.HttpRequest) -> func.HttpResponse:
         "from": _iso(params.started_from),
         "to": _iso(params.started_to),
     }
+    if params.replay_id is not None:  # only when given: tokens handed out before the filter existed stay good
+        filters["replayId"] = str(params.replay_id)
     key = _token_key()
     after = _cursor(key, params.continuation, "executions", filters) if params.continuation else None
     rows, cursor = traces.list_executions(
@@ -430,6 +448,7 @@ def list_executions(req: func.HttpRequest) -> func.HttpResponse:
         tenant_id,
         status=params.status,
         workflow_id=params.workflow_id,
+        replay_id=params.replay_id,
         started_from=params.started_from,
         started_to=params.started_to,
         after=after,
@@ -449,7 +468,7 @@ FIND_STEPS = Operation(
     summary="Steps recorded with an idempotency key: was this step done, and with what output?",
     description="The steps of any execution recorded with the idempotency key, those that succeeded "
     "first (with their output, whole), at most 100. A replay skips a step that succeeded and reuses its "
-    "output.",
+    "output; the steps replays skipped come after those that succeeded (they name the step they reused).",
     query=StepsQuery,
     replies=(
         Reply(200, "The steps found (none: never recorded).", StepsFound, example={"steps": [_EXAMPLE_STEPS[1]]}),

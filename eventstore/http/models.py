@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
@@ -331,6 +332,7 @@ class TenantHealth(BaseModel):
 
 MessageStatus = Literal["received", "processing", "succeeded", "failed", "dead-lettered"]
 RunStatus = Literal["started", "succeeded", "failed"]
+StepStatus = Literal["started", "succeeded", "failed", "skipped"]
 MessageEventType = Literal["TriggerReceived", "InstanceCreationRequestReceived"]
 
 
@@ -371,6 +373,9 @@ class MessagesQuery(_Wire):
 class ExecutionsQuery(_Wire):
     status: RunStatus | None = Field(default=None, description="Only executions in this status.")
     workflow_id: str | None = _workflow_filter()
+    replay_id: UUID | None = Field(
+        default=None, alias="replayId", description="Only the executions this replay produced (its replay id)."
+    )
     started_from: Rfc3339 | None = Field(
         default=None, alias="from", description="Started at or after (RFC 3339 date-time with an offset)."
     )
@@ -441,6 +446,9 @@ class MessageItem(_Wire):
     latest_execution_id: str | None = Field(alias="latestExecutionId")
     attempts: int = Field(description="How many executions processed it.")
     updated_at: datetime = Field(alias="updatedAt")
+    replay_count: int = Field(alias="replayCount", description="How many times it was replayed (sent to the router).")
+    last_replay_id: str | None = Field(alias="lastReplayId", description="The last replay's id, when there was one.")
+    last_replay_at: datetime | None = Field(alias="lastReplayAt", description="When the last replay was sent.")
 
 
 class MessagesPage(_Wire):
@@ -460,6 +468,9 @@ class ExecutionItem(_Wire):
     completed_at: datetime | None = Field(alias="completedAt")
     status: RunStatus
     replay_of: str | None = Field(alias="replayOf")
+    replay_id: str | None = Field(
+        alias="replayId", description="The replay that produced this execution (its replay id), when one did."
+    )
     error: TraceError | None
     dead_lettered: bool = Field(alias="deadLettered", description="The engine gave up on the message here.")
 
@@ -476,10 +487,17 @@ class MessageExecutions(_Wire):
 
 class StepAttempt(_Wire):
     attempt: int
-    status: RunStatus
+    status: StepStatus
     started_at: datetime | None = Field(alias="startedAt")
     completed_at: datetime | None = Field(alias="completedAt")
     error: TraceError | None
+
+
+class SkippedFor(_Wire):
+    """The step that succeeded, whose output a skipped step reused."""
+
+    execution_id: str = Field(alias="executionId")
+    step_id: str = Field(alias="stepId")
 
 
 class StepItem(_Wire):
@@ -488,13 +506,16 @@ class StepItem(_Wire):
     execution_id: str = Field(alias="executionId")
     step_id: str = Field(alias="stepId")
     name: str | None
-    status: RunStatus = Field(
-        description="succeeded when any attempt completed; else failed when its last attempt failed; else started."
+    status: StepStatus = Field(
+        description="succeeded when any attempt completed; else skipped when a replay skipped it (a step with "
+        "its idempotency key had succeeded); else failed when its last attempt failed; else started."
     )
     attempts: int = Field(description="The highest attempt reported.")
     idempotency_key: str | None = Field(alias="idempotencyKey")
     input: JsonValue = Field(description="The input of its last attempt, whole.")
-    output: JsonValue = Field(description="The output it completed with, whole.")
+    output: JsonValue = Field(
+        description="The output it completed with, whole; for a skipped step, that of the step it reused."
+    )
     input_event_id: str | None = Field(
         alias="inputEventId", description="Set when the input is over 64 KiB: the event that carried it."
     )
@@ -505,6 +526,9 @@ class StepItem(_Wire):
     started_at: datetime | None = Field(alias="startedAt")
     completed_at: datetime | None = Field(alias="completedAt")
     attempt_history: list[StepAttempt] = Field(alias="attemptHistory", description="Each attempt, in order.")
+    skipped_for: SkippedFor | None = Field(
+        alias="skippedFor", description="For a skipped step: the step that succeeded, whose output it reused."
+    )
 
 
 class Trace(ExecutionItem):

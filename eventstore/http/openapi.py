@@ -22,9 +22,12 @@ _STATUS_TEXT = {
     413: "The body or a payload is over the configured limit.",
     410: "The event is stored but its payload is lost from Blob storage (see blobRef); the tenant's health lists it.",
     415: "Unsupported content type (see accepted).",
+    422: "Nothing to do: the filter matches no message.",
     503: "The store is unavailable; retry after Retry-After seconds.",
 }
 _PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
+    422: {"type": "urn:eventstore:problem:nothing-to-replay", "title": "Nothing to replay", "status": 422,
+          "detail": "no message matches the filter; nothing was started", "field": "filter"},
     400: {"type": "urn:eventstore:problem:invalid-input", "title": "Invalid request", "status": 400,
           "detail": "operationId 'x' is not a UUID", "field": "operationId"},
     404: {"type": "urn:eventstore:problem:unknown-tenant", "title": "Unknown tenant", "status": 404,

@@ -21,6 +21,7 @@ from eventstore.store import NO_CONTROL_CHARACTERS
 from eventstore.tenancy import TENANT_ID_PATTERN
 
 PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
+    "jobId": {"description": "A replay job's id.", "schema": {"type": "string", "format": "uuid"}},
     "tenantId": {
         "description": "Marain tenant id: lowercase hex, 32 characters per level (at most 8), or a GUID.",
         "schema": {"type": "string", "pattern": TENANT_ID_PATTERN},

@@ -3,7 +3,8 @@ idempotency key, failure counts, and the trace events that could not be placed. 
 its view up to date (read-your-writes, as `instances` does), then answers from it.
 
 A step's input or output over the views' inline limit is read from the event that carried it (from
-Blob storage when its payload lives there), so a trace answers with every input and output whole.
+Blob storage when its payload lives there), so a trace answers with every input and output whole. A step
+a replay skipped answers the output of the step it names (`skippedFor`): the output it reused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from uuid import UUID
 from eventstore.errors import PayloadIntegrityError
 from eventstore.query.history import DEFAULT_PAGE_SIZE, check_limit
 from eventstore.query.instances import catch_up
-from eventstore.store import EventStore, TenantEvents
+from eventstore.store import EventStore, TenantEvents, TenantViews
 from eventstore.views import EXECUTIONS, FAILURE_COUNTS, MESSAGES, View, messages, traces
 from eventstore.views import failure_counts as counts
 from eventstore.views.failure_counts import FailureBucket
@@ -28,19 +29,25 @@ log = logging.getLogger(__name__)
 
 MESSAGE_STATUSES = messages.MESSAGE_STATUSES
 RUN_STATUSES = traces.RUN_STATUSES
+STEP_STATUSES = traces.STEP_STATUSES
 GRANULARITIES = (counts.HOUR, counts.DAY)
 STEPS_PER_KEY = 100
 """The most steps `steps_by_key` answers (those that succeeded first)."""
+MAX_SKIP_HOPS = 8
+"""How far a skipped step's `skippedFor` is followed through steps that were skipped themselves (an engine
+should name the step that succeeded; one that named a skip is followed this far, never around a loop)."""
 
 
 @dataclass(frozen=True)
 class StepTrace:
     """A step with its input and output as JSON text (null when it had none, or when its event can no
-    longer be read)."""
+    longer be read). A skipped step's output is that of the step that succeeded, which it reused;
+    `output_event_id` names the event that carried an output over the inline limit."""
 
     row: StepRow
     input: str | None
     output: str | None
+    output_event_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -74,15 +81,45 @@ def _member_text(tenant: TenantEvents, event_id: UUID | None, member: str, inlin
         return None
 
 
-def _with_data(tenant: TenantEvents, rows: list[StepRow]) -> list[StepTrace]:
-    return [
-        StepTrace(
-            row,
-            _member_text(tenant, row.input_event_id, "input", row.input),
-            _member_text(tenant, row.output_event_id, "output", row.output),
+def _reused(views: TenantViews, rows: list[StepRow]) -> dict[str, StepRow]:
+    """For each skipped step among `rows`, the step that succeeded whose output it reused: the step its
+    `skippedFor` names (in the execution it names), followed while that one was skipped too. A skipped step
+    whose step cannot be found (not recorded, not in that execution, not succeeded) has none."""
+    known = {row.step_id: row for row in rows}
+    pending = {row.step_id: row for row in rows if row.status == traces.SKIPPED}
+    found: dict[str, StepRow] = {}
+    for _ in range(MAX_SKIP_HOPS):
+        wanted = {p.skipped_for_step_id for p in pending.values() if p.skipped_for_step_id} - known.keys()
+        known.update(traces.steps_by_id(views, sorted(wanted)))
+        following = {}
+        for step_id, at in pending.items():
+            target = known.get(at.skipped_for_step_id or "")
+            if target is None or target.execution_id != at.skipped_for_execution_id:
+                continue
+            if target.status == traces.SUCCEEDED:
+                found[step_id] = target
+            elif target.status == traces.SKIPPED:
+                following[step_id] = target
+        pending = following
+        if not pending:
+            break
+    return found
+
+
+def _with_data(tenant: TenantEvents, views: TenantViews, rows: list[StepRow]) -> list[StepTrace]:
+    reused = _reused(views, rows)
+    out = []
+    for row in rows:
+        source = reused.get(row.step_id, row)
+        out.append(
+            StepTrace(
+                row,
+                _member_text(tenant, row.input_event_id, "input", row.input),
+                _member_text(tenant, source.output_event_id, "output", source.output),
+                source.output_event_id,
+            )
         )
-        for row in rows
-    ]
+    return out
 
 
 def read_trace(
@@ -94,16 +131,18 @@ def read_trace(
     execution = traces.get_execution(views, execution_id)
     if execution is None:
         return None
-    return Trace(execution, _with_data(store.tenant(tenant_id), traces.steps_of(views, execution_id)))
+    return Trace(execution, _with_data(store.tenant(tenant_id), views, traces.steps_of(views, execution_id)))
 
 
 def steps_by_key(
     store: EventStore, tenant_id: str, idempotency_key: str, *, min_position: int | None = None
 ) -> list[StepTrace]:
-    """The steps recorded with `idempotency_key` in any execution, those that succeeded first."""
+    """The steps recorded with `idempotency_key` in any execution, those that succeeded first (a step a
+    replay skipped comes after them: it reused one of them, it is not the step that did the work)."""
     tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
-    rows = traces.steps_with_key(store.views(tenant_id), idempotency_key, STEPS_PER_KEY)
-    return _with_data(store.tenant(tenant_id), rows)
+    views = store.views(tenant_id)
+    rows = traces.steps_with_key(views, idempotency_key, STEPS_PER_KEY)
+    return _with_data(store.tenant(tenant_id), views, rows)
 
 
 def list_executions(
@@ -112,6 +151,7 @@ def list_executions(
     *,
     status: str | None = None,
     workflow_id: str | None = None,
+    replay_id: UUID | None = None,
     started_from: datetime | None = None,
     started_to: datetime | None = None,
     after: tuple[datetime, str] | None = None,
@@ -126,6 +166,7 @@ def list_executions(
         store.views(tenant_id),
         status=status,
         workflow_id=workflow_id,
+        replay_id=replay_id,
         started_from=started_from,
         started_to=started_to,
         after=after,
@@ -217,6 +258,7 @@ __all__ = [
     "GRANULARITIES",
     "MESSAGE_STATUSES",
     "RUN_STATUSES",
+    "STEP_STATUSES",
     "ExecutionRow",
     "FailureBucket",
     "MessageRow",

@@ -14,7 +14,9 @@ never by arrival:
   ExecutionCompleted, else its first ExecutionFailed (a completion outranks a failure);
 - a step belongs to the execution named by its first event by (recorded_at, event_id); its attempts
   are the highest attempt seen; it succeeded if any attempt completed (so a late failure of an earlier
-  attempt changes nothing), else it failed if its highest attempt failed, else it is started;
+  attempt changes nothing), else it was skipped if a replay reported it skipped (StepSkipped: a step
+  with its idempotency key had already succeeded), else it failed if its highest attempt failed, else
+  it is started;
 - an event that does not fit is listed in `view_trace_unplaced` with the reason, and moves into the
   trace if the event it was missing (its execution's start, say) arrives later.
 
@@ -62,12 +64,15 @@ EXECUTION_FAILED = EventType.EXECUTION_FAILED.value
 STEP_STARTED = EventType.STEP_STARTED.value
 STEP_COMPLETED = EventType.STEP_COMPLETED.value
 STEP_FAILED = EventType.STEP_FAILED.value
+STEP_SKIPPED = EventType.STEP_SKIPPED.value
 EXECUTION_EVENTS = frozenset({EXECUTION_STARTED, EXECUTION_COMPLETED, EXECUTION_FAILED})
-STEP_EVENTS = frozenset({STEP_STARTED, STEP_COMPLETED, STEP_FAILED})
+STEP_EVENTS = frozenset({STEP_STARTED, STEP_COMPLETED, STEP_FAILED, STEP_SKIPPED})
 TRACE_EVENTS = EXECUTION_EVENTS | STEP_EVENTS
 
-STARTED, SUCCEEDED, FAILED = "started", "succeeded", "failed"
+STARTED, SUCCEEDED, FAILED, SKIPPED = "started", "succeeded", "failed", "skipped"
 RUN_STATUSES = (STARTED, SUCCEEDED, FAILED)
+STEP_STATUSES = (STARTED, SUCCEEDED, FAILED, SKIPPED)
+"""A step may also be `skipped`: terminal like `succeeded`, its work done by the step it names."""
 
 # Why an event is unplaced (`view_trace_unplaced.reason`).
 NOT_IN_AN_INSTANCE = "not-in-an-instance-stream"
@@ -112,6 +117,9 @@ class TraceFact:
     data_by_ref: bool = False
     error: str | None = None
     dead_lettered: bool = False
+    replay_id: UUID | None = None
+    skipped_for_execution_id: str | None = None
+    skipped_for_step_id: str | None = None
 
     @property
     def order(self) -> tuple[datetime, UUID]:
@@ -121,7 +129,8 @@ class TraceFact:
 
 _FACT_COLUMNS = (
     "event_id, kind, execution_id, instance_id, recorded_at, workflow_id, step_id, message_event_id,"
-    " operation_id, replay_of, name, attempt, idempotency_key, data, data_by_ref, error, dead_lettered"
+    " operation_id, replay_of, name, attempt, idempotency_key, data, data_by_ref, error, dead_lettered,"
+    " replay_id, skipped_for_execution_id, skipped_for_step_id"
 )
 
 
@@ -144,6 +153,9 @@ def _row_of(fact: TraceFact) -> tuple[Any, ...]:
         fact.data_by_ref,
         fact.error,
         fact.dead_lettered,
+        fact.replay_id,
+        fact.skipped_for_execution_id,
+        fact.skipped_for_step_id,
     )
 
 
@@ -220,7 +232,7 @@ def _attempt(body: Mapping[str, Any]) -> int:
     return value
 
 
-def _uuid(body: Mapping[str, Any], member: str) -> UUID | None:
+def _uuid(body: Mapping[str, Any], member: str, what: str = "the event id of a received message") -> UUID | None:
     value = body.get(member)
     if value is None:
         return None
@@ -229,7 +241,21 @@ def _uuid(body: Mapping[str, Any], member: str) -> UUID | None:
             return UUID(value)
         except ValueError:
             pass
-    raise Unplaceable(INVALID_MEMBER, f"{member} must be a UUID (the event id of a received message)")
+    raise Unplaceable(INVALID_MEMBER, f"{member} must be a UUID ({what})")
+
+
+def _skipped_for(body: Mapping[str, Any]) -> tuple[str, str]:
+    """A StepSkipped's `skippedFor`: the execution and step whose output the skip reused."""
+    value = body.get("skippedFor")
+    if not isinstance(value, dict):
+        raise Unplaceable(
+            INVALID_MEMBER, "skippedFor must be an object naming the completed step: {executionId, stepId}"
+        )
+    named = {f"skippedFor.{k}": v for k, v in value.items() if k in ("executionId", "stepId")}
+    execution = _id(named, "skippedFor.executionId", required=True)
+    step = _id(named, "skippedFor.stepId", required=True)
+    assert execution is not None and step is not None
+    return execution, step
 
 
 def as_message_id(text: str | None) -> UUID | None:
@@ -322,6 +348,7 @@ def read_trace_event(event: RecordedEvent) -> TraceFact:
             message_event_id=message,
             operation_id=operation_id,
             replay_of=_id(body, "replayOf", required=False),
+            replay_id=_uuid(body, "replayId", "the id of the replay that produced the execution"),
         )
     if kind == EXECUTION_COMPLETED:
         return TraceFact(**common)
@@ -334,8 +361,12 @@ def read_trace_event(event: RecordedEvent) -> TraceFact:
         "step_id": _id(body, "stepId", required=True),
         "name": _id(body, "name", required=True, limit=MAX_TEXT_LENGTH),
         "attempt": _attempt(body),
-        "idempotency_key": _id(body, "idempotencyKey", required=False, limit=MAX_TEXT_LENGTH),
+        # A skip stands for the step that succeeded with this key: without the key it says nothing.
+        "idempotency_key": _id(body, "idempotencyKey", required=kind == STEP_SKIPPED, limit=MAX_TEXT_LENGTH),
     }
+    if kind == STEP_SKIPPED:
+        execution, step_id = _skipped_for(body)
+        return TraceFact(**common, **step, skipped_for_execution_id=execution, skipped_for_step_id=step_id)
     if kind == STEP_STARTED:
         data, by_ref = _data(body, "input")
         return TraceFact(**common, **step, data=data, data_by_ref=by_ref)
@@ -377,16 +408,18 @@ def _utc(moment: datetime) -> str:
 def _attempt_entry(attempt: int, facts: list[TraceFact]) -> tuple[str, dict[str, Any], TraceFact | None]:
     starts = [f for f in facts if f.kind == STEP_STARTED]
     done = first(f for f in facts if f.kind == STEP_COMPLETED)
+    skipped = first(f for f in facts if f.kind == STEP_SKIPPED)
     failed = first(f for f in facts if f.kind == STEP_FAILED)
-    settled = done or failed
-    status = SUCCEEDED if done else FAILED if failed else STARTED
+    # A completion outranks a skip, which outranks a failure: one rank, whatever the order of arrival.
+    settled = done or skipped or failed
+    status = SUCCEEDED if done else SKIPPED if skipped else FAILED if failed else STARTED
     start = first(starts)
     entry = {
         "attempt": attempt,
         "status": status,
         "startedAt": _utc(start.recorded_at) if start else None,
         "completedAt": _utc(settled.recorded_at) if settled else None,
-        "error": json.loads(failed.error) if failed and failed.error and not done else None,
+        "error": json.loads(failed.error) if failed and failed.error and status == FAILED else None,
     }
     return status, entry, settled
 
@@ -401,10 +434,14 @@ def _step_row(step_id: str, execution_id: str, facts: list[TraceFact]) -> tuple[
     completion = min(
         (f for f in facts if f.kind == STEP_COMPLETED), key=lambda f: (f.attempt or 1, f.order), default=None
     )
+    # A skip stands for a completion elsewhere: the first one by (recorded_at, event_id) names that step.
+    skip = first(f for f in facts if f.kind == STEP_SKIPPED)
     last_status, _, last_settled = history[-1]
     settled: TraceFact | None
     if completion is not None:
         status, settled = SUCCEEDED, completion
+    elif skip is not None:
+        status, settled = SKIPPED, skip
     elif last_status == FAILED:
         status, settled = FAILED, last_settled
     else:
@@ -432,16 +469,19 @@ def _step_row(step_id: str, execution_id: str, facts: list[TraceFact]) -> tuple[
         settled.recorded_at if settled else None,
         named.recorded_at,
         json.dumps([entry for _, entry, _ in history], separators=(",", ":")),
+        skip.skipped_for_execution_id if skip is not None and status == SKIPPED else None,
+        skip.skipped_for_step_id if skip is not None and status == SKIPPED else None,
     )
 
 
 _STEP_COLUMNS = (
     "step_id, execution_id, name, status, attempts, idempotency_key, input, input_event_id, output,"
-    " output_event_id, error, started_at, completed_at, first_at, attempt_history"
+    " output_event_id, error, started_at, completed_at, first_at, attempt_history, skipped_for_execution_id,"
+    " skipped_for_step_id"
 )
 _EXECUTION_COLUMNS = (
     "execution_id, message_event_id, operation_id, workflow_id, workflow_instance_id, started_at, completed_at,"
-    " status, replay_of, error, dead_lettered, last_event_at"
+    " status, replay_of, error, dead_lettered, last_event_at, replay_id"
 )
 
 
@@ -508,6 +548,7 @@ def _recompute(touched: set[str], facts: Sequence[TraceFact], owner: Mapping[str
                 end.error if end is not None and status == FAILED else None,
                 bool(end and end.dead_lettered and status == FAILED),
                 max(f.recorded_at for f in mine),
+                start.replay_id,
             )
         )
         steps: dict[str, list[TraceFact]] = defaultdict(list)
@@ -528,7 +569,7 @@ def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
     if not facts:
         return
     writer.executemany(
-        "INSERT INTO {facts} (" + _FACT_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 17) + ")"
+        "INSERT INTO {facts} (" + _FACT_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 20) + ")"
         " ON CONFLICT (event_id) DO NOTHING",
         [_row_of(f) for f in facts],
     )
@@ -577,11 +618,11 @@ def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
     writer.execute("DELETE FROM {steps} WHERE execution_id = ANY(%s)", [ids])
     writer.execute("DELETE FROM {unplaced} WHERE execution_id = ANY(%s)", [ids])
     writer.executemany(
-        "INSERT INTO {executions} (" + _EXECUTION_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 12) + ")",
+        "INSERT INTO {executions} (" + _EXECUTION_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 13) + ")",
         rows.executions,
     )
     writer.executemany(
-        "INSERT INTO {steps} (" + _STEP_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 15) + ")", rows.steps
+        "INSERT INTO {steps} (" + _STEP_COLUMNS + ") VALUES (" + ", ".join(["%s"] * 17) + ")", rows.steps
     )
     writer.executemany(
         "INSERT INTO {unplaced} (" + _UNPLACED_COLUMNS + ") VALUES (%s, %s, %s, %s, %s, %s, %s)", rows.unplaced
@@ -613,6 +654,7 @@ class ExecutionRow(NamedTuple):
     error: str | None
     dead_lettered: bool
     last_event_at: datetime
+    replay_id: UUID | None
 
 
 class StepRow(NamedTuple):
@@ -631,6 +673,8 @@ class StepRow(NamedTuple):
     completed_at: datetime | None
     first_at: datetime
     attempt_history: str
+    skipped_for_execution_id: str | None
+    skipped_for_step_id: str | None
 
 
 class UnplacedRow(NamedTuple):
@@ -665,6 +709,14 @@ def steps_with_key(views: TenantViews, idempotency_key: str, limit: int = 100) -
     return [StepRow(*r) for r in views.fetch(TABLES, statement, [idempotency_key, limit])]
 
 
+def steps_by_id(views: TenantViews, step_ids: Sequence[str]) -> dict[str, StepRow]:
+    """The steps with these ids (those recorded), by id: the steps skipped steps name."""
+    if not step_ids:
+        return {}
+    statement = "SELECT " + _STEP_COLUMNS + " FROM {steps} WHERE step_id = ANY(%s)"
+    return {row.step_id: row for row in (StepRow(*r) for r in views.fetch(TABLES, statement, [sorted(step_ids)]))}
+
+
 def executions_of_message(views: TenantViews, message_event_id: UUID, limit: int = 1000) -> list[ExecutionRow]:
     statement = (
         "SELECT " + _EXECUTION_COLUMNS + " FROM {executions} WHERE message_event_id = %s"
@@ -678,6 +730,7 @@ def list_executions(
     *,
     status: str | None = None,
     workflow_id: str | None = None,
+    replay_id: UUID | None = None,
     started_from: datetime | None = None,
     started_to: datetime | None = None,
     after: tuple[datetime, str] | None = None,
@@ -695,6 +748,9 @@ def list_executions(
     if workflow_id is not None:
         filters.append("workflow_id = %s")
         params.append(workflow_id)
+    if replay_id is not None:
+        filters.append("replay_id = %s")
+        params.append(replay_id)
     if started_from is not None:
         filters.append("started_at >= %s")
         params.append(started_from)

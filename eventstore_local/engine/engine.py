@@ -7,6 +7,13 @@ local destinations. A run that fails is a recorded outcome, not an engine error:
 (deleted) like a successful one, and the trace says what went wrong. Only when the store itself cannot be
 reached or refuses the message does the message stay on the queue, to come back after its lock, and after
 `max_dequeue_count` deliveries it goes to `<queue>-poison`.
+
+A replay (docs/replay.md) arrives on the same queue wrapped as `eventstore.replay_wire` describes: the
+stored message's bytes with the replay's marks beside them. The engine records those bytes as it records any
+message (an idempotent repeat: the store answers the original's event id), runs them as an execution of the
+replay (`replayId`, and `replayOf`: the message's latest execution when the replay was sent), and skips the
+steps already completed for their idempotency key: the trace shows them as skipped, naming the step whose
+output was reused.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
+from uuid import UUID
 
 from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, QueueMessage
 from pydantic import ValidationError
 
 from eventstore.client import ClientError, EventStoreClient, ExecutionRun, RetryPolicy, TraceRecorder
+from eventstore.replay_wire import ReplayMarks, parse_queue_message
 from eventstore_local.engine.messages import (
     DEAL_WON,
     DEAL_WORKFLOW_ID,
@@ -53,6 +62,10 @@ class EngineResult:
     instance_id: str | None
     succeeded: bool
     error: str | None = None
+    replay_id: str | None = None
+    """Set when the message was a replay: the replay's id (its execution carries it as `replayId`)."""
+    skipped_steps: tuple[str, ...] = ()
+    """The names of the steps not run again: they had completed for their idempotency key."""
 
 
 class SampleEngine:
@@ -157,26 +170,41 @@ class SampleEngine:
 
     # -- one message -------------------------------------------------------------------------------------
 
-    def process(self, body: bytes) -> EngineResult | None:
-        """Records the message, runs its workflow as one execution; the result, or None when the message must
-        come back later (the store could not be reached or refused it)."""
+    def process(self, raw: bytes) -> EngineResult | None:
+        """Records the message (a replay's original bytes), runs its workflow as one execution; the result, or
+        None when the message must come back later (the store could not be reached or refused it)."""
+        marks, body, _ = parse_queue_message(raw)
+        replay_id = str(marks.replay_id) if marks else None
         try:
             message = EngineMessage.model_validate_json(body)
         except ValidationError as exc:
             log.error("engine: not a trigger envelope, dropped: %s", str(exc).splitlines()[0])
-            return self._done(EngineResult("", None, None, None, False, "not a trigger envelope"))
+            return self._done(EngineResult("", None, None, None, False, "not a trigger envelope", replay_id))
+        # A replay belongs to the tenant that stored the message (the envelope must name the same one).
+        tenant_id = marks.tenant_id if marks else message.tenant_id
         try:
-            accepted = self.client.record_message(message.tenant_id, body)
+            accepted = self.client.record_message(tenant_id, body)
         except ClientError as exc:
             log.warning("engine: message %s not recorded (%s); it will come back", message.operation_id, exc)
             return None
+        if marks is not None:
+            self._check_replay(marks, accepted.event_id)
         instance_id = message.instance_id or f"message-{accepted.event_id}"
-        recorder = TraceRecorder(self.client, message.tenant_id, instance_id=instance_id, workflow_id=DEAL_WORKFLOW_ID)
+        recorder = TraceRecorder(self.client, tenant_id, instance_id=instance_id, workflow_id=DEAL_WORKFLOW_ID)
         execution_id: str | None = None
+        skipped: tuple[str, ...] = ()
         try:
-            with recorder.execution(message_event_id=accepted.event_id, operation_id=message.operation_id) as run:
+            with recorder.execution(
+                message_event_id=accepted.event_id,
+                operation_id=message.operation_id,
+                replay_id=replay_id,
+                replay_of=marks.replay_of if marks else None,
+            ) as run:
                 execution_id = run.execution_id
-                self._run_workflow(run, message)
+                try:
+                    self._run_workflow(run, message)
+                finally:
+                    skipped = tuple(run.skipped_steps)
         except ClientError as exc:
             log.warning("engine: trace of message %s not recorded (%s); it will come back", message.operation_id, exc)
             return None
@@ -185,10 +213,32 @@ class SampleEngine:
                 "engine: %s %s: execution %s failed: %s", message.trigger.trigger_name, instance_id, execution_id, exc
             )
             return self._done(
-                EngineResult(message.operation_id, str(accepted.event_id), execution_id, instance_id, False, str(exc))
+                EngineResult(
+                    message.operation_id, str(accepted.event_id), execution_id, instance_id, False, str(exc),
+                    replay_id, skipped,
+                )
+            )  # fmt: skip
+        log.info(
+            "engine: %s %s: execution %s succeeded%s%s",
+            message.trigger.trigger_name, instance_id, execution_id,
+            f" (replay {replay_id})" if replay_id else "", f", skipped {', '.join(skipped)}" if skipped else "",
+        )  # fmt: skip
+        return self._done(
+            EngineResult(
+                message.operation_id, str(accepted.event_id), execution_id, instance_id, True, None, replay_id, skipped
             )
-        log.info("engine: %s %s: execution %s succeeded", message.trigger.trigger_name, instance_id, execution_id)
-        return self._done(EngineResult(message.operation_id, str(accepted.event_id), execution_id, instance_id, True))
+        )
+
+    @staticmethod
+    def _check_replay(marks: ReplayMarks, recorded: UUID) -> None:
+        """A replay's bytes are the original message's: recording them again answers its event id. Anything
+        else means the marks and the bytes disagree; the store's answer is what the bytes are, so the run is
+        linked to it, and the disagreement is logged."""
+        if recorded != marks.original_event_id:
+            log.warning(
+                "engine: replay %s names message %s, but its bytes were recorded as %s; the execution is linked to %s",
+                marks.replay_id, marks.original_event_id, recorded, recorded,
+            )  # fmt: skip
 
     def _run_workflow(self, run: ExecutionRun, message: EngineMessage) -> None:
         if message.trigger.trigger_name != DEAL_WON:

@@ -2,8 +2,9 @@
 
 Each step goes through the trace client with attempts, so a destination that fails shows in the trace as
 the step that failed, its input, the destination's status and body, and how many attempts were made.
-Steps carry an idempotency key per deal: a message processed again (redelivered or replayed) reuses a
-step that already succeeded instead of creating a second CRM record.
+Each step carries an idempotency key made of the message's event id and the step's name, the same in every
+execution of that message: a message processed again (redelivered or replayed) skips a step that already
+succeeded (StepSkipped in its trace) and reuses its output instead of creating a second CRM record.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from eventstore_local.engine.messages import Deal
 
 CREATE_CRM_RECORD = "create-crm-record"
 SEND_EMAIL = "send-email"
+
+
+def step_key(run: ExecutionRun, step: str) -> str:
+    """The idempotency key of `step` in `run`: `<message event id>/<step name>`, stable across the executions
+    of one message and distinct between messages (the operationId stands in for an unrecorded message)."""
+    return f"{run.message_event_id or run.operation_id or run.execution_id}/{step}"
 
 
 @dataclass
@@ -35,6 +42,8 @@ class DealWorkflow:
         self.session.close()
 
     def run(self, run: ExecutionRun, deal: Deal) -> None:
+        # Completed steps are skipped in every execution, not only replays: a message that comes back after
+        # the engine stopped midway (a redelivery) must not create a second record either.
         record: JsonValue = {
             "customer": deal.customer,
             "email": deal.email,
@@ -45,7 +54,7 @@ class DealWorkflow:
             CREATE_CRM_RECORD,
             lambda step: self._post(f"{self.crm_url}/records", record, "crm"),
             input=record,
-            idempotency_key=f"{deal.instance_id}/crm",
+            idempotency_key=step_key(run, CREATE_CRM_RECORD),
             attempts=self.attempts,
             backoff=self.backoff,
             skip_completed=True,
@@ -60,7 +69,7 @@ class DealWorkflow:
             SEND_EMAIL,
             lambda step: self._post(f"{self.email_url}/messages", mail, "email"),
             input=mail,
-            idempotency_key=f"{deal.instance_id}/email",
+            idempotency_key=step_key(run, SEND_EMAIL),
             attempts=self.attempts,
             backoff=self.backoff,
             skip_completed=True,

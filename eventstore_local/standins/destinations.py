@@ -6,18 +6,24 @@
   JSON body (default: 500 and an error naming the destination); `{"failNext": 0}` clears it. `GET /control`
   says how many failures are still queued and how many requests arrived. The same from Python:
   `fail_next()`, `requests`.
+- `GET /received`: how many times each distinct body was received and accepted (answered with success),
+  and which were accepted more than once: what a test of idempotency asks ("did the CRM create this
+  record twice?"), also of a destination running in another process. From Python: `received()`,
+  `duplicates()`.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from eventstore_local.standins.http_server import LocalServer, QuietHandler
 
 CONTROL_PATH = "/control"
+RECEIVED_PATH = "/received"
 DEFAULT_CRM_PORT, DEFAULT_EMAIL_PORT = 7073, 7074
 
 
@@ -27,13 +33,26 @@ class DestinationRequest:
     body: Any
     status: int
 
+    @property
+    def accepted(self) -> bool:
+        """Answered with success: the destination did what was asked (a failure it was told to answer did not)."""
+        return 200 <= self.status < 300
+
+
+def body_key(body: Any) -> str:
+    """A request body as canonical JSON text: equal bodies, equal keys, whatever their members' order."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 class _Handler(QuietHandler):
     def do_POST(self) -> None:
         self.server.owner._post(self)
 
     def do_GET(self) -> None:
-        self.server.owner._get(self)
+        if self.path.split("?")[0] == RECEIVED_PATH:
+            self.server.owner._get_received(self)
+        else:
+            self.server.owner._get(self)
 
 
 def _send(handler: QuietHandler, status: int, document: Any) -> None:
@@ -71,6 +90,14 @@ class Destination(LocalServer):
         """Every action request answered so far (a copy)."""
         with self._lock:
             return list(self._requests)
+
+    def received(self, *, accepted_only: bool = True) -> Counter[str]:
+        """How many times each distinct body arrived (keyed by `body_key`), by default only those accepted."""
+        return Counter(body_key(r.body) for r in self.requests if r.accepted or not accepted_only)
+
+    def duplicates(self) -> dict[str, int]:
+        """The bodies accepted more than once (a record created twice, an email sent twice), with their counts."""
+        return {key: count for key, count in self.received().items() if count > 1}
 
     def fail_next(self, n: int = 1, status: int = 500, body: Any = None) -> None:
         """The next `n` requests get `status` with `body` (JSON); `n=0` clears queued failures."""
@@ -114,6 +141,21 @@ class Destination(LocalServer):
         with self._lock:
             state = {"name": self.name, "pendingFailures": len(self._failures), "requests": len(self._requests)}
         _send(handler, 200, state)
+
+    def _get_received(self, handler: _Handler) -> None:
+        counts = self.received()
+        bodies = [{"body": json.loads(key), "count": count} for key, count in sorted(counts.items())]
+        _send(
+            handler,
+            200,
+            {
+                "name": self.name,
+                "accepted": sum(counts.values()),
+                "distinct": len(counts),
+                "duplicates": sum(1 for count in counts.values() if count > 1),
+                "bodies": bodies,
+            },
+        )
 
 
 def crm_destination(port: int = 0) -> Destination:

@@ -220,6 +220,7 @@ def test_an_execution_is_recorded_in_the_instance_stream_with_its_attempts(api_u
         "messageEventId": str(message_id),
         "operationId": "op-1",
         "replayOf": None,
+        "replayId": None,
     }
     assert crm_started["input"] == {"deal": 42} and crm_started["idempotencyKey"] == "deal-42/crm"
     assert crm_done["output"] == {"recordId": "crm-1"} and crm_done["stepId"] == crm_started["stepId"]
@@ -272,9 +273,71 @@ def test_the_trace_reads_back_whole_and_a_replay_skips_a_completed_step(api_url:
         replay.run_step(
             "send-email", lambda step: {"messageId": "m-1"}, input={"to": "x@y.example"}, idempotency_key="d7/mail"
         )
+    assert replay.skipped_steps == ["create-crm-record"]
     again = replay.trace(wait=True)
-    assert (again.status, again.replay_of, [s.name for s in again.steps]) == (
+    assert (again.status, again.replay_of, [(s.name, s.status) for s in again.steps]) == (
         "succeeded",
         first.execution_id,
-        ["send-email"],
+        [("create-crm-record", "skipped"), ("send-email", "succeeded")],
     )
+    skip = again.skipped_steps()[0]
+    assert skip.skipped_for is not None and (skip.skipped_for.execution_id, skip.skipped_for.step_id) == (
+        crm.execution_id,
+        crm.step_id,
+    )
+    assert (skip.output, skip.idempotency_key, skip.attempts) == ({"recordId": "crm-7"}, "d7/crm", 1)
+    assert [(a.attempt, a.status) for a in skip.attempt_history] == [(1, "skipped")]
+
+
+def test_a_replay_records_its_replay_id_and_each_skip_names_the_step_that_did_the_work(
+    api_url: str, onboarded: str
+) -> None:
+    recorder = TraceRecorder(api_url, onboarded, instance_id="deal-8", workflow_id="deals")
+    with recorder.execution() as original:
+        assert not original.replaying
+        original.run_step("create-crm-record", lambda step: {"recordId": "crm-8"}, idempotency_key="d8/crm")
+    crm = original.steps[0]
+
+    replays = [uuid4(), uuid4()]
+    runs = []
+    called: list[int] = []
+    for replay_id in replays:  # two replays one after the other: the second must not reuse the first's skip
+        with recorder.execution(replay_id=replay_id) as run:
+            assert run.replaying  # a replay id alone makes it a replay
+            output = run.run_step("create-crm-record", lambda step: called.append(1), idempotency_key="d8/crm")
+        assert (output, called, run.skipped_steps) == ({"recordId": "crm-8"}, [], ["create-crm-record"])
+        runs.append(run)
+
+    for run, replay_id in zip(runs, replays, strict=True):
+        trace = run.trace(wait=True)
+        assert (trace.status, trace.replay_id, trace.replay_of) == ("succeeded", str(replay_id), None)
+        [skip] = trace.steps
+        assert skip.status == "skipped" and skip.skipped_for is not None
+        assert (skip.skipped_for.execution_id, skip.skipped_for.step_id) == (original.execution_id, crm.step_id)
+    # The events as recorded: ExecutionStarted with the replay id, StepSkipped naming the step reused.
+    events = _history(recorder.client, onboarded, "deal-8")
+    starts = [e["payload"] for e in events if e["eventType"] == "ExecutionStarted"]
+    assert [s["replayId"] for s in starts] == [None, *(str(r) for r in replays)]
+    skips = [e["payload"] for e in events if e["eventType"] == "StepSkipped"]
+    assert skips == [
+        {
+            "executionId": run.execution_id,
+            "stepId": run.steps[0].step_id,
+            "name": "create-crm-record",
+            "attempt": 1,
+            "idempotencyKey": "d8/crm",
+            "skippedFor": {"executionId": original.execution_id, "stepId": crm.step_id},
+        }
+        for run in runs
+    ]
+    # The steps found for the key: the step that did the work first.
+    found = recorder.client.steps(onboarded, "d8/crm")
+    assert [(s.step_id, s.status) for s in found] == [
+        (crm.step_id, "succeeded"),
+        *((run.steps[0].step_id, "skipped") for run in runs),
+    ]
+
+    # Not replaying (and not asked to skip): the step runs again.
+    with recorder.execution() as fresh:
+        fresh.run_step("create-crm-record", lambda step: {"recordId": "crm-9"}, idempotency_key="d8/crm")
+    assert fresh.skipped_steps == [] and fresh.trace(wait=True).steps[0].status == "succeeded"

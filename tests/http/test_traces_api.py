@@ -1,7 +1,8 @@
 """The trace API over real HTTP (the local Functions host): an engine reports a message's execution through
 the outcome route, out of order, and the routes answer with the whole trace, the message's status, the
-executions, the steps by idempotency key and the failure counts, in the documented shapes; bad input is
-a 400 naming the parameter, unknown ids a 404, and a continuation works only with its own filters."""
+executions, the steps by idempotency key and the failure counts, in the documented shapes; a replay's
+execution with its replay id and the step it skipped; bad input is a 400 naming the parameter, unknown ids
+a 404, and a continuation works only with its own filters."""
 
 from __future__ import annotations
 
@@ -192,6 +193,93 @@ def test_failed_and_dead_lettered_runs_are_listed_by_status(api: Api, tenant_id:
     other = random_tenant_id()
     assert api.request("PUT", f"tenants/{other}").status == 201
     assert_problem(api.get(f"tenants/{other}/messages", continuation=token), 400, field="continuation")
+
+
+def test_a_replay_answers_its_replay_id_and_the_step_it_skipped_with_the_output_it_reused(
+    api: Api, tenant_id: str
+) -> None:
+    message_id = post_message(api, tenant_id)
+    report(api, tenant_id, execution("run-1", message_id, mail_fails_for_good=True))
+    replay_id, crm_key = str(uuid4()), f"{message_id}/create-crm-record"
+    mail = {"executionId": "run-2", "stepId": "run-2-mail", "name": "send-email", "attempt": 1,
+            "idempotencyKey": f"{message_id}/send-email"}  # fmt: skip
+    report(
+        api,
+        tenant_id,
+        [
+            ("StepCompleted", {**mail, "output": {"sent": True}}),
+            ("StepSkipped", {"executionId": "run-2", "stepId": "run-2-crm", "name": "create-crm-record",
+                             "idempotencyKey": crm_key, "skippedFor": {"executionId": "run-1", "stepId": "run-1-crm"}}),
+            ("ExecutionStarted", {"executionId": "run-2", "messageEventId": message_id, "replayId": replay_id}),
+            ("StepStarted", {**mail, "input": {"to": "buyer@contoso.example"}}),
+            ("ExecutionCompleted", {"executionId": "run-2"}),
+        ],
+    )  # fmt: skip
+    route = "/tenants/{tenantId}/executions/{executionId}"
+    trace = fits(api.get(f"tenants/{tenant_id}/executions/run-2"), route)
+    assert (trace["status"], trace["replayId"], trace["replayOf"]) == ("succeeded", replay_id, None)
+    # Listed in the order first reported: the email's completion came first.
+    sent, skip = trace["steps"]
+    assert skip == {
+        "executionId": "run-2",
+        "stepId": "run-2-crm",
+        "name": "create-crm-record",
+        "status": "skipped",
+        "attempts": 1,
+        "idempotencyKey": crm_key,
+        "input": None,
+        "output": {"recordId": "crm-7"},  # the output of the step it reused
+        "inputEventId": None,
+        "outputEventId": None,
+        "error": None,
+        "startedAt": None,
+        "completedAt": skip["completedAt"],
+        "attemptHistory": [
+            {"attempt": 1, "status": "skipped", "startedAt": None, "completedAt": skip["completedAt"], "error": None}
+        ],
+        "skippedFor": {"executionId": "run-1", "stepId": "run-1-crm"},
+    }
+    assert (sent["status"], sent["skippedFor"]) == ("succeeded", None)
+    original = fits(api.get(f"tenants/{tenant_id}/executions/run-1"), route)
+    assert original["replayId"] is None and {s["skippedFor"] for s in original["steps"]} == {None}
+
+    # The executions a replay produced; the steps of a key, the one that did the work first.
+    listed = fits(api.get(f"tenants/{tenant_id}/executions", replayId=replay_id), "/tenants/{tenantId}/executions")
+    assert [(e["executionId"], e["replayId"]) for e in listed["executions"]] == [("run-2", replay_id)]
+    assert fits(
+        api.get(f"tenants/{tenant_id}/executions", replayId=str(uuid4())), "/tenants/{tenantId}/executions"
+    ) == {"executions": [], "continuation": None}
+    assert_problem(api.get(f"tenants/{tenant_id}/executions", replayId="replay-1"), 400, field="replayId")
+    steps = fits(api.get(f"tenants/{tenant_id}/steps", idempotencyKey=crm_key), "/tenants/{tenantId}/steps")
+    assert [(s["stepId"], s["status"], s["output"]) for s in steps["steps"]] == [
+        ("run-1-crm", "succeeded", {"recordId": "crm-7"}),
+        ("run-2-crm", "skipped", {"recordId": "crm-7"}),
+    ]
+    runs = fits(
+        api.get(f"tenants/{tenant_id}/messages/{message_id}/executions"),
+        "/tenants/{tenantId}/messages/{eventId}/executions",
+    )
+    assert [(e["executionId"], e["replayId"]) for e in runs["executions"]] == [("run-1", None), ("run-2", replay_id)]
+    message = fits(api.get(f"tenants/{tenant_id}/messages/{message_id}"), "/tenants/{tenantId}/messages/{eventId}")
+    assert (message["status"], message["attempts"], message["latestExecutionId"]) == ("succeeded", 2, "run-2")
+
+    # A skip that names no step it reused, or has no key; a replay id that is no UUID: listed, not placed.
+    report(
+        api,
+        tenant_id,
+        [
+            ("StepSkipped", {"executionId": "run-2", "stepId": "s-x", "name": "n", "idempotencyKey": "k"}),
+            ("StepSkipped", {"executionId": "run-2", "stepId": "s-y", "name": "n",
+                             "skippedFor": {"executionId": "run-1", "stepId": "run-1-crm"}}),
+            ("ExecutionStarted", {"executionId": "run-3", "replayId": "replay-1"}),
+        ],
+    )  # fmt: skip
+    unplaced = fits(api.get(f"tenants/{tenant_id}/traces/unplaced"), "/tenants/{tenantId}/traces/unplaced")
+    assert unplaced["count"] == 3 and {e["reason"] for e in unplaced["events"]} == {"invalid-member"}
+    details = " ".join(e["detail"] for e in unplaced["events"])
+    assert "skippedFor" in details and "idempotencyKey" in details and "replayId" in details
+    assert len(fits(api.get(f"tenants/{tenant_id}/executions/run-2"), route)["steps"]) == 2
+    assert_problem(api.get(f"tenants/{tenant_id}/executions/run-3"), 404)
 
 
 def test_a_large_input_comes_back_whole_and_bad_trace_events_are_listed(api: Api, tenant_id: str) -> None:
