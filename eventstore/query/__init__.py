@@ -16,7 +16,7 @@ from eventstore.query.history import (
     read_history,
     search_audit,
 )
-from eventstore.query.instances import catch_up, list_instances
+from eventstore.query.instances import catch_up, list_instances, up_to_date
 from eventstore.query.state import instance_state, rebuild_state, replay
 from eventstore.workflow_state import fold
 
@@ -38,4 +38,5 @@ __all__ = [
     "replay",
     "search_audit",
     "traces",
+    "up_to_date",
 ]

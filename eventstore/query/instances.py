@@ -49,6 +49,15 @@ def catch_up(
     return False
 
 
+def up_to_date(store: EventStore, tenant_id: str, *views: View, min_position: int | None = None) -> str:
+    """The tenant's canonical id, once each of `views` has applied what was committed before the call
+    (or as far as it could: `ViewBehind` when one has not applied `min_position`)."""
+    tenant_views = store.views(tenant_id)  # InvalidTenantId / UnknownTenant first
+    for view in views:
+        catch_up(store, tenant_views.tenant_id, view, min_position=min_position)
+    return tenant_views.tenant_id
+
+
 def _applied_all(store: EventStore, tenant_views: TenantViews, view: View, seconds: float) -> bool:
     runner = ViewRunner(store, [view])
     called = datetime.now(UTC)

@@ -17,9 +17,9 @@ from uuid import UUID
 
 from eventstore.errors import PayloadIntegrityError
 from eventstore.query.history import DEFAULT_PAGE_SIZE, check_limit
-from eventstore.query.instances import catch_up
+from eventstore.query.instances import up_to_date
 from eventstore.store import EventStore, TenantEvents, TenantViews
-from eventstore.views import EXECUTIONS, FAILURE_COUNTS, MESSAGES, View, messages, traces
+from eventstore.views import EXECUTIONS, FAILURE_COUNTS, MESSAGES, messages, traces
 from eventstore.views import failure_counts as counts
 from eventstore.views.failure_counts import FailureBucket
 from eventstore.views.messages import MessageRow
@@ -54,15 +54,6 @@ class StepTrace:
 class Trace:
     execution: ExecutionRow
     steps: list[StepTrace]
-
-
-def _up_to_date(store: EventStore, tenant_id: str, *views: View, min_position: int | None) -> str:
-    """The tenant's canonical id, once each of `views` has applied what was committed before the call
-    (or as far as it could: `ViewBehind` when one has not applied `min_position`)."""
-    tenant_views = store.views(tenant_id)  # InvalidTenantId / UnknownTenant first
-    for view in views:
-        catch_up(store, tenant_views.tenant_id, view, min_position=min_position)
-    return tenant_views.tenant_id
 
 
 def _member_text(tenant: TenantEvents, event_id: UUID | None, member: str, inline: str | None) -> str | None:
@@ -126,7 +117,7 @@ def read_trace(
     store: EventStore, tenant_id: str, execution_id: str, *, min_position: int | None = None
 ) -> Trace | None:
     """An execution and its steps, or None when no ExecutionStarted of it is recorded."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     execution = traces.get_execution(views, execution_id)
     if execution is None:
@@ -139,7 +130,7 @@ def steps_by_key(
 ) -> list[StepTrace]:
     """The steps recorded with `idempotency_key` in any execution, those that succeeded first (a step a
     replay skipped comes after them: it reused one of them, it is not the step that did the work)."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     rows = traces.steps_with_key(views, idempotency_key, STEPS_PER_KEY)
     return _with_data(store.tenant(tenant_id), views, rows)
@@ -161,7 +152,7 @@ def list_executions(
     """Executions in (started_at, execution_id) order after `after`, and where the next page starts (None
     when this one reached the end)."""
     check_limit(limit)
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     rows = traces.list_executions(
         store.views(tenant_id),
         status=status,
@@ -178,7 +169,7 @@ def list_executions(
 def read_message(
     store: EventStore, tenant_id: str, event_id: UUID, *, min_position: int | None = None
 ) -> MessageRow | None:
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
     return messages.get_message(store.views(tenant_id), event_id)
 
 
@@ -186,7 +177,7 @@ def executions_of_message(
     store: EventStore, tenant_id: str, event_id: UUID, *, min_position: int | None = None
 ) -> list[ExecutionRow] | None:
     """The executions of a recorded message in the order they started; None for a message not recorded."""
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES, EXECUTIONS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, MESSAGES, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     if messages.get_message(views, event_id) is None:
         return None
@@ -209,7 +200,7 @@ def list_messages(
     """Messages in (received_at, event_id) order after `after`, and where the next page starts (None when
     this one reached the end)."""
     check_limit(limit)
-    tenant_id = _up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, MESSAGES, min_position=min_position)
     rows = messages.list_messages(
         store.views(tenant_id),
         status=status,
@@ -235,7 +226,7 @@ def failure_counts(
 ) -> tuple[list[FailureBucket], bool]:
     """The failure counts per bucket (see `views.failure_counts.failure_counts`), and whether they were cut
     at `MAX_BUCKETS`."""
-    tenant_id = _up_to_date(store, tenant_id, FAILURE_COUNTS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, FAILURE_COUNTS, min_position=min_position)
     return counts.failure_counts(
         store.views(tenant_id),
         granularity=granularity,
@@ -249,7 +240,7 @@ def unplaced_trace_events(
     store: EventStore, tenant_id: str, limit: int = 100, *, min_position: int | None = None
 ) -> tuple[int, list[UnplacedRow]]:
     """How many trace events the executions view could not place, and the most recent of them."""
-    tenant_id = _up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
+    tenant_id = up_to_date(store, tenant_id, EXECUTIONS, min_position=min_position)
     views = store.views(tenant_id)
     return traces.unplaced_count(views), traces.list_unplaced(views, limit)
 

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 from eventstore.errors import InvalidInput, UnknownEvent
 from eventstore.event_types import EventType
 from eventstore.models import NewEvent
-from eventstore.query import catch_up
+from eventstore.query import catch_up, up_to_date
 from eventstore.replay.router import router_settings
 from eventstore.settings import Settings
 from eventstore.store import (
@@ -101,13 +101,6 @@ def plan_message(store: EventStore, tenant_id: str, message: MessageRow) -> Mess
     return MessagePlan(message, list(found.values()))
 
 
-def _up_to_date(store: EventStore, tenant_id: str) -> str:
-    canonical = store.views(tenant_id).tenant_id  # InvalidTenantId / UnknownTenant first
-    catch_up(store, canonical, MESSAGES)
-    catch_up(store, canonical, EXECUTIONS)
-    return canonical
-
-
 def _message(store: EventStore, tenant_id: str, event_id: UUID) -> MessageRow:
     row = messages.get_message(store.views(tenant_id), event_id)
     if row is not None:
@@ -153,7 +146,7 @@ def replay_message(
 ) -> Started | DryRun:
     """Replay one received message: a job of one, recorded as ReplayRequested. Its dry run plans it."""
     reason = _check_reason(reason)
-    tenant_id = _up_to_date(store, tenant_id)
+    tenant_id = up_to_date(store, tenant_id, MESSAGES, EXECUTIONS)
     message = _message(store, tenant_id, event_id)
     target = router_settings(settings, tenant_id).describe()
     if dry_run:
@@ -179,7 +172,7 @@ def replay_bulk(
 ) -> Started | DryRun:
     """Replay every message `match` selects (`described`: the filter as the client gave it, recorded)."""
     reason = _check_reason(reason)
-    tenant_id = _up_to_date(store, tenant_id)
+    tenant_id = up_to_date(store, tenant_id, MESSAGES, EXECUTIONS)
     target = router_settings(settings, tenant_id).describe()
     if dry_run:
         replays = store.replays(tenant_id)
