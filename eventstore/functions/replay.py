@@ -16,6 +16,7 @@ from eventstore.errors import InvalidInput, UnsupportedContentType
 from eventstore.http import continuation
 from eventstore.http.exchange import body_within_limit, event_id_param, header, json_response, parse_query, route_param
 from eventstore.http.replay_models import (
+    PRINCIPAL,
     BulkReplayRequest,
     DryRunAnswer,
     JobChangeRequest,
@@ -49,19 +50,12 @@ PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
 
 
 def _body(req: func.HttpRequest, model: type[Any]) -> Any:
+    """The request's body as `model`, with the signed-in principal (when there is one) as who asks."""
     body = body_within_limit(req, services().settings)
-    if not is_json_media_type(header(req, "Content-Type")):
+    if body.strip() and not is_json_media_type(header(req, "Content-Type")):
         raise UnsupportedContentType(header(req, "Content-Type"), (JSON_CONTENT_TYPE,))
-    return model.model_validate_json(body or b"{}")
-
-
-def _who(req: func.HttpRequest, given: str | None) -> str:
     principal = header(req, PRINCIPAL_HEADER)
-    if principal:
-        return principal[:256]
-    if given:
-        return given
-    raise InvalidInput("requestedBy: say who asks (no signed-in principal came with the request)", field="requestedBy")
+    return model.model_validate_json(body if body.strip() else b"{}", context={PRINCIPAL: principal})
 
 
 def _job_id(req: func.HttpRequest) -> UUID:
@@ -161,7 +155,7 @@ def replay_message(req: func.HttpRequest) -> func.HttpResponse:
     event_id = event_id_param(req)
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
     asked: ReplayMessageRequest = _body(req, ReplayMessageRequest)
-    who = _who(req, asked.requested_by)
+    who = asked.requested_by
     store, settings = services().store, services().settings
     answer = replay.replay_message(
         store, settings, tenant_id, event_id, reason=asked.reason, requested_by=who, dry_run=asked.dry_run
@@ -210,7 +204,7 @@ START_REPLAY_JOB = Operation(
 def start_replay_job(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
     asked: BulkReplayRequest = _body(req, BulkReplayRequest)
-    who = _who(req, asked.requested_by)
+    who = asked.requested_by
     f = asked.filter
     match = MessageFilter(
         status=f.status, event_type=f.event_type, message_type=f.message_type, workflow_id=f.workflow_id,
@@ -293,16 +287,15 @@ def list_replay_jobs(req: func.HttpRequest) -> func.HttpResponse:
 def _change(req: func.HttpRequest, to: str) -> func.HttpResponse:
     job_id = _job_id(req)
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
-    body = body_within_limit(req, services().settings)
-    asked = JobChangeRequest.model_validate_json(body) if body.strip() else JobChangeRequest()
-    who = _who(req, asked.requested_by)
+    asked: JobChangeRequest = _body(req, JobChangeRequest)
+    who = asked.requested_by
     replay.change_job(services().store, tenant_id, job_id, to, by=who, reason=asked.reason)
     if to == "running":
         services().replay_driver.drive_tenant(tenant_id)
     return json_response(_job(replay.job_status(services().store, tenant_id, job_id)))
 
 
-_CHANGE_BODY = Body({JSON_CONTENT_TYPE: JobChangeRequest}, "Why, and who asks.", required=False)
+_CHANGE_BODY = Body({JSON_CONTENT_TYPE: JobChangeRequest}, "Why, and who asks.")
 
 CANCEL_REPLAY_JOB = Operation(
     name="cancel_replay_job",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from eventstore.http.models import Rfc3339
 from eventstore.store import NO_CONTROL_CHARACTERS
@@ -23,21 +23,34 @@ def _reason() -> Any:
     return Field(min_length=1, max_length=2000, description="Why: recorded in the audit stream with the replay.")
 
 
-def _requested_by() -> str | None:
-    return Field(
-        default=None,
+PRINCIPAL = "principal"
+"""The validation context's key for the signed-in principal (App Service Authentication), when there is one."""
+
+
+class _Asked(_Wire):
+    """A request someone answers for: `requestedBy` is recorded with what it starts or changes."""
+
+    requested_by: str = Field(
         alias="requestedBy",
         min_length=1,
         max_length=256,
         pattern=NO_CONTROL_CHARACTERS,
-        description="Who asks (recorded). Behind App Service Authentication the signed-in principal is taken "
-        "instead; without it this member is required.",
+        description="Who asks (recorded). Behind App Service Authentication the signed-in principal is "
+        "recorded instead, and this member may be left out.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _signed_in(cls, data: Any, info: ValidationInfo) -> Any:
+        # The signed-in principal is who asks, whatever the body says: a body cannot name someone else.
+        principal = (info.context or {}).get(PRINCIPAL)
+        if principal and isinstance(data, dict):
+            return {**data, "requestedBy": principal[:256]}
+        return data
 
-class ReplayMessageRequest(_Wire):
+
+class ReplayMessageRequest(_Asked):
     reason: str = _reason()
-    requested_by: str | None = _requested_by()
     dry_run: bool = Field(default=False, alias="dryRun", description="Only say what a replay would do.")
 
 
@@ -61,10 +74,9 @@ class ReplayFilter(_Wire):
     received_to: Rfc3339 | None = Field(default=None, alias="to", description="Received before.")
 
 
-class BulkReplayRequest(_Wire):
+class BulkReplayRequest(_Asked):
     filter: ReplayFilter
     reason: str = _reason()
-    requested_by: str | None = _requested_by()
     dry_run: bool = Field(default=False, alias="dryRun", description="Count and plan the first matches only.")
     confirm: bool = Field(
         default=False, description="Required when more messages match than EVENTSTORE_REPLAY_CONFIRM_OVER."
@@ -80,9 +92,8 @@ class BulkReplayRequest(_Wire):
     max_failure_rate: float | None = Field(default=None, alias="maxFailureRate", ge=0, le=1)
 
 
-class JobChangeRequest(_Wire):
+class JobChangeRequest(_Asked):
     reason: str | None = Field(default=None, min_length=1, max_length=2000)
-    requested_by: str | None = _requested_by()
 
 
 class PlannedStepItem(_Wire):

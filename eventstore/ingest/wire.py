@@ -13,7 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr
 from pydantic.config import JsonDict
 
-from eventstore.event_types import EventType
+from eventstore.event_types import RECORDED_BY_THE_STORE, EventType
 from eventstore.ingest.content_types import JSON_MEDIA_TYPE_PATTERN
 from eventstore.models import JSON_CONTENT_TYPE
 from eventstore.store import NO_CONTROL_CHARACTERS
@@ -117,8 +117,8 @@ class OutcomeEvent(BaseModel):
     event_id: UUID = Field(alias="eventId")
     event_type: StrictStr = Field(
         alias="eventType",
-        description="One of the event types (`EventType`).",
-        json_schema_extra={"enum": [t.value for t in EventType]},
+        description="One of the event types (`EventType`) but those the store records itself (replays).",
+        json_schema_extra={"enum": [t.value for t in EventType if t not in RECORDED_BY_THE_STORE]},
     )
     payload: JsonValue = Field(description="Any JSON value; stored byte-exact as written in the request.")
     user_id: StrictStr | None = Field(default=None, alias="userId", max_length=512, json_schema_extra=_NO_NUL)
