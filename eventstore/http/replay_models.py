@@ -27,7 +27,12 @@ PRINCIPAL = "principal"
 """The validation context's key for the signed-in principal (App Service Authentication), when there is one."""
 
 
-class _Asked(_Wire):
+class _Body(_Wire):
+    # JSON bodies are typed as documented: no 0 for false, no "5" for 5.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
+
+
+class _Asked(_Body):
     """A request someone answers for: `requestedBy` is recorded with what it starts or changes."""
 
     requested_by: str = Field(
@@ -54,7 +59,7 @@ class ReplayMessageRequest(_Asked):
     dry_run: bool = Field(default=False, alias="dryRun", description="Only say what a replay would do.")
 
 
-class ReplayFilter(_Wire):
+class ReplayFilter(_Body):
     """Which received messages: every member given must hold."""
 
     status: MessageStatus | None = Field(default=None, description="Processing status, e.g. failed.")
