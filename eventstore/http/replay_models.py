@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
 
 from eventstore.http.models import Rfc3339
 from eventstore.store import NO_CONTROL_CHARACTERS
@@ -27,12 +37,7 @@ PRINCIPAL = "principal"
 """The validation context's key for the signed-in principal (App Service Authentication), when there is one."""
 
 
-class _Body(_Wire):
-    # JSON bodies are typed as documented: no 0 for false, no "5" for 5.
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
-
-
-class _Asked(_Body):
+class _Asked(_Wire):
     """A request someone answers for: `requestedBy` is recorded with what it starts or changes."""
 
     requested_by: str = Field(
@@ -56,10 +61,10 @@ class _Asked(_Body):
 
 class ReplayMessageRequest(_Asked):
     reason: str = _reason()
-    dry_run: bool = Field(default=False, alias="dryRun", description="Only say what a replay would do.")
+    dry_run: StrictBool = Field(default=False, alias="dryRun", description="Only say what a replay would do.")
 
 
-class ReplayFilter(_Body):
+class ReplayFilter(_Wire):
     """Which received messages: every member given must hold."""
 
     status: MessageStatus | None = Field(default=None, description="Processing status, e.g. failed.")
@@ -82,19 +87,21 @@ class ReplayFilter(_Body):
 class BulkReplayRequest(_Asked):
     filter: ReplayFilter
     reason: str = _reason()
-    dry_run: bool = Field(default=False, alias="dryRun", description="Count and plan the first matches only.")
-    confirm: bool = Field(
+    dry_run: StrictBool = Field(default=False, alias="dryRun", description="Count and plan the first matches only.")
+    confirm: StrictBool = Field(
         default=False, description="Required when more messages match than EVENTSTORE_REPLAY_CONFIRM_OVER."
     )
-    rate: float | None = Field(default=None, gt=0, le=1000, description="Messages per second (default: setting).")
-    canary: int | None = Field(
+    rate: StrictFloat | StrictInt | None = Field(
+        default=None, gt=0, le=1000, description="Messages per second (default: setting)."
+    )
+    canary: StrictInt | None = Field(
         default=None,
         ge=1,
         le=100_000,
         description="Send the first N, wait for their executions to end, and go on only when their failure "
         "rate is at most maxFailureRate; otherwise the job pauses itself.",
     )
-    max_failure_rate: float | None = Field(default=None, alias="maxFailureRate", ge=0, le=1)
+    max_failure_rate: StrictFloat | StrictInt | None = Field(default=None, alias="maxFailureRate", ge=0, le=1)
 
 
 class JobChangeRequest(_Asked):
@@ -149,9 +156,9 @@ class ReplayJob(_Wire):
     counts: JobCounts
     outcomes: dict[str, int] = Field(description="Executions the replays produced so far, by status.")
     rate: float
-    canary: int | None
+    canary: StrictInt | None
     canary_checked: bool = Field(alias="canaryChecked")
-    max_failure_rate: float | None = Field(alias="maxFailureRate")
+    max_failure_rate: StrictFloat | StrictInt | None = Field(alias="maxFailureRate")
     last_error: str | None = Field(alias="lastError")
     last_error_at: datetime | None = Field(alias="lastErrorAt")
     created_at: datetime = Field(alias="createdAt")
