@@ -91,9 +91,7 @@ class BulkReplayRequest(_Asked):
     confirm: StrictBool = Field(
         default=False, description="Required when more messages match than EVENTSTORE_REPLAY_CONFIRM_OVER."
     )
-    rate: StrictFloat | StrictInt | None = Field(
-        default=None, gt=0, le=1000, description="Messages per second (default: setting)."
-    )
+    rate: StrictFloat | None = Field(default=None, gt=0, le=1000, description="Messages per second (default: setting).")
     canary: StrictInt | None = Field(
         default=None,
         ge=1,
@@ -101,7 +99,7 @@ class BulkReplayRequest(_Asked):
         description="Send the first N, wait for their executions to end, and go on only when their failure "
         "rate is at most maxFailureRate; otherwise the job pauses itself.",
     )
-    max_failure_rate: StrictFloat | StrictInt | None = Field(default=None, alias="maxFailureRate", ge=0, le=1)
+    max_failure_rate: StrictFloat | None = Field(default=None, alias="maxFailureRate", ge=0, le=1)
 
 
 class JobChangeRequest(_Asked):
@@ -158,7 +156,7 @@ class ReplayJob(_Wire):
     rate: float
     canary: StrictInt | None
     canary_checked: bool = Field(alias="canaryChecked")
-    max_failure_rate: StrictFloat | StrictInt | None = Field(alias="maxFailureRate")
+    max_failure_rate: StrictFloat | None = Field(alias="maxFailureRate")
     last_error: str | None = Field(alias="lastError")
     last_error_at: datetime | None = Field(alias="lastErrorAt")
     created_at: datetime = Field(alias="createdAt")
