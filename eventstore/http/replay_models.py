@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     ValidationInfo,
     model_validator,
 )
@@ -23,6 +23,16 @@ from eventstore.store import NO_CONTROL_CHARACTERS
 MessageStatus = Literal["received", "processing", "succeeded", "failed", "dead-lettered"]
 MessageEventType = Literal["TriggerReceived", "InstanceCreationRequestReceived"]
 JobState = Literal["running", "paused", "cancelled", "finished"]
+
+
+def _a_json_integer(value: object) -> object:
+    # JSON Schema's integer takes 1.0 (pydantic's strict int does not) but never "1" or true (its lax int does).
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_a_json_integer)]
 
 
 class _Wire(BaseModel):
@@ -92,7 +102,7 @@ class BulkReplayRequest(_Asked):
         default=False, description="Required when more messages match than EVENTSTORE_REPLAY_CONFIRM_OVER."
     )
     rate: StrictFloat | None = Field(default=None, gt=0, le=1000, description="Messages per second (default: setting).")
-    canary: StrictInt | None = Field(
+    canary: JsonInteger | None = Field(
         default=None,
         ge=1,
         le=100_000,
@@ -154,7 +164,7 @@ class ReplayJob(_Wire):
     counts: JobCounts
     outcomes: dict[str, int] = Field(description="Executions the replays produced so far, by status.")
     rate: float
-    canary: StrictInt | None
+    canary: int | None
     canary_checked: bool = Field(alias="canaryChecked")
     max_failure_rate: StrictFloat | None = Field(alias="maxFailureRate")
     last_error: str | None = Field(alias="lastError")
