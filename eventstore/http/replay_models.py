@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from annotated_types import Interval
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -30,9 +31,6 @@ def _a_json_integer(value: object) -> object:
     if isinstance(value, str | bool):
         raise ValueError("must be a JSON integer")
     return value
-
-
-JsonInteger = Annotated[int, BeforeValidator(_a_json_integer)]
 
 
 class _Wire(BaseModel):
@@ -102,10 +100,8 @@ class BulkReplayRequest(_Asked):
         default=False, description="Required when more messages match than EVENTSTORE_REPLAY_CONFIRM_OVER."
     )
     rate: StrictFloat | None = Field(default=None, gt=0, le=1000, description="Messages per second (default: setting).")
-    canary: JsonInteger | None = Field(
+    canary: Annotated[int, Interval(ge=1, le=100_000), BeforeValidator(_a_json_integer)] | None = Field(
         default=None,
-        ge=1,
-        le=100_000,
         description="Send the first N, wait for their executions to end, and go on only when their failure "
         "rate is at most maxFailureRate; otherwise the job pauses itself.",
     )
