@@ -240,3 +240,41 @@ class MessageRecord(_Read):
     replay_count: int = Field(default=0, alias="replayCount")
     last_replay_id: str | None = Field(default=None, alias="lastReplayId")
     last_replay_at: datetime | None = Field(default=None, alias="lastReplayAt")
+
+
+class ComparedExecutionRecord(ExecutionRecord):
+    """One side of a comparison: the execution, how long it took, and which rule chose it."""
+
+    duration_ms: int | None = Field(default=None, alias="durationMs")
+    chosen: str
+
+
+class ComparedStepRecord(_Read):
+    step_id: str = Field(alias="stepId")
+    status: StepStatus
+    attempts: int = 0
+    idempotency_key: str | None = Field(default=None, alias="idempotencyKey")
+    duration_ms: int | None = Field(default=None, alias="durationMs")
+    input: JsonValue = None
+    output: JsonValue = None
+    error: ErrorRecord | None = None
+    skipped_for: StepReference | None = Field(default=None, alias="skippedFor")
+
+
+class StepPair(_Read):
+    """The n-th step of a name on each side, and what differs between them."""
+
+    name: str | None = None
+    occurrence: int
+    differences: list[str]
+    left: ComparedStepRecord | None = None
+    right: ComparedStepRecord | None = None
+
+
+class RunComparison(_Read):
+    """GET /messages/{eventId}/compare: two executions side by side, step by step (docs/traces.md)."""
+
+    message_event_id: str = Field(alias="messageEventId")
+    left: ComparedExecutionRecord
+    right: ComparedExecutionRecord
+    steps: list[StepPair]

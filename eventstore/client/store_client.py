@@ -18,6 +18,7 @@ from eventstore.client.models import (
     MessageAccepted,
     MessageRecord,
     OutcomesAppended,
+    RunComparison,
     StepRecord,
     Trace,
 )
@@ -103,6 +104,15 @@ class EventStoreClient:
         path = f"tenants/{_segment(tenant_id)}/messages/{_segment(str(message_event_id))}/executions"
         answer = self.transport.get_json(path)
         return [ExecutionRecord.model_validate(e) for e in answer.get("executions", [])]
+
+    def compare_runs(
+        self, tenant_id: str, message_event_id: str | UUID, *, left: str | None = None, right: str | None = None
+    ) -> RunComparison:
+        """GET /messages/{eventId}/compare: by default the message's latest failed execution beside its latest
+        succeeded one (or the workflow's), step by step."""
+        path = f"tenants/{_segment(tenant_id)}/messages/{_segment(str(message_event_id))}/compare"
+        sides = {name: value for name, value in (("left", left), ("right", right)) if value is not None}
+        return RunComparison.model_validate(self.transport.get_json(path, sides or None))
 
     def message(self, tenant_id: str, message_event_id: str | UUID) -> MessageRecord:
         path = f"tenants/{_segment(tenant_id)}/messages/{_segment(str(message_event_id))}"

@@ -1,13 +1,26 @@
 """One blueprint per area; `function_app.py` registers each of `BLUEPRINTS`. Each area's module declares
 its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
-from eventstore.functions import feed, health, ingest, openapi, partitions, query, replay, tenants, traces, views
+from eventstore.functions import (
+    compare,
+    feed,
+    health,
+    ingest,
+    openapi,
+    partitions,
+    query,
+    replay,
+    tenants,
+    traces,
+    views,
+)
 
 OPERATIONS = (
     *ingest.OPERATIONS,
     *tenants.OPERATIONS,
     *query.OPERATIONS,
     *traces.OPERATIONS,
+    *compare.OPERATIONS,
     *feed.OPERATIONS,
     *health.OPERATIONS,
     *views.OPERATIONS,
@@ -21,6 +34,7 @@ BLUEPRINTS = (
     ingest.blueprint,
     query.blueprint,
     traces.blueprint,
+    compare.blueprint,
     openapi.openapi_blueprint(OPERATIONS),
     health.blueprint,
     feed.blueprint,

@@ -36,8 +36,13 @@ from eventstore.views import messages
 
 log = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 120.0
-"""How long a forwarder holds an item while it sends it: longer than any router's timeout."""
+def claim_seconds(settings: Settings, tenant_id: str) -> float:
+    """How long a forwarder holds an item while it sends it: longer than the worst case of one forward (the
+    router's timeout, and four bounded calls to the database and storage around it), and no longer, so that a
+    forwarder that died (the host killed) holds its items back for well under a minute by default."""
+    configured = settings.replay_routers.get(tenant_id) or settings.replay_router
+    router_timeout = max(configured.timeout, settings.dependency_timeout_seconds) if configured else 0.0
+    return router_timeout + 4 * settings.dependency_timeout_seconds + 10.0
 
 
 class ForwardMessage(BaseModel):
@@ -102,7 +107,7 @@ class Forwarder:
         waiting to be sent: already sent, cancelled, claimed by another forwarder, its job not running)."""
         replays = self.store.replays(message.tenant_id)
         tenant_id = replays.tenant_id
-        item = replays.claim(message.job_id, message.position, CLAIM_SECONDS)
+        item = replays.claim(message.job_id, message.position, claim_seconds(self.settings, tenant_id))
         if item is None:
             return "skipped"
         try:

@@ -68,8 +68,21 @@ class EngineResult:
     """The names of the steps not run again: they had completed for their idempotency key."""
 
 
+@dataclass
+class _Worker:
+    """What one processing thread uses alone: HTTP sessions are not shared between threads."""
+
+    client: EventStoreClient
+    workflow: DealWorkflow
+
+    def close(self) -> None:
+        self.workflow.close()
+        self.client.close()
+
+
 class SampleEngine:
-    """Processes `queue` of the storage account `connection_string` against the store at `api_url`."""
+    """Processes `queue` of the storage account `connection_string` against the store at `api_url`, with
+    `workers` threads taking messages side by side (as a real engine's instances do)."""
 
     def __init__(
         self,
@@ -84,39 +97,42 @@ class SampleEngine:
         max_poll_interval: float = 1.0,
         api_key: str | None = None,
         retry: RetryPolicy | None = None,
+        workers: int = 1,
     ) -> None:
         self.api_url = api_url
         self.connection_string = connection_string
         self.queue_name = queue
         self.max_poll_interval = max_poll_interval
-        self.workflow = DealWorkflow(crm_url, email_url, attempts=attempts, backoff=backoff)
-        self.client = EventStoreClient(api_url, api_key=api_key, retry=retry)
+        self._workers = [
+            _Worker(
+                EventStoreClient(api_url, api_key=api_key, retry=retry),
+                DealWorkflow(crm_url, email_url, attempts=attempts, backoff=backoff),
+            )
+            for _ in range(max(1, workers))
+        ]
         self.results: list[EngineResult] = []
         self._results_changed = threading.Condition()
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._queue: QueueClient | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        if self._thread is None:
-            self._queue = engine_queue(self.connection_string, self.queue_name)
+        if not self._threads:
             self._stopping.clear()
-            self._thread = threading.Thread(target=self._loop, name="sample-engine", daemon=True)
-            self._thread.start()
+            for n, worker in enumerate(self._workers):
+                thread = threading.Thread(target=self._loop, args=(worker,), name=f"sample-engine-{n}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self._queue is not None:
-            self._queue.close()
-            self._queue = None
-        self.workflow.close()
-        self.client.close()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+        for worker in self._workers:
+            worker.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -135,13 +151,17 @@ class SampleEngine:
 
     # -- the queue ---------------------------------------------------------------------------------------
 
-    def _loop(self) -> None:
-        queue = self._queue
-        assert queue is not None
+    def _loop(self, worker: _Worker) -> None:
+        with engine_queue(self.connection_string, self.queue_name) as queue:
+            self._take(queue, worker)
+
+    def _take(self, queue: QueueClient, worker: _Worker) -> None:
         idle = 0.05
+        # A few at a time per worker: the others take the rest instead of waiting behind one worker's batch.
+        batch = 16 if len(self._workers) == 1 else 4
         while not self._stopping.is_set():
             try:
-                messages = list(queue.receive_messages(max_messages=16, visibility_timeout=LOCK_SECONDS))
+                messages = list(queue.receive_messages(max_messages=batch, visibility_timeout=LOCK_SECONDS))
             except AzureError as exc:
                 log.warning("engine: cannot read queue %s: %s", self.queue_name, exc)
                 messages = []
@@ -149,7 +169,7 @@ class SampleEngine:
             for message in messages:
                 if self._stopping.is_set():
                     break
-                self._settle(queue, message, self.process(decode_body(message.content)))
+                self._settle(queue, message, self.process(decode_body(message.content), worker))
             if messages:
                 idle = 0.05
             else:
@@ -170,9 +190,10 @@ class SampleEngine:
 
     # -- one message -------------------------------------------------------------------------------------
 
-    def process(self, raw: bytes) -> EngineResult | None:
+    def process(self, raw: bytes, worker: _Worker | None = None) -> EngineResult | None:
         """Records the message (a replay's original bytes), runs its workflow as one execution; the result, or
         None when the message must come back later (the store could not be reached or refused it)."""
+        worker = worker or self._workers[0]
         marks, body, _ = parse_queue_message(raw)
         replay_id = str(marks.replay_id) if marks else None
         try:
@@ -183,14 +204,14 @@ class SampleEngine:
         # A replay belongs to the tenant that stored the message (the envelope must name the same one).
         tenant_id = marks.tenant_id if marks else message.tenant_id
         try:
-            accepted = self.client.record_message(tenant_id, body)
+            accepted = worker.client.record_message(tenant_id, body)
         except ClientError as exc:
             log.warning("engine: message %s not recorded (%s); it will come back", message.operation_id, exc)
             return None
         if marks is not None:
             self._check_replay(marks, accepted.event_id)
         instance_id = message.instance_id or f"message-{accepted.event_id}"
-        recorder = TraceRecorder(self.client, tenant_id, instance_id=instance_id, workflow_id=DEAL_WORKFLOW_ID)
+        recorder = TraceRecorder(worker.client, tenant_id, instance_id=instance_id, workflow_id=DEAL_WORKFLOW_ID)
         execution_id: str | None = None
         skipped: tuple[str, ...] = ()
         try:
@@ -202,7 +223,7 @@ class SampleEngine:
             ) as run:
                 execution_id = run.execution_id
                 try:
-                    self._run_workflow(run, message)
+                    self._run_workflow(worker, run, message)
                 finally:
                     skipped = tuple(run.skipped_steps)
         except ClientError as exc:
@@ -240,10 +261,11 @@ class SampleEngine:
                 marks.replay_id, marks.original_event_id, recorded, recorded,
             )  # fmt: skip
 
-    def _run_workflow(self, run: ExecutionRun, message: EngineMessage) -> None:
+    @staticmethod
+    def _run_workflow(worker: _Worker, run: ExecutionRun, message: EngineMessage) -> None:
         if message.trigger.trigger_name != DEAL_WON:
             raise NoWorkflow(f"no workflow handles trigger {message.trigger.trigger_name!r}")
-        self.workflow.run(run, Deal.model_validate(message.trigger.parameters))
+        worker.workflow.run(run, Deal.model_validate(message.trigger.parameters))
 
     def _done(self, result: EngineResult) -> EngineResult:
         with self._results_changed:

@@ -6,6 +6,9 @@
   JSON body (default: 500 and an error naming the destination); `{"failNext": 0}` clears it. `GET /control`
   says how many failures are still queued and how many requests arrived. The same from Python:
   `fail_next()`, `requests`.
+- `POST /control` `{"failMatching": "text", "status": 500}`: every request whose JSON body contains `text` (in
+  its canonical text, see `body_key`) fails, until `{"failMatching": null}`: a bug that hits some messages
+  and not others, for as long as it is not fixed. From Python: `fail_matching()`.
 - `GET /received`: how many times each distinct body was received and accepted (answered with success),
   and which were accepted more than once: what a test of idempotency asks ("did the CRM create this
   record twice?"), also of a destination running in another process. From Python: `received()`,
@@ -79,6 +82,7 @@ class Destination(LocalServer):
         self.status = status
         self._lock = threading.Lock()
         self._failures: list[tuple[int, Any]] = []
+        self._matching: tuple[str, int, Any] | None = None
         self._requests: list[DestinationRequest] = []
 
     @property
@@ -105,6 +109,13 @@ class Destination(LocalServer):
         with self._lock:
             self._failures = [(status, document)] * max(0, n)
 
+    def fail_matching(self, text: str | None, status: int = 500, body: Any = None) -> None:
+        """Every request whose body's canonical JSON contains `text` gets `status` (queued `fail_next` failures
+        come first); None clears it."""
+        document = body if body is not None else self.default_error(status)
+        with self._lock:
+            self._matching = (text, status, document) if text else None
+
     def default_error(self, status: int) -> dict[str, Any]:
         return {"error": {"code": "DestinationFailure", "message": f"the {self.name} service answered {status}"}}
 
@@ -122,6 +133,8 @@ class Destination(LocalServer):
         with self._lock:
             if self._failures:
                 status, answer = self._failures.pop(0)
+            elif self._matching is not None and self._matching[0] in body_key(body):
+                _, status, answer = self._matching
             else:
                 status = self.status
                 answer = {self.id_field: f"{self.name}-{len(self._requests) + 1}", "received": body}
@@ -129,6 +142,14 @@ class Destination(LocalServer):
         _send(handler, status, answer)
 
     def _control(self, handler: _Handler, body: dict[str, Any]) -> None:
+        if "failMatching" in body:
+            text, status = body["failMatching"], body.get("status", 500)
+            if not (text is None or isinstance(text, str)) or not isinstance(status, int):
+                _send(handler, 400, {"error": {"code": "BadRequest", "message": "failMatching is text or null"}})
+                return
+            self.fail_matching(text, status, body.get("body"))
+            self._get(handler)
+            return
         try:
             count, status = int(body.get("failNext", 1)), int(body.get("status", 500))
         except (TypeError, ValueError):
@@ -139,7 +160,12 @@ class Destination(LocalServer):
 
     def _get(self, handler: _Handler) -> None:
         with self._lock:
-            state = {"name": self.name, "pendingFailures": len(self._failures), "requests": len(self._requests)}
+            state = {
+                "name": self.name,
+                "pendingFailures": len(self._failures),
+                "failMatching": self._matching[0] if self._matching else None,
+                "requests": len(self._requests),
+            }
         _send(handler, 200, state)
 
     def _get_received(self, handler: _Handler) -> None:
