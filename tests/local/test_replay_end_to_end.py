@@ -109,7 +109,8 @@ def host(database_url: str, azurite: Any, tmp_path: Path) -> Iterator[Host]:
         running.stop()
 
 
-def _deals(tenant: str) -> list[dict[str, Any]]:
+def _deals(tenant: str, count: int = MESSAGES, every: int = 10) -> list[dict[str, Any]]:
+    """`count` deal.won envelopes, every `every`-th with a buyer the email bug hits."""
     run = uuid4().hex[:6]
     return [
         deal_won_envelope(
@@ -117,11 +118,11 @@ def _deals(tenant: str) -> list[dict[str, Any]]:
             Deal(
                 deal_id=f"{run}-{n}",
                 customer=f"Customer {n}",
-                email=f"buyer{n}{FAILING}" if n % 10 == 3 else f"buyer{n}@contoso.example",
+                email=f"buyer{n}{FAILING}" if n % every == every // 3 else f"buyer{n}@contoso.example",
                 amount=100.0 + n,
             ),
         )
-        for n in range(MESSAGES)
+        for n in range(count)
     ]
 
 
@@ -274,3 +275,52 @@ def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed
         assert all(r.succeeded and r.replay_id and r.skipped_steps == (CREATE_CRM_RECORD, SEND_EMAIL) for r in rerun)
         assert sent_before_the_kill < MESSAGES + len(failing) + MESSAGES, "the kill came after the job's end"
         _nothing_twice(local)
+
+
+def test_a_canary_job_pauses_itself_while_the_replays_still_fail_and_goes_on_when_resumed(
+    host: Host, azurite: Any
+) -> None:
+    """The bug not fixed yet: a bulk replay with a canary of 5 and at most 20 % failures sends 5, sees them all
+    fail, and pauses itself instead of re-failing the other 25. Fixed and resumed, it sends the rest."""
+    tenant = random_tenant_id()
+    assert host.call("PUT", f"tenants/{tenant}", {}).status_code == 201
+    queue = host.env["EVENTSTORE_REPLAY_ROUTER__QUEUE"]
+    with LocalEngine(
+        host.api, azurite.connection_string, crm_port=0, email_port=0, queue=queue, backoff=0.01, workers=2
+    ) as local:
+        engine = local.engine
+        assert engine is not None
+        local.email.fail_matching(FAILING)
+        envelopes = _deals(tenant, 30, every=1)  # all hit by the bug
+        with engine_queue(azurite.connection_string, queue) as engine_inbox:
+            for envelope in envelopes:
+                engine_inbox.send_message(encode_body(json.dumps(envelope).encode()))
+        assert not any(r.succeeded for r in engine.wait_for(30, timeout=120))
+        _wait("every failure in the view", lambda: len(_messages(host, tenant, status="failed")) == 30)
+
+        bulk = {"filter": {"status": "failed"}, "reason": "try the fix", "requestedBy": WHO, "confirm": True}
+        canary = {**bulk, "canary": 5, "maxFailureRate": 0.2, "rate": 50}
+        accepted = host.call("POST", f"tenants/{tenant}/replays", canary)
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["jobId"]
+        paused = _wait(
+            "the canary pauses the job", lambda: (j := _job(host, tenant, job_id))["state"] == "paused" and j
+        )
+        assert paused["pausedReason"].startswith("canary: 5 of the first 5 replays failed"), paused["pausedReason"]
+        assert (paused["sent"], paused["counts"]["pending"], paused["outcomes"].get("failed")) == (5, 25, 5)
+        time.sleep(2)  # a paused job sends nothing more, whatever the timer does
+        assert _job(host, tenant, job_id)["sent"] == 5 and len(engine.results) == 35
+
+        local.email.fail_matching(None)  # the fix
+        resumed = host.call("POST", f"tenants/{tenant}/replays/{job_id}/resume", {"requestedBy": WHO})
+        assert resumed.status_code == 200, resumed.text
+        done = _wait("the resumed job finishes", lambda: _finished(host, tenant, job_id))
+        assert (done["sent"], done["matched"]) == (30, 30)
+        _wait("the rest succeeded", lambda: _job(host, tenant, job_id)["outcomes"].get("succeeded") == 25)
+        # The canary's five are still failed: replayed again (no canary now), they succeed too.
+        _wait("five left failed", lambda: len(_messages(host, tenant, status="failed")) == 5)
+        again = host.call("POST", f"tenants/{tenant}/replays", {**bulk, "reason": "the canary's five"})
+        assert (again.status_code, again.json()["matched"]) == (202, 5)
+        _wait("none failed", lambda: not _messages(host, tenant, status="failed"), timeout=60)
+        assert local.crm.duplicates() == {} and len(local.crm.received()) == 30
+        assert local.email.duplicates() == {} and len(local.email.received()) == 30
