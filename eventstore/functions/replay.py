@@ -368,7 +368,7 @@ def forward_replay(msg: func.QueueMessage) -> None:
         log.error("queue %s: message %s is not a replay item, dropped: %s", REPLAY_QUEUE, msg.id, exc)
         return
     outcome = services().forwarder.forward(message)
-    log.info("queue %s: job %s item %d %s", REPLAY_QUEUE, message.job_id, message.position, outcome)
+    log.info("queue %s: job %s items %s %s", REPLAY_QUEUE, message.job_id, list(message.positions), outcome)
 
 
 SCHEDULE = ReplaySchedule().replay_schedule

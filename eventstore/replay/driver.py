@@ -21,7 +21,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import QueueClient
 
-from eventstore.replay.forwarder import ForwardMessage
+from eventstore.replay.forwarder import MAX_BATCH, ForwardMessage
 from eventstore.replay.requests import change_job, changed_event, replay_outcomes
 from eventstore.settings import Settings
 from eventstore.store import EventStore, ReplayJobRow, TenantReplays
@@ -35,6 +35,12 @@ TICK_SECONDS = 5.0
 MAX_PER_RUN = 1000
 STALE_SECONDS = 300.0
 """A queued item not sent after this long lost its queue message (or its forwarder died): queued again."""
+
+
+def batch_size(rate: float) -> int:
+    """Items per queue message: a quarter of a second's worth at the job's rate (1 for a slow job, so that
+    it keeps its pace), at most `MAX_BATCH`."""
+    return max(1, min(MAX_BATCH, math.floor(rate / 4)))
 
 
 def queue_message(message: ForwardMessage) -> str:
@@ -157,11 +163,13 @@ class ReplayDriver:
             return
         queue = self._q()
         queued: list[int] = []
+        size = batch_size(job.rate)
         try:
-            for index, item in enumerate(due):
-                message = ForwardMessage(tenant_id=replays.tenant_id, job_id=job.job_id, position=item.position)
-                queue.put(message, index / job.rate)
-                queued.append(item.position)
+            for start in range(0, len(due), size):
+                batch = [item.position for item in due[start : start + size]]
+                message = ForwardMessage(tenant_id=replays.tenant_id, job_id=job.job_id, positions=tuple(batch))
+                queue.put(message, start / job.rate)
+                queued += batch
         except AzureError as exc:
             log.warning("replay job %s: the replays queue did not take its items: %s", job.job_id, exc)
             result.errors.append(f"{job.job_id}: {exc}")

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eventstore.errors import (
     EventStoreError,
     PayloadIntegrityError,
     RouterRefused,
     RouterUnavailable,
-    StoreUnavailable,
 )
 from eventstore.event_types import EventType
 from eventstore.models import NewEvent
@@ -31,10 +32,11 @@ from eventstore.replay.requests import changed_event, plan_message
 from eventstore.replay.router import Router, open_router
 from eventstore.replay_wire import CompletedStep, ReplayDelivery, ReplayMarks
 from eventstore.settings import Settings
-from eventstore.store import EventStore, ReplayItemRow
+from eventstore.store import EventStore, ReplayItemRow, TenantReplays
 from eventstore.views import messages
 
 log = logging.getLogger(__name__)
+
 
 def claim_seconds(settings: Settings, tenant_id: str) -> float:
     """How long a forwarder holds an item while it sends it: longer than the worst case of one forward (the
@@ -42,17 +44,35 @@ def claim_seconds(settings: Settings, tenant_id: str) -> float:
     forwarder that died (the host killed) holds its items back for well under a minute by default."""
     configured = settings.replay_routers.get(tenant_id) or settings.replay_router
     router_timeout = max(configured.timeout, settings.dependency_timeout_seconds) if configured else 0.0
-    return router_timeout + 4 * settings.dependency_timeout_seconds + 10.0
+    return router_timeout + 4 * settings.dependency_timeout_seconds + CLAIM_MARGIN_SECONDS
+
+
+CLAIM_MARGIN_SECONDS = 10.0
+"""A batch's sends start within this long of its claim; the items it did not get to go back to pending."""
+
+
+MAX_BATCH = 16
+"""Items one message of the replays queue names at most: a queue message, a claim and a recording
+transaction carry up to this many sends, instead of one each (docs/benchmarks.md, Replay)."""
 
 
 class ForwardMessage(BaseModel):
-    """One message of the replays queue: which item of which job to send."""
+    """One message of the replays queue: which items of which job to send, in order."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
     tenant_id: str = Field(alias="tenantId")
     job_id: UUID = Field(alias="jobId")
-    position: int = Field(ge=1)
+    positions: tuple[Annotated[int, Field(ge=1)], ...] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_position(cls, data: Any) -> Any:
+        # The first releases queued one item per message ({"position": n}); such a message may still wait.
+        if isinstance(data, dict) and "position" in data and "positions" not in data:
+            data = {**data, "positions": [data["position"]]}
+            del data["position"]
+        return data
 
 
 def backoff(attempts: int, exc: Exception) -> float:
@@ -103,28 +123,61 @@ class Forwarder:
         return router
 
     def forward(self, message: ForwardMessage) -> str:
-        """Send the item `message` names; `sent`, `failed` (held for its next attempt) or `skipped` (not
-        waiting to be sent: already sent, cancelled, claimed by another forwarder, its job not running)."""
+        """Send the items `message` names, in order; `sent` (every one it could claim), `failed` (some held
+        for their next attempt), or `skipped` (none waiting to be sent: already sent, cancelled, claimed by
+        another forwarder, or the job not running)."""
         replays = self.store.replays(message.tenant_id)
         tenant_id = replays.tenant_id
-        item = replays.claim(message.job_id, message.position, claim_seconds(self.settings, tenant_id))
-        if item is None:
+        claim = claim_seconds(self.settings, tenant_id)
+        items = replays.claim_many(message.job_id, message.positions, claim)
+        if not items:
             return "skipped"
+        claimed = time.monotonic()
         try:
             router = self._router(tenant_id)
-            delivery = self._delivery(tenant_id, item)
-            router.send(delivery)
-        except (RouterUnavailable, RouterRefused, PayloadIntegrityError, StoreUnavailable, EventStoreError) as exc:
-            wait = backoff(item.attempts, exc)
-            log.warning(
-                "replay %s (job %s, message %s) not sent, next attempt in %.0f s: %s",
-                item.replay_id, item.job_id, item.event_id, wait, exc,
-            )  # fmt: skip
-            replays.mark_failed(item, str(exc), datetime.now(UTC) + timedelta(seconds=wait))
+        except EventStoreError as exc:  # no router for the tenant (any more): every item waits, with the error
+            until = self._failed(replays, items[0], exc)
+            replays.release_many(message.job_id, [item.position for item in items[1:]], until)
             return "failed"
-        finished = changed_event(item.job_id, "finished", by="replay", reason=None, counts=None)
-        replays.mark_sent(item, replayed_event(item, router.target, tenant_id), finished)
-        return "sent"
+        sent: list[tuple[ReplayItemRow, NewEvent]] = []
+        failed = False
+        held: list[ReplayItemRow] = []
+        hold_until: datetime | None = None
+        for index, item in enumerate(items):
+            # A send starts only while the claim still has a whole forward's worth of time left (see
+            # `claim_seconds`): one under way when the claim runs out could go twice.
+            if time.monotonic() - claimed > CLAIM_MARGIN_SECONDS:
+                held = items[index:]
+                break
+            try:
+                router.send(self._delivery(tenant_id, item))
+            except (RouterUnavailable, RouterRefused) as exc:  # the router's trouble: the rest of the batch waits
+                hold_until, failed = self._failed(replays, item, exc), True
+                held = items[index + 1 :]
+                break
+            except EventStoreError as exc:  # this item's trouble (its payload, a read): the others go on
+                self._failed(replays, item, exc)
+                failed = True
+                continue
+            sent.append((item, replayed_event(item, router.target, tenant_id)))
+        if sent:
+            finished = changed_event(message.job_id, "finished", by="replay", reason=None, counts=None)
+            replays.mark_sent_many(message.job_id, sent, finished)
+        if held:
+            replays.release_many(message.job_id, [item.position for item in held], hold_until)
+        return "failed" if failed else "sent"
+
+    @staticmethod
+    def _failed(replays: TenantReplays, item: ReplayItemRow, exc: Exception) -> datetime:
+        """Hold `item` for its next attempt with its error (shown on the job); when that is."""
+        wait = backoff(item.attempts, exc)
+        log.warning(
+            "replay %s (job %s, message %s) not sent, next attempt in %.0f s: %s",
+            item.replay_id, item.job_id, item.event_id, wait, exc,
+        )  # fmt: skip
+        when = datetime.now(UTC) + timedelta(seconds=wait)
+        replays.mark_failed(item, str(exc), when)
+        return when
 
     def _delivery(self, tenant_id: str, item: ReplayItemRow) -> ReplayDelivery:
         events = self.store.tenant(tenant_id)

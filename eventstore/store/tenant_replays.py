@@ -328,42 +328,70 @@ class TenantReplays:
         run(self._pool, lambda conn: conn.execute(statement, (job_id, list(positions))), writes=True)
 
     def claim(self, job_id: UUID, position: int, seconds: float) -> ReplayItemRow | None:
-        """Take the item to send it, for `seconds`; None when it is not waiting to be sent (already sent,
-        cancelled, claimed by another forwarder, or its job is not running)."""
+        """Take one item to send it, for `seconds` (see `claim_many`)."""
+        found = self.claim_many(job_id, [position], seconds)
+        return found[0] if found else None
+
+    def claim_many(self, job_id: UUID, positions: Sequence[int], seconds: float) -> list[ReplayItemRow]:
+        """Take the items at `positions` to send them, for `seconds`, in position order: those waiting to be
+        sent; not one already sent, cancelled or claimed by another forwarder, nor any while the job is not
+        running."""
         statement = sql.SQL(
             "UPDATE {items} AS i SET state = 'sending', claimed_until = now() + make_interval(secs => %s)"
-            " FROM {jobs} AS j WHERE i.job_id = %s AND i.position = %s AND j.job_id = i.job_id"
+            " FROM {jobs} AS j WHERE i.job_id = %s AND i.position = ANY(%s) AND j.job_id = i.job_id"
             " AND j.state = 'running' AND (i.state IN ('pending', 'queued')"
             " OR (i.state = 'sending' AND i.claimed_until < now()))"
             " RETURNING " + ", ".join(f"i.{c.strip()}" for c in _ITEM_COLUMNS.split(","))
         ).format(items=self._t(REPLAY_ITEMS), jobs=self._t(REPLAY_JOBS))
-        row = run(self._pool, lambda conn: conn.execute(statement, (seconds, job_id, position)).fetchone(), writes=True)
-        return ReplayItemRow(*row) if row else None
+        rows = run(
+            self._pool,
+            lambda conn: conn.execute(statement, (seconds, job_id, sorted(set(positions)))).fetchall(),
+            writes=True,
+        )
+        return sorted((ReplayItemRow(*r) for r in rows), key=lambda item: item.position)
 
     def mark_sent(self, item: ReplayItemRow, replayed: NewEvent, finished: NewEvent | None = None) -> bool:
-        """The item was sent: mark it, count it in its job and append `replayed` (its MessageReplayed event),
-        in one transaction. When it was the job's last unsent item, the job finishes too and `finished` (its
-        ReplayJobChanged event) is appended. True when this call finished the job."""
+        """One item was sent (see `mark_sent_many`)."""
+        return self.mark_sent_many(item.job_id, [(item, replayed)], finished)
+
+    def mark_sent_many(
+        self, job_id: UUID, sent: Sequence[tuple[ReplayItemRow, NewEvent]], finished: NewEvent | None = None
+    ) -> bool:
+        """Items of job `job_id` were sent: mark them, count them in the job and append each one's
+        MessageReplayed event, in one transaction. An item whose claim ran out and was taken by another
+        forwarder is left to that one (it records its own send). When they were the job's last unsent items,
+        the job finishes too and `finished` (its ReplayJobChanged event) is appended. True when this call
+        finished the job."""
+        events = {item.position: event for item, event in sent}
 
         def mark(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
-                updated = conn.execute(
+                marked = conn.execute(
                     sql.SQL(
                         "UPDATE {items} SET state = 'sent', sent_at = now(), claimed_until = NULL, last_error = NULL,"
-                        " attempts = attempts + 1 WHERE job_id = %s AND position = %s AND state = 'sending'"
+                        " attempts = attempts + 1 WHERE job_id = %s AND position = ANY(%s) AND state = 'sending'"
+                        " RETURNING position"
                     ).format(items=self._t(REPLAY_ITEMS)),
-                    (item.job_id, item.position),
-                ).rowcount
-                if updated != 1:  # the claim expired and someone else took it: they record it
+                    (job_id, sorted(events)),
+                ).fetchall()
+                if not marked:
                     return False
                 conn.execute(
-                    sql.SQL("UPDATE {jobs} SET sent = sent + 1 WHERE job_id = %s").format(jobs=self._t(REPLAY_JOBS)),
-                    (item.job_id,),
+                    sql.SQL("UPDATE {jobs} SET sent = sent + %s WHERE job_id = %s").format(jobs=self._t(REPLAY_JOBS)),
+                    (len(marked), job_id),
                 )
-                self._append_audit(conn, replayed)
+                append_events(
+                    conn,
+                    self._schema,
+                    AUDIT_STREAM_ID,
+                    [events[position] for (position,) in sorted(marked)],
+                    StreamState.ANY,
+                    inline_limit=self._settings.inline_payload_limit,
+                    max_batch=max(self._settings.max_batch_size, len(marked)),
+                )
                 if finished is None:
                     return False
-                return self._finish_if_done(conn, item.job_id, finished)
+                return self._finish_if_done(conn, job_id, finished)
 
         return run(self._pool, mark, writes=True)
 
@@ -417,12 +445,21 @@ class TenantReplays:
         run(self._pool, mark, writes=True)
 
     def release(self, item: ReplayItemRow) -> None:
-        """Give back a claimed item unsent (its job was paused meanwhile): pending again, no attempt counted."""
+        """Give back a claimed item unsent (see `release_many`)."""
+        self.release_many(item.job_id, [item.position])
+
+    def release_many(self, job_id: UUID, positions: Sequence[int], next_attempt_at: datetime | None = None) -> None:
+        """Give back claimed items unsent: pending again, no attempt counted, due at `next_attempt_at` (now when
+        None). For items a forwarder did not get to: its job paused, its claim nearly out, or the router down."""
         statement = sql.SQL(
-            "UPDATE {items} SET state = 'pending', claimed_until = NULL WHERE job_id = %s AND position = %s"
-            " AND state = 'sending'"
+            "UPDATE {items} SET state = 'pending', claimed_until = NULL, next_attempt_at = %s"
+            " WHERE job_id = %s AND position = ANY(%s) AND state = 'sending'"
         ).format(items=self._t(REPLAY_ITEMS))
-        run(self._pool, lambda conn: conn.execute(statement, (item.job_id, item.position)), writes=True)
+        run(
+            self._pool,
+            lambda conn: conn.execute(statement, (next_attempt_at, job_id, sorted(set(positions)))),
+            writes=True,
+        )
 
     def change(self, job_id: UUID, to: str, event: NewEvent, *, reason: str | None = None) -> ReplayJobRow:
         """Pause, resume or cancel a job, appending `event` (its ReplayJobChanged) in the same transaction.

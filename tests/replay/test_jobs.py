@@ -16,6 +16,7 @@ from uuid import uuid4
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
+from pydantic import ValidationError
 
 from eventstore import EventStore, Settings, TenantEvents
 from eventstore.ingest import record_message
@@ -108,23 +109,28 @@ def test_a_job_finishes_when_its_last_item_is_sent_however_the_sends_interleave(
     driver = ReplayDriver(store, replay_settings, lambda: queue)
     driver.drive_tenant(tenant.tenant_id)
     messages = queued(reader)
-    assert sorted(m.position for m in messages) == [1, 2, 3, 4, 5]
+    assert sorted(p for m in messages for p in m.positions) == [1, 2, 3, 4, 5]
+    # The queue delivers at least once and a stale item is queued again: forwarders get the job's message
+    # three times over, and messages naming some of its items again, all at once.
+    tenant_id = tenant.tenant_id
+    overlapping = [ForwardMessage(tenant_id=tenant_id, job_id=job_id, positions=(p, p + 1)) for p in (1, 3)]
     forwarder = Forwarder(store, replay_settings)
     outcomes: list[str] = []
-    threads = [threading.Thread(target=lambda m=m: outcomes.append(forwarder.forward(m))) for m in messages]
+    arriving = messages * 3 + overlapping
+    threads = [threading.Thread(target=lambda m=m: outcomes.append(forwarder.forward(m))) for m in arriving]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["sent"] * 5
-    assert sorted(delivered(router)) == sorted(bodies)
+    assert "failed" not in outcomes and "sent" in outcomes
+    assert sorted(delivered(router)) == sorted(bodies)  # each one once
     # Every item is sent; whoever sent the last one, the job is finished by now or at the timer's next run.
     assert tenant.tenant_id in dict(store.registry.replaying())
     driver.run_all()
     assert tenant.tenant_id not in dict(store.registry.replaying())
     status = job_status(store, tenant.tenant_id, job_id)
     assert (status.job.state, status.job.sent, status.counts.sent) == ("finished", 5, 5)
-    # A message of the queue that comes again (at least once) finds its item sent: nothing more goes out.
+    # A message of the queue that comes again (at least once) finds its items sent: nothing more goes out.
     assert forwarder.forward(messages[0]) == "skipped"
     assert delivered(router) == []
     audit = [e.event_type for e in tenant.read_stream(AUDIT_STREAM_ID)]
@@ -258,3 +264,31 @@ def test_the_driver_queues_at_the_jobs_rate_whatever_the_timers_period(
     now[0] += 5.0
     driver.drive_tenant(tenant.tenant_id)
     assert queued_positions() == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_router_failing_midway_through_a_batch_holds_the_rest_without_counting_attempts_they_never_had(
+    store: EventStore, tenant: TenantEvents, replay_settings: Settings, work: tuple[ReplayQueue, QueueClient]
+) -> None:
+    record(store, tenant, 3)
+    started = replay_bulk(
+        store, replay_settings, tenant.tenant_id, MessageFilter(workflow_id="wf"), {"workflowId": "wf"},
+        reason="test", requested_by="me",
+    )  # fmt: skip
+    job_id = started.job.job_id  # type: ignore[union-attr]
+    forwarder = Forwarder(store, replay_settings)
+    # The router's queue does not exist: the first send fails, the two after it are not tried.
+    message = ForwardMessage(tenant_id=tenant.tenant_id, job_id=job_id, positions=(1, 2, 3))
+    assert forwarder.forward(message) == "failed"
+    first, *rest = store.replays(tenant.tenant_id).items(job_id)
+    assert (first.state, first.attempts, first.last_error is not None) == ("pending", 1, True)
+    assert [(i.state, i.attempts, i.next_attempt_at) for i in rest] == [("pending", 0, first.next_attempt_at)] * 2
+    assert tenant.read_stream(AUDIT_STREAM_ID)[-1].event_type == "ReplayRequested"  # nothing recorded as sent
+    forwarder.close()
+
+
+def test_a_replays_queue_message_of_one_item_from_before_batches_still_reads() -> None:
+    job_id = uuid4()
+    old = ForwardMessage.model_validate_json(f'{{"tenantId": "t", "jobId": "{job_id}", "position": 7}}')
+    assert (old.job_id, old.positions) == (job_id, (7,))
+    with pytest.raises(ValidationError):
+        ForwardMessage.model_validate_json(f'{{"tenantId": "t", "jobId": "{job_id}", "positions": []}}')
