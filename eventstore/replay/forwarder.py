@@ -176,7 +176,7 @@ class Forwarder:
             item.replay_id, item.job_id, item.event_id, wait, exc,
         )  # fmt: skip
         when = datetime.now(UTC) + timedelta(seconds=wait)
-        replays.mark_failed(item, str(exc), when)
+        replays.mark_failed(item, f"message {item.event_id}: {exc}", when)
         return when
 
     def _delivery(self, tenant_id: str, item: ReplayItemRow) -> ReplayDelivery:
