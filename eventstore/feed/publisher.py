@@ -414,5 +414,5 @@ class FeedPublisher:
                 try:
                     sink.send(batch)
                 except SinkUnavailable as exc:
-                    log.info("feed: %s: %s (will retry)", sink.name, exc)
+                    log.warning("feed: %s: %s (will retry)", sink.name, exc)
                     raise
