@@ -86,6 +86,21 @@ class ReplaySchedule(BaseSettings):
     replay_schedule: str = Field(default=_REPLAY_SCHEDULE, description=_REPLAY_SCHEDULE_TEXT)
 
 
+_ALERTS_SCHEDULE = "0 */1 * * * *"
+_ALERTS_SCHEDULE_TEXT = (
+    "NCRONTAB (six fields, seconds first) of the timer that evaluates the alert rules and sends what they "
+    "queued; read when the functions are indexed (a change needs a restart)."
+)
+
+
+class AlertsSchedule(BaseSettings):
+    """Read alone at import, for the alert timer's decorator (see FeedSchedule)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
+
+
 class FeedSchedule(BaseSettings):
     """`Settings.feed_schedule` alone: the host reads a timer's schedule when it indexes the functions,
     before anything else is read, and the rest of the settings must not have to load for that."""
@@ -237,6 +252,45 @@ class Settings(BaseSettings):
     )
     replay_confirm_over: int = Field(
         default=100, ge=0, description="A bulk replay matching more messages than this needs `confirm: true`."
+    )
+
+    # -- alerts (docs/alerts.md) -------------------------------------------------------------------------
+    alerts_enabled: bool = Field(default=True, description="Evaluate the alert rules and send notifications.")
+    alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
+    alert_failure_rate: float = Field(
+        default=0.05, gt=0, lt=1, description="A workflow's failure rate over the window above this pages."
+    )
+    alert_min_executions: int = Field(
+        default=20, ge=1, description="Executions the window must hold before its failure rate can page."
+    )
+    alert_window_minutes: int = Field(default=60, ge=1, le=1440, description="The sliding window of the rule.")
+    alert_severity: str = Field(
+        default="error", pattern="^(critical|error|warning|info)$", description="PagerDuty severity of a page."
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:7071",
+        description="Where people reach this app (links in alerts, Slack posts and the weekly email).",
+    )
+    pagerduty_routing_key: SecretStr | None = Field(
+        default=None, description="PagerDuty Events API v2 integration key; unset: no pages."
+    )
+    pagerduty_url: str | None = Field(
+        default=None, description="The Events API's base URL (default PagerDuty's; locally the stand-in's)."
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack incoming webhook (a secret); unset: no posts."
+    )
+    slack_summary_over: int = Field(
+        default=10, ge=1, description="More notices than this due at once go as one summary post."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server of the weekly email; unset: no email.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+    alert_email_from: str | None = Field(default=None, description="Sender of the weekly email.")
+    alert_email_to: str | None = Field(
+        default=None, description="The operations owner: recipients of the weekly email, comma-separated."
     )
 
     @field_validator("replay_router", mode="before")

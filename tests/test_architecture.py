@@ -36,11 +36,12 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"store"},
     "feed": {"store"},
     "http": {"store", "query", "ingest"},
-    "services": {"store", "feed", "views", "replay"},
+    "services": {"store", "feed", "views", "replay", "alerts"},
     "views": {"store"},
     "replay": {"store", "views", "query"},
+    "alerts": {"store", "views", "query"},
     "client": set(),
-    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay"},
+    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts"},
     "(package)": {"store"},
 }
 

@@ -11,6 +11,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
 - `store.views(tenant_id)` -> `TenantViews`: the views' checkpoints and reads of their tables;
   `views.session(view)` -> `ViewSession`, one runner's locked hold on one view.
 - `store.replays(tenant_id)` -> `TenantReplays`: replay jobs and the delivery of their messages.
+- `store.alerts(tenant_id)` -> `TenantAlerts`: incidents of the alert rules and the notifications outbox.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
 """
 
@@ -28,6 +29,7 @@ from eventstore.store.streams import (
     instance_stream_id,
     validate_instance_id,
 )
+from eventstore.store.tenant_alerts import IncidentRow, Notice, OutboxRow, TenantAlerts, WindowFigures
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
 from eventstore.store.tenant_replays import (
@@ -55,9 +57,12 @@ __all__ = [
     "FeedEntry",
     "FeedPage",
     "FeedSession",
+    "IncidentRow",
     "ItemCounts",
     "NewReplayJob",
     "NothingToReplay",
+    "Notice",
+    "OutboxRow",
     "PayloadProblem",
     "PendingStats",
     "PendingWork",
@@ -65,6 +70,7 @@ __all__ = [
     "ReplayJobRow",
     "ReplayOverlap",
     "SinkState",
+    "TenantAlerts",
     "TenantEvents",
     "TenantFeed",
     "TenantReplays",
@@ -73,6 +79,7 @@ __all__ = [
     "ViewSession",
     "ViewState",
     "ViewWriter",
+    "WindowFigures",
     "WritingTransaction",
     "instance_stream_id",
     "shadow_of",

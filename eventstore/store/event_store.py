@@ -16,6 +16,7 @@ from eventstore.store.partitions import ensure_partitions, list_partitions
 from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
 from eventstore.store.registry import TenantRegistry
 from eventstore.store.schema import TENANTS, table
+from eventstore.store.tenant_alerts import TenantAlerts
 from eventstore.store.tenant_events import Clock, TenantEvents
 from eventstore.store.tenant_feed import TenantFeed
 from eventstore.store.tenant_replays import TenantReplays
@@ -203,6 +204,12 @@ class EventStore:
         canonical = validate_tenant_id(tenant_id)
         placement = self.registry.get(canonical)
         return TenantReplays(placement, self.pools.app(placement.dsn_name), self.settings)
+
+    def alerts(self, tenant_id: str) -> TenantAlerts:
+        """The tenant's alert incidents and notifications outbox."""
+        canonical = validate_tenant_id(tenant_id)
+        placement = self.registry.get(canonical)
+        return TenantAlerts(placement, self.pools.app(placement.dsn_name), self.settings)
 
     def tenants(self) -> list[TenantPlacement]:
         return self.registry.all()

@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from eventstore.errors import InvalidInput, UnknownTenant
 from eventstore.store.connection import run, translated_errors
-from eventstore.store.schema import REPLAY_ACTIVE, TENANTS, table
+from eventstore.store.schema import ALERTS_ACTIVE, REPLAY_ACTIVE, TENANTS, table
 from eventstore.tenancy import TenantPlacement
 
 _COLUMNS = "tenant_id, dsn_name, schema_name, container_name"
@@ -25,6 +25,7 @@ class TenantRegistry:
         self._pool = pool
         self._table = table(control_schema, TENANTS)
         self._replaying = table(control_schema, REPLAY_ACTIVE)
+        self._alerting = table(control_schema, ALERTS_ACTIVE)
         self._cache: dict[str, TenantPlacement] = {}
         self._lock = Lock()
 
@@ -62,6 +63,22 @@ class TenantRegistry:
     def unmark_replaying(self, tenant_id: str, marked_at: datetime) -> None:
         """Unmark the tenant, unless it was marked again after `marked_at` (a job created meanwhile)."""
         query = sql.SQL("DELETE FROM {} WHERE tenant_id = %s AND marked_at <= %s").format(self._replaying)
+        run(self._pool, lambda conn: conn.execute(query, (tenant_id, marked_at)), writes=True)
+
+    def mark_alerting(self, tenant_id: str) -> None:
+        """The tenant has an open incident or notifications to send (the alert timer visits it)."""
+        query = sql.SQL(
+            "INSERT INTO {} (tenant_id) VALUES (%s) ON CONFLICT (tenant_id) DO UPDATE SET marked_at = now()"
+        ).format(self._alerting)
+        run(self._pool, lambda conn: conn.execute(query, (tenant_id,)), writes=True)
+
+    def alerting(self) -> list[tuple[str, datetime]]:
+        query = sql.SQL("SELECT tenant_id, marked_at FROM {} ORDER BY tenant_id").format(self._alerting)
+        return [(r[0], r[1]) for r in run(self._pool, lambda conn: conn.execute(query).fetchall())]
+
+    def unmark_alerting(self, tenant_id: str, marked_at: datetime) -> None:
+        """Unmark the tenant, unless it was marked again after `marked_at`."""
+        query = sql.SQL("DELETE FROM {} WHERE tenant_id = %s AND marked_at <= %s").format(self._alerting)
         run(self._pool, lambda conn: conn.execute(query, (tenant_id, marked_at)), writes=True)
 
     def clash(self, placement: TenantPlacement) -> str | None:

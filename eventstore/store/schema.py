@@ -23,6 +23,10 @@ ENSURE_PARTITION = "ensure_partition"
 TENANTS = "tenants"
 REPLAY_ACTIVE = "replay_active"
 """Tenants with replay jobs to drive, in the control schema."""
+ALERTS_ACTIVE = "alerts_active"
+"""Tenants with an open incident or notifications to send, in the control schema."""
+ALERT_REPORTS = "alert_reports"
+"""The weekly summary's sends, one row per week, in the control schema."""
 """The registry's table, in the control schema."""
 
 

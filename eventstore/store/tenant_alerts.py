@@ -1,0 +1,252 @@
+"""One tenant's alert state in the store: the figures of the failure-rate window (from the executions view),
+the incidents the rule opened and resolved, and the outbox of notifications each channel must be sent once.
+Migration tenant/0014 holds the tables; docs/alerts.md tells the story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from eventstore.settings import Settings
+from eventstore.store.connection import StorePool, run
+from eventstore.store.schema import table
+from eventstore.tenancy import TenantPlacement
+
+ALERT_INCIDENTS = "alert_incidents"
+ALERT_OUTBOX = "alert_outbox"
+EXECUTIONS_TABLE = "view_trace_executions"
+"""The executions view's table (eventstore/views/traces.py): the failure-rate window is counted there."""
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    """Executions of one workflow that ended in the window, and how many of them failed."""
+
+    workflow_id: str | None
+    executions: int
+    failed: int
+    last_failed_at: datetime | None
+
+
+class IncidentRow(NamedTuple):
+    dedup_key: str
+    rule: str
+    subject: str
+    state: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    figures: dict[str, Any]
+    evaluated_at: datetime
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to queue: `notice_key` makes it once per channel; notices with the same `ordering_key`
+    go out in the order they were queued."""
+
+    channel: str
+    notice_key: str
+    ordering_key: str
+    kind: str
+    body: dict[str, Any]
+
+
+class OutboxRow(NamedTuple):
+    id: int
+    channel: str
+    notice_key: str
+    ordering_key: str
+    kind: str
+    body: dict[str, Any]
+    state: str
+    attempts: int
+    created_at: datetime
+
+
+_INCIDENT_COLUMNS = "dedup_key, rule, subject, state, opened_at, resolved_at, figures, evaluated_at"
+_OUTBOX_COLUMNS = "id, channel, notice_key, ordering_key, kind, body, state, attempts, created_at"
+
+
+class TenantAlerts:
+    """One tenant's incidents and outbox. Obtain one with `EventStore.alerts(tenant_id)`."""
+
+    def __init__(self, placement: TenantPlacement, pool: StorePool, settings: Settings) -> None:
+        self.placement = placement
+        self._schema = placement.schema_name
+        self._pool = pool
+        self._settings = settings
+
+    @property
+    def tenant_id(self) -> str:
+        return self.placement.tenant_id
+
+    def _t(self, name: str) -> sql.Composable:
+        return table(self._schema, name)
+
+    # -- the window ----------------------------------------------------------------------------------------
+
+    def window(self, since: datetime) -> list[WindowFigures]:
+        """Per workflow, the executions started since `since` that have ended, and the failed among them
+        (dead-lettered ones are failed ones)."""
+        statement = sql.SQL(
+            "SELECT workflow_id, count(*), count(*) FILTER (WHERE status = 'failed'),"
+            " max(completed_at) FILTER (WHERE status = 'failed')"
+            " FROM {executions} WHERE started_at >= %s AND status IN ('succeeded', 'failed')"
+            " GROUP BY workflow_id ORDER BY workflow_id NULLS FIRST"
+        ).format(executions=self._t(EXECUTIONS_TABLE))
+        rows = run(self._pool, lambda conn: conn.execute(statement, (since,)).fetchall())
+        return [WindowFigures(r[0], int(r[1]), int(r[2]), r[3]) for r in rows]
+
+    # -- incidents -----------------------------------------------------------------------------------------
+
+    def incidents(self, state: str | None = None) -> list[IncidentRow]:
+        where = sql.SQL(" WHERE state = %s") if state else sql.SQL("")
+        statement = sql.SQL("SELECT " + _INCIDENT_COLUMNS + " FROM {incidents}{where} ORDER BY dedup_key").format(
+            incidents=self._t(ALERT_INCIDENTS), where=where
+        )
+        rows = run(self._pool, lambda conn: conn.execute(statement, (state,) if state else ()).fetchall())
+        return [IncidentRow(*r) for r in rows]
+
+    def open_incident(
+        self, dedup_key: str, rule: str, subject: str, figures: dict[str, Any], notices: Sequence[Notice]
+    ) -> bool:
+        """Open the incident unless it is open already, queueing `notices` (its trigger) in the same
+        transaction; True when this call opened it. Of two evaluators at once, the second waits on the row
+        and then finds it open: one trigger."""
+
+        def open_(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                opened = conn.execute(
+                    sql.SQL(
+                        "INSERT INTO {incidents} (dedup_key, rule, subject, state, opened_at, figures)"
+                        " VALUES (%s, %s, %s, 'open', now(), %s)"
+                        " ON CONFLICT (dedup_key) DO UPDATE SET state = 'open', opened_at = now(),"
+                        " resolved_at = NULL, figures = EXCLUDED.figures, evaluated_at = now()"
+                        " WHERE {incidents}.state = 'resolved' RETURNING opened_at"
+                    ).format(incidents=self._t(ALERT_INCIDENTS)),
+                    (dedup_key, rule, subject, Jsonb(figures)),
+                ).fetchone()
+                if opened is None:
+                    conn.execute(
+                        sql.SQL(
+                            "UPDATE {incidents} SET figures = %s, evaluated_at = now() WHERE dedup_key = %s"
+                        ).format(incidents=self._t(ALERT_INCIDENTS)),
+                        (Jsonb(figures), dedup_key),
+                    )
+                    return False
+                self._enqueue(conn, notices)
+                return True
+
+        return run(self._pool, open_, writes=True)
+
+    def resolve_incident(self, dedup_key: str, figures: dict[str, Any], notices: Sequence[Notice]) -> bool:
+        """Resolve the incident if it is open, queueing `notices` (its resolve) in the same transaction;
+        True when this call resolved it."""
+
+        def resolve(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                resolved = conn.execute(
+                    sql.SQL(
+                        "UPDATE {incidents} SET state = 'resolved', resolved_at = now(), figures = %s,"
+                        " evaluated_at = now() WHERE dedup_key = %s AND state = 'open' RETURNING dedup_key"
+                    ).format(incidents=self._t(ALERT_INCIDENTS)),
+                    (Jsonb(figures), dedup_key),
+                ).fetchone()
+                if resolved is None:
+                    return False
+                self._enqueue(conn, notices)
+                return True
+
+        return run(self._pool, resolve, writes=True)
+
+    # -- the outbox ----------------------------------------------------------------------------------------
+
+    def _enqueue(self, conn: psycopg.Connection[Any], notices: Sequence[Notice]) -> int:
+        queued = 0
+        for notice in notices:
+            # A notice already queued under its key is the same notice (a re-run, a second evaluator): the
+            # key is what "once" means here, so finding it is the answer, not a loss.
+            row = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (channel, notice_key) DO NOTHING RETURNING id"
+                ).format(outbox=self._t(ALERT_OUTBOX)),
+                (notice.channel, notice.notice_key, notice.ordering_key, notice.kind, Jsonb(notice.body)),
+            ).fetchone()
+            queued += row is not None
+        return queued
+
+    def enqueue(self, notices: Sequence[Notice]) -> int:
+        """Queue `notices` (each once per channel and key); how many were new."""
+
+        def enqueue(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                return self._enqueue(conn, notices)
+
+        return run(self._pool, enqueue, writes=True)
+
+    def claim(self, channel: str, limit: int, seconds: float) -> list[OutboxRow]:
+        """Take up to `limit` due notifications of `channel` to send them, for `seconds`, oldest first; never
+        one whose ordering key has an earlier one unsent, nor one another sender holds."""
+        outbox = self._t(ALERT_OUTBOX)
+        statement = sql.SQL(
+            "UPDATE {outbox} AS o SET state = 'sending', claimed_until = now() + make_interval(secs => %s)"
+            " WHERE o.id IN (SELECT c.id FROM {outbox} AS c WHERE c.channel = %s"
+            " AND ((c.state = 'pending' AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= now()))"
+            " OR (c.state = 'sending' AND c.claimed_until < now()))"
+            " AND NOT EXISTS (SELECT 1 FROM {outbox} AS e WHERE e.channel = c.channel"
+            " AND e.ordering_key = c.ordering_key AND e.id < c.id AND e.state IN ('pending', 'sending'))"
+            " ORDER BY c.id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING " + ", ".join(f"o.{c.strip()}" for c in _OUTBOX_COLUMNS.split(","))
+        ).format(outbox=outbox)
+        rows = run(self._pool, lambda conn: conn.execute(statement, (seconds, channel, limit)).fetchall(), writes=True)
+        return sorted((OutboxRow(*r) for r in rows), key=lambda row: row.id)
+
+    def mark_sent(self, ids: Sequence[int], sent_as: str) -> None:
+        statement = sql.SQL(
+            "UPDATE {outbox} SET state = 'sent', sent_at = now(), sent_as = %s, claimed_until = NULL,"
+            " attempts = attempts + 1, last_error = NULL WHERE id = ANY(%s) AND state = 'sending'"
+        ).format(outbox=self._t(ALERT_OUTBOX))
+        run(self._pool, lambda conn: conn.execute(statement, (sent_as, list(ids))), writes=True)
+
+    def mark_failed(self, ids: Sequence[int], error: str, next_attempt_at: datetime) -> None:
+        """Not sent: back to pending with the error, due again at `next_attempt_at`."""
+        statement = sql.SQL(
+            "UPDATE {outbox} SET state = 'pending', attempts = attempts + 1, last_error = %s,"
+            " next_attempt_at = %s, claimed_until = NULL WHERE id = ANY(%s) AND state = 'sending'"
+        ).format(outbox=self._t(ALERT_OUTBOX))
+        run(self._pool, lambda conn: conn.execute(statement, (error, next_attempt_at, list(ids))), writes=True)
+
+    def mark_refused(self, ids: Sequence[int], error: str) -> None:
+        """The channel refused them for good (a wrong key, a malformed body): kept with the error, shown in
+        health, not retried."""
+        statement = sql.SQL(
+            "UPDATE {outbox} SET state = 'refused', attempts = attempts + 1, last_error = %s, claimed_until = NULL"
+            " WHERE id = ANY(%s) AND state = 'sending'"
+        ).format(outbox=self._t(ALERT_OUTBOX))
+        run(self._pool, lambda conn: conn.execute(statement, (error, list(ids))), writes=True)
+
+    def unsent(self) -> int:
+        """Notifications not yet sent (pending or being sent), all channels."""
+        statement = sql.SQL("SELECT count(*) FROM {outbox} WHERE state IN ('pending', 'sending')").format(
+            outbox=self._t(ALERT_OUTBOX)
+        )
+        row = run(self._pool, lambda conn: conn.execute(statement).fetchone())
+        return int(row[0]) if row else 0
+
+    def outbox(self, channel: str | None = None, limit: int = 1000) -> list[tuple[OutboxRow, str | None]]:
+        """The outbox, oldest first, with each row's last error."""
+        where = sql.SQL(" WHERE channel = %s") if channel else sql.SQL("")
+        statement = sql.SQL(
+            "SELECT " + _OUTBOX_COLUMNS + ", last_error FROM {outbox}{where} ORDER BY id LIMIT %s"
+        ).format(outbox=self._t(ALERT_OUTBOX), where=where)
+        params: tuple[Any, ...] = (channel, limit) if channel else (limit,)
+        rows = run(self._pool, lambda conn: conn.execute(statement, params).fetchall())
+        return [(OutboxRow(*r[:-1]), r[-1]) for r in rows]
