@@ -277,6 +277,9 @@ class Settings(BaseSettings):
     pagerduty_url: str | None = Field(
         default=None, description="The Events API's base URL (default PagerDuty's; locally the stand-in's)."
     )
+    alert_faulted_pagerduty: bool = Field(
+        default=False, description="Page for each instance that enters the faulted state too (Slack always)."
+    )
     slack_webhook_url: SecretStr | None = Field(
         default=None, description="Slack incoming webhook (a secret); unset: no posts."
     )

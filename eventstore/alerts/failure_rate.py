@@ -68,6 +68,15 @@ def _figures(window: WindowFigures | None, settings: Settings, start: datetime, 
     }
 
 
+def _fields(tenant_id: str, workflow_id: str | None, figures: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Tenant": tenant_id,
+        "Workflow": workflow_id or "(none)",
+        "Failed": f"{figures['failed']} of {figures['executions']} ({figures['failureRate']:.1%})",
+        "Threshold": f"{figures['threshold']:.1%} over {figures['windowMinutes']} min",
+    }
+
+
 def _breaching(window: WindowFigures, settings: Settings) -> bool:
     return (
         window.executions >= settings.alert_min_executions
@@ -106,7 +115,14 @@ def _trigger(
         }
         notices.append(Notice(PAGERDUTY, f"{key}@{opened.isoformat()}/trigger", key, "trigger", body))
     if settings.slack_webhook_url is not None:
-        body = {"kind": "failure-rate", "state": "open", "summary": summary, "links": links, "figures": figures}
+        body = {
+            "kind": "failure-rate",
+            "state": "open",
+            "summary": f":rotating_light: {summary}",
+            "group": f"failure rate / {workflow_id or '(none)'}",
+            "fields": _fields(tenant_id, workflow_id, figures),
+            "links": links,
+        }
         notices.append(Notice(SLACK, f"{key}@{opened.isoformat()}/open", key, "failure-rate", body))
     return notices
 
@@ -132,7 +148,14 @@ def _resolve(
             f"{figures['failureRate']:.0%} ({figures['failed']} of {figures['executions']} in the last "
             f"{figures['windowMinutes']} min)"
         )
-        body = {"kind": "failure-rate", "state": "resolved", "summary": summary, "links": [], "figures": figures}
+        body = {
+            "kind": "failure-rate",
+            "state": "resolved",
+            "summary": f":white_check_mark: {summary}",
+            "group": f"failure rate / {workflow_id or '(none)'}",
+            "fields": _fields(tenant_id, workflow_id, figures),
+            "links": [],
+        }
         notices.append(Notice(SLACK, f"{key}@{opened.isoformat()}/resolved", key, "failure-rate", body))
     return notices
 

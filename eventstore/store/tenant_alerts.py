@@ -22,7 +22,11 @@ from eventstore.tenancy import TenantPlacement
 ALERT_INCIDENTS = "alert_incidents"
 ALERT_OUTBOX = "alert_outbox"
 EXECUTIONS_TABLE = "view_trace_executions"
-"""The executions view's table (eventstore/views/traces.py): the failure-rate window is counted there."""
+"""The executions view's table (eventstore/views/traces.py): the failure-rate window is counted there, and
+the dead letters are found there."""
+MESSAGES_TABLE = "view_messages"
+INSTANCES_TABLE = "view_instances"
+"""The instances view's table: an instance's entry into the faulted state is its `faulted_at`."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,61 @@ class TenantAlerts:
             ).fetchone()
             queued += row is not None
         return queued
+
+    def collect(self, since: datetime, channels: Sequence[str], faulted_channels: Sequence[str], admin: str) -> int:
+        """Queue a notice on each of `channels` for every dead-lettered execution (the engine gave up on its
+        message) and on each of `faulted_channels` for every instance that entered the faulted state, since
+        `since`, that is not queued yet: a set difference against the outbox, so a notice is queued once
+        whenever and however often this runs, and a view rebuilt from the start queues nothing again.
+        `admin`: the tenant's admin page, for the links. How many were queued."""
+        dead_letters = sql.SQL(
+            "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body)"
+            " SELECT ch.channel, 'dead-letter/' || e.execution_id, 'dead-letter/' || e.execution_id, 'dead-letter',"
+            " jsonb_build_object("
+            "  'summary', format('Dead letter: a %s message of workflow %s exhausted its retries (tenant %s)',"
+            "    coalesce(m.message_type, 'unknown'), coalesce(e.workflow_id, 'unknown'), %s::text),"
+            "  'group', concat_ws(' / ', 'dead letter', m.message_type, e.workflow_id),"
+            "  'fields', jsonb_build_object('Tenant', %s::text, 'Message type', m.message_type,"
+            "    'Workflow', e.workflow_id, 'Instance', e.workflow_instance_id, 'Attempts', m.attempts,"
+            "    'Error', left(e.error::jsonb ->> 'message', 300), 'Execution', e.execution_id),"
+            "  'links', jsonb_build_array(jsonb_build_object('href', %s::text || 'executions/' || e.execution_id,"
+            "    'text', 'The trace')))"
+            " FROM {executions} AS e LEFT JOIN {messages} AS m ON m.event_id = e.message_event_id"
+            " CROSS JOIN unnest(%s::text[]) AS ch(channel)"
+            " WHERE e.dead_lettered AND e.last_event_at >= %s ORDER BY e.last_event_at, e.execution_id, ch.channel"
+            " ON CONFLICT (channel, notice_key) DO NOTHING"
+        ).format(outbox=self._t(ALERT_OUTBOX), executions=self._t(EXECUTIONS_TABLE), messages=self._t(MESSAGES_TABLE))
+        faulted = sql.SQL(
+            "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body)"
+            " SELECT ch.channel, 'faulted/' || i.workflow_instance_id || '@' || i.faulted_at,"
+            " 'faulted/' || i.workflow_instance_id, 'faulted-instance',"
+            " jsonb_build_object("
+            "  'summary', format('Instance %s of workflow %s faulted (tenant %s)', i.workflow_instance_id,"
+            "    coalesce(i.workflow_id, 'unknown'), %s::text),"
+            "  'group', concat_ws(' / ', 'faulted', i.workflow_id),"
+            "  'fields', jsonb_build_object('Tenant', %s::text, 'Workflow', i.workflow_id,"
+            "    'Instance', i.workflow_instance_id, 'State', i.state_id, 'Error', left(i.last_error, 300)),"
+            "  'links', jsonb_build_array(jsonb_build_object("
+            "    'href', %s::text || 'instances/' || i.workflow_instance_id, 'text', 'The instance')),"
+            "  'dedup_key', 'eventstore/' || %s::text || '/faulted/' || i.workflow_instance_id)"
+            " FROM {instances} AS i CROSS JOIN unnest(%s::text[]) AS ch(channel)"
+            " WHERE i.status = 'faulted' AND i.faulted_at >= %s"
+            " ORDER BY i.faulted_at, i.workflow_instance_id, ch.channel"
+            " ON CONFLICT (channel, notice_key) DO NOTHING"
+        ).format(outbox=self._t(ALERT_OUTBOX), instances=self._t(INSTANCES_TABLE))
+        tenant = self.tenant_id
+
+        def collect(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                queued = 0
+                if channels:
+                    queued += conn.execute(dead_letters, (tenant, tenant, admin, list(channels), since)).rowcount
+                if faulted_channels:
+                    faulted_params = (tenant, tenant, admin, tenant, list(faulted_channels), since)
+                    queued += conn.execute(faulted, faulted_params).rowcount
+                return queued
+
+        return run(self._pool, collect, writes=True)
 
     def enqueue(self, notices: Sequence[Notice]) -> int:
         """Queue `notices` (each once per channel and key); how many were new."""

@@ -45,6 +45,8 @@ from eventstore_local.engine.workflow import DealWorkflow
 log = logging.getLogger("eventstore_local.engine")
 
 LOCK_SECONDS = 60
+RETRY_SECONDS = 5
+"""A message the store could not take comes back after this long (the queue's backoff is the engine's)."""
 MAX_DEQUEUE_COUNT = 5
 
 
@@ -185,6 +187,8 @@ class SampleEngine:
                     poison.send_message(message.content)
                 queue.delete_message(message)
                 log.error("engine: message %s moved to %s-poison", message.id, self.queue_name)
+            else:  # the store was unreachable or refused it: try again soon, not after the whole lock
+                queue.update_message(message, visibility_timeout=RETRY_SECONDS)
         except AzureError as exc:  # it comes back after its lock, and is recorded once (operationId)
             log.warning("engine: could not settle message %s: %s", message.id, exc)
 

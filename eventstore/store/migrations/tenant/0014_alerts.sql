@@ -38,5 +38,11 @@ CREATE TABLE {schema}.alert_outbox (
 
 CREATE INDEX alert_outbox_unsent ON {schema}.alert_outbox (channel, id) WHERE state IN ('pending', 'sending');
 
+-- The notices are collected from the views by set difference against the outbox (`TenantAlerts.collect`):
+-- these keep that to the recent dead letters and faults.
+CREATE INDEX view_trace_executions_dead_lettered ON {schema}.view_trace_executions (last_event_at)
+    WHERE dead_lettered;
+CREATE INDEX view_instances_faulted ON {schema}.view_instances (faulted_at) WHERE faulted_at IS NOT NULL;
+
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_incidents TO {app_role};
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_outbox TO {app_role};
