@@ -101,6 +101,18 @@ class AlertsSchedule(BaseSettings):
     alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
 
 
+_WEEKLY_SCHEDULE = "0 0 8 * * 1"
+_WEEKLY_SCHEDULE_TEXT = "NCRONTAB of the timer that sends the weekly summary email (Monday 08:00 UTC)."
+
+
+class WeeklySchedule(BaseSettings):
+    """Read alone at import, for the weekly timer's decorator (see FeedSchedule)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    weekly_schedule: str = Field(default=_WEEKLY_SCHEDULE, description=_WEEKLY_SCHEDULE_TEXT)
+
+
 class FeedSchedule(BaseSettings):
     """`Settings.feed_schedule` alone: the host reads a timer's schedule when it indexes the functions,
     before anything else is read, and the rest of the settings must not have to load for that."""
@@ -257,6 +269,7 @@ class Settings(BaseSettings):
     # -- alerts (docs/alerts.md) -------------------------------------------------------------------------
     alerts_enabled: bool = Field(default=True, description="Evaluate the alert rules and send notifications.")
     alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
+    weekly_schedule: str = Field(default=_WEEKLY_SCHEDULE, description=_WEEKLY_SCHEDULE_TEXT)
     alert_failure_rate: float = Field(
         default=0.05, gt=0, lt=1, description="A workflow's failure rate over the window above this pages."
     )

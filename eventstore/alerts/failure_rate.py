@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
 
+from eventstore.alerts.categories import admin_url, replay_url
 from eventstore.settings import Settings
 from eventstore.store import Notice, TenantAlerts, WindowFigures
 
@@ -27,19 +27,13 @@ def dedup_key(tenant_id: str, workflow_id: str | None) -> str:
 
 def failures_link(settings: Settings, tenant_id: str, workflow_id: str | None, start: datetime, end: datetime) -> str:
     """The admin page of the failures behind an alert."""
-    query = {"from": start.isoformat(), "to": end.isoformat(), **({"workflowId": workflow_id} if workflow_id else {})}
-    return f"{settings.public_url.rstrip('/')}/api/admin/tenants/{quote(tenant_id)}/failures?{urlencode(query)}"
+    window = {"workflowId": workflow_id, "from": start.isoformat(), "to": end.isoformat()}
+    return admin_url(settings.public_url, tenant_id, "failures", window)
 
 
 def replay_link(settings: Settings, tenant_id: str, workflow_id: str | None, start: datetime, end: datetime) -> str:
     """A bulk replay of the failed messages behind an alert, filled in (it still asks before it sends)."""
-    query = {
-        "status": "failed",
-        **({"workflowId": workflow_id} if workflow_id else {}),
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-    }
-    return f"{settings.public_url.rstrip('/')}/api/admin/tenants/{quote(tenant_id)}/replays/new?{urlencode(query)}"
+    return replay_url(settings.public_url, tenant_id, start, end, workflow_id=workflow_id)
 
 
 @dataclass

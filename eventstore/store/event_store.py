@@ -10,6 +10,7 @@ from types import TracebackType
 from eventstore.errors import InvalidInput
 from eventstore.settings import Settings
 from eventstore.store import migrations
+from eventstore.store.alert_reports import AlertReports
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.connection import Pools, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
@@ -73,6 +74,12 @@ class EventStore:
             self.migrate_control()
             self._registry = TenantRegistry(self.pools.app("default"), self.control_schema)
         return self._registry
+
+    @property
+    def alert_reports(self) -> AlertReports:
+        """The weekly summary's sends (control schema)."""
+        self.registry  # noqa: B018 (the control schema is migrated on first use)
+        return AlertReports(self.pools.app("default"), self.control_schema)
 
     def migrate_control(self) -> int:
         """Create or upgrade the control schema (tenant registry) and the application role."""

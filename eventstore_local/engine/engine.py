@@ -5,8 +5,9 @@ store first (POST /messages, so the trace links to a recorded message), then run
 as one execution through the trace client (`eventstore.client`), step by step with attempts, against the
 local destinations. A run that fails is a recorded outcome, not an engine error: its message is settled
 (deleted) like a successful one, and the trace says what went wrong. Only when the store itself cannot be
-reached or refuses the message does the message stay on the queue, to come back after its lock, and after
-`max_dequeue_count` deliveries it goes to `<queue>-poison`.
+reached or refuses the message does the message stay on the queue, to come back after 5 s, then less and
+less often (at most after its 60 s lock); a message the store refused `MAX_DEQUEUE_COUNT` times goes to
+`<queue>-poison`. An outage, however long, never makes a poison message.
 
 A replay (docs/replay.md) arrives on the same queue wrapped as `eventstore.replay_wire` describes: the
 stored message's bytes with the replay's marks beside them. The engine records those bytes as it records any
@@ -29,7 +30,7 @@ from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient, QueueMessage
 from pydantic import ValidationError
 
-from eventstore.client import ClientError, EventStoreClient, ExecutionRun, RetryPolicy, TraceRecorder
+from eventstore.client import ClientError, EventStoreClient, ExecutionRun, RequestRefused, RetryPolicy, TraceRecorder
 from eventstore.replay_wire import ReplayMarks, parse_queue_message
 from eventstore_local.engine.messages import (
     DEAL_WON,
@@ -76,6 +77,8 @@ class _Worker:
 
     client: EventStoreClient
     workflow: DealWorkflow
+    refused: bool = False
+    """Whether the store refused (4xx) the message this worker last gave back, rather than being down."""
 
     def close(self) -> None:
         self.workflow.close()
@@ -171,24 +174,28 @@ class SampleEngine:
             for message in messages:
                 if self._stopping.is_set():
                     break
-                self._settle(queue, message, self.process(decode_body(message.content), worker))
+                self._settle(queue, message, self.process(decode_body(message.content), worker), worker)
             if messages:
                 idle = 0.05
             else:
                 self._stopping.wait(idle)
                 idle = min(idle * 2, self.max_poll_interval)
 
-    def _settle(self, queue: QueueClient, message: QueueMessage, result: EngineResult | None) -> None:
+    def _settle(self, queue: QueueClient, message: QueueMessage, result: EngineResult | None, worker: _Worker) -> None:
+        deliveries = message.dequeue_count or 1
         try:
             if result is not None:
                 queue.delete_message(message)
-            elif message.dequeue_count is not None and message.dequeue_count >= MAX_DEQUEUE_COUNT:
+            elif worker.refused and deliveries >= MAX_DEQUEUE_COUNT:
                 with engine_queue(self.connection_string, f"{self.queue_name}-poison") as poison:
                     poison.send_message(message.content)
                 queue.delete_message(message)
                 log.error("engine: message %s moved to %s-poison", message.id, self.queue_name)
-            else:  # the store was unreachable or refused it: try again soon, not after the whole lock
-                queue.update_message(message, visibility_timeout=RETRY_SECONDS)
+            else:
+                # The store was down (or refused it, fewer times than the limit): the message comes back soon,
+                # then less and less often. Only refusals make a poison message; an outage never does.
+                wait = min(RETRY_SECONDS * 2 ** min(deliveries - 1, 6), LOCK_SECONDS)
+                queue.update_message(message, visibility_timeout=int(wait))
         except AzureError as exc:  # it comes back after its lock, and is recorded once (operationId)
             log.warning("engine: could not settle message %s: %s", message.id, exc)
 
@@ -211,6 +218,7 @@ class SampleEngine:
             accepted = worker.client.record_message(tenant_id, body)
         except ClientError as exc:
             log.warning("engine: message %s not recorded (%s); it will come back", message.operation_id, exc)
+            worker.refused = isinstance(exc, RequestRefused)
             return None
         if marks is not None:
             self._check_replay(marks, accepted.event_id)
@@ -232,6 +240,7 @@ class SampleEngine:
                     skipped = tuple(run.skipped_steps)
         except ClientError as exc:
             log.warning("engine: trace of message %s not recorded (%s); it will come back", message.operation_id, exc)
+            worker.refused = isinstance(exc, RequestRefused)
             return None
         except Exception as exc:
             log.info(

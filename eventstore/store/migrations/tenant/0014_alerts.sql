@@ -42,6 +42,8 @@ CREATE INDEX alert_outbox_unsent ON {schema}.alert_outbox (channel, id) WHERE st
 -- these keep that to the recent dead letters and faults.
 CREATE INDEX view_trace_executions_dead_lettered ON {schema}.view_trace_executions (last_event_at)
     WHERE dead_lettered;
+-- The weekly summary reads the failed executions of a range by their end.
+CREATE INDEX view_trace_executions_failed ON {schema}.view_trace_executions (completed_at) WHERE status = 'failed';
 CREATE INDEX view_instances_faulted ON {schema}.view_instances (faulted_at) WHERE faulted_at IS NOT NULL;
 
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_incidents TO {app_role};
