@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from functools import cache, cached_property
 
+from eventstore.alerts.config import AlertChannels, channels_from_settings
+from eventstore.alerts.runner import AlertRunner
 from eventstore.feed.config import sinks_from_settings
 from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
@@ -67,6 +69,14 @@ class Services:
     def replay_driver(self) -> ReplayDriver:
         settings = self.settings
         return ReplayDriver(self.store, settings, lambda: ReplayQueue(settings))
+
+    @cached_property
+    def alert_channels(self) -> AlertChannels:
+        return channels_from_settings(self.settings)
+
+    @cached_property
+    def alert_runner(self) -> AlertRunner:
+        return AlertRunner(self.store, self.settings, self.pending, self.alert_channels)
 
     def nudge(self, tenant_id: str) -> None:
         """After an append: bring the tenant's views up to date and publish its feed now (when the feed and

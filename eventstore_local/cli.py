@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     add_feed_arguments(
         commands.add_parser("feed", help="the change feed: publish now, a tenant's feed health, watch arrivals")
     )
+    from eventstore_local.alert_commands import add_arguments as add_alert_arguments
+
+    add_alert_arguments(commands.add_parser("alerts", help="alerts: watch the local receivers of `eventstore host`"))
     from eventstore_local.replay_commands import add_arguments as add_replay_arguments
 
     add_replay_arguments(
@@ -258,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "engine":
             return _engine(args)
+        if args.command == "alerts":
+            from eventstore_local.alert_commands import watch as watch_alerts
+
+            watch_alerts(args.pagerduty, args.slack, args.smtp, args.from_start)
+            return 0
         if args.command == "replay":
             from eventstore_local.replay_commands import run as run_replay
 

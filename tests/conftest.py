@@ -152,6 +152,8 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_EVENTGRID_KEY": FEED_KEY,
         "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
         "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
+        "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
+        "EVENTSTORE_WEEKLY_SCHEDULE": "0 0 0 1 1 *",
         # Replays go to a queue of their own that the replay tests read (no engine runs in the suite's host).
         "EVENTSTORE_REPLAY_ROUTER__QUEUE": REPLAY_ROUTER_QUEUE,
         "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
@@ -168,6 +170,8 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         str(port),
         "--no-azurite",
         "--no-engine",
+        "--alerts-port",
+        "-1",
         "--host-json",
         str(folder / "host.json"),
         "--settings",

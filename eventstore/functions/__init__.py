@@ -2,6 +2,7 @@
 its HTTP operations beside their handlers; `OPERATIONS` collects them, in the OpenAPI document's order."""
 
 from eventstore.functions import (
+    alerts,
     compare,
     feed,
     health,
@@ -25,6 +26,7 @@ OPERATIONS = (
     *health.OPERATIONS,
     *views.OPERATIONS,
     *replay.OPERATIONS,
+    *alerts.OPERATIONS,
     *openapi.OPERATIONS,
 )
 
@@ -40,6 +42,7 @@ BLUEPRINTS = (
     feed.blueprint,
     views.blueprint,
     replay.blueprint,
+    alerts.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

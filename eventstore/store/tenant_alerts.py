@@ -197,7 +197,7 @@ class TenantAlerts:
             "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body)"
             " SELECT ch.channel, 'dead-letter/' || e.execution_id, 'dead-letter/' || e.execution_id, 'dead-letter',"
             " jsonb_build_object("
-            "  'summary', format('Dead letter: a %s message of workflow %s exhausted its retries (tenant %s)',"
+            "  'summary', format('Dead letter: a %%s message of workflow %%s exhausted its retries (tenant %%s)',"
             "    coalesce(m.message_type, 'unknown'), coalesce(e.workflow_id, 'unknown'), %s::text),"
             "  'group', concat_ws(' / ', 'dead letter', m.message_type, e.workflow_id),"
             "  'fields', jsonb_build_object('Tenant', %s::text, 'Message type', m.message_type,"
@@ -215,7 +215,7 @@ class TenantAlerts:
             " SELECT ch.channel, 'faulted/' || i.workflow_instance_id || '@' || i.faulted_at,"
             " 'faulted/' || i.workflow_instance_id, 'faulted-instance',"
             " jsonb_build_object("
-            "  'summary', format('Instance %s of workflow %s faulted (tenant %s)', i.workflow_instance_id,"
+            "  'summary', format('Instance %%s of workflow %%s faulted (tenant %%s)', i.workflow_instance_id,"
             "    coalesce(i.workflow_id, 'unknown'), %s::text),"
             "  'group', concat_ws(' / ', 'faulted', i.workflow_id),"
             "  'fields', jsonb_build_object('Tenant', %s::text, 'Workflow', i.workflow_id,"
@@ -282,6 +282,15 @@ class TenantAlerts:
             " next_attempt_at = %s, claimed_until = NULL WHERE id = ANY(%s) AND state = 'sending'"
         ).format(outbox=self._t(ALERT_OUTBOX))
         run(self._pool, lambda conn: conn.execute(statement, (error, next_attempt_at, list(ids))), writes=True)
+
+    def release(self, ids: Sequence[int], next_attempt_at: datetime) -> None:
+        """Give back claimed notifications not tried (their channel is down): pending, due at
+        `next_attempt_at`, no attempt counted."""
+        statement = sql.SQL(
+            "UPDATE {outbox} SET state = 'pending', next_attempt_at = %s, claimed_until = NULL"
+            " WHERE id = ANY(%s) AND state = 'sending'"
+        ).format(outbox=self._t(ALERT_OUTBOX))
+        run(self._pool, lambda conn: conn.execute(statement, (next_attempt_at, list(ids))), writes=True)
 
     def mark_refused(self, ids: Sequence[int], error: str) -> None:
         """The channel refused them for good (a wrong key, a malformed body): kept with the error, shown in

@@ -47,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "when EVENTSTORE_EVENTGRID_ENDPOINT is not set (default 7072; 0 picks a free one; -1: none)",
     )
     parser.add_argument(
+        "--alerts-port",
+        type=int,
+        default=7075,
+        help="`eventstore host` only: first of the four ports of the local alert receivers (PagerDuty, Slack, SMTP "
+        "and its listing) for the channels not configured (default 7075; 0: free ones; -1: none)",
+    )
+    parser.add_argument(
         "--no-engine",
         dest="engine",
         action="store_false",
@@ -97,7 +104,11 @@ def run_with_database(args: argparse.Namespace) -> int:
     AppSettings.set_defaults({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     router = replay_router_defaults(AppSettings.current(), engine=args.engine, queue=args.engine_queue)
     AppSettings.set(router)
-    with local_settings() as settings, _local_event_grid(args.eventgrid_port, settings):
+    with (
+        local_settings() as settings,
+        _local_event_grid(args.eventgrid_port, settings),
+        _local_alert_receivers(args.alerts_port, settings),
+    ):
         AppSettings.set({"EVENTSTORE_DATABASE_URL": settings.database_url})
         companions = [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else []
         return run(args, [*companions, _say(replay_router_line(settings, defaulted=bool(router)))])
@@ -181,6 +192,58 @@ def _sample_engine(crm_port: int, email_port: int, queue: str) -> Companion:
             engine.stop()
 
     return beside
+
+
+@contextmanager
+def _local_alert_receivers(port: int, settings: Settings) -> Iterator[None]:
+    """Real local receivers for each alert channel not configured: PagerDuty Events v2 at `port`, a Slack
+    incoming webhook at `port + 1`, SMTP at `port + 2` (its listing at `port + 3`); -1: none."""
+    if port < 0 or not settings.alerts_enabled:
+        yield
+        return
+    from eventstore_local.settings import AppSettings
+    from eventstore_local.standins.pagerduty import PagerDutyStandIn
+    from eventstore_local.standins.slack import SlackWebhookStandIn
+    from eventstore_local.standins.smtp import SmtpStandIn
+
+    step = 0 if port == 0 else 1
+    with (
+        PagerDutyStandIn(port=port) as pagerduty,
+        SlackWebhookStandIn(port=port + step) as slack,
+        SmtpStandIn(port=port + 2 * step, listing_port=port + 3 * step) as smtp,
+    ):
+        lines = []
+        if settings.pagerduty_routing_key is None:
+            AppSettings.set(
+                {
+                    "EVENTSTORE_PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
+                    "EVENTSTORE_PAGERDUTY_URL": pagerduty.base_url,
+                }
+            )
+            lines.append(f"PagerDuty {pagerduty.base_url}")
+        if settings.slack_webhook_url is None:
+            AppSettings.set({"EVENTSTORE_SLACK_WEBHOOK_URL": slack.url})
+            lines.append(f"Slack {slack.url}")
+        if settings.smtp_host is None:
+            AppSettings.set(
+                {
+                    "EVENTSTORE_SMTP_HOST": "127.0.0.1",
+                    "EVENTSTORE_SMTP_PORT": str(smtp.port),
+                    "EVENTSTORE_SMTP_STARTTLS": "false",
+                }
+            )
+            AppSettings.set_defaults(
+                {"EVENTSTORE_ALERT_EMAIL_FROM": "eventstore@localhost", "EVENTSTORE_ALERT_EMAIL_TO": "ops@localhost"}
+            )
+            lines.append(f"SMTP 127.0.0.1:{smtp.port}")
+        if lines:
+            print(
+                f"alerts: local receivers ({', '.join(lines)}); watch them with `.venv/bin/eventstore alerts watch "
+                f"--pagerduty {pagerduty.base_url} --slack http://127.0.0.1:{slack.port} "
+                f"--smtp {(smtp.listing_url or '').removesuffix('/received')}`",
+                flush=True,
+            )
+        yield
 
 
 @contextmanager

@@ -267,7 +267,7 @@ def test_eventstore_host_runs_the_sample_engine_and_the_walk_shows_its_failed_ru
     }
     command = [sys.executable, "-m", "eventstore_local", "host", "--port", str(port), "--no-azurite"]
     command += ["--settings", str(tmp_path / "absent.json"), "--crm-port", "0", "--email-port", "0"]
-    command += ["--engine-queue", queue, "--eventgrid-port", "-1"]
+    command += ["--engine-queue", queue, "--eventgrid-port", "-1", "--alerts-port", "0"]
     log_path = tmp_path / "host.log"
     with log_path.open("w") as log:
         host = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

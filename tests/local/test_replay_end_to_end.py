@@ -67,6 +67,7 @@ class Host:
             # views are brought up to date by the nudge after each append and before each read).
             "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
             "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
             "EVENTSTORE_FULL_PASS_SECONDS": "86400",
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -74,6 +75,7 @@ class Host:
     def start(self) -> None:
         command = [sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite"]
         command += ["--settings", str(self.log_path.parent / "absent.json"), "--no-engine", "--eventgrid-port", "-1"]
+        command += ["--alerts-port", "-1"]
         with self.log_path.open("a") as log:
             self.process = subprocess.Popen(
                 command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT

@@ -1,0 +1,91 @@
+"""The alert timer's work: evaluate the rules for the tenants that may have changed, and send what the
+outbox holds. A tenant is visited when its all-stream moved since it was last found quiet (the pending-work
+signal), or while it is marked as having an open incident or unsent notifications; an idle deployment costs
+one catalog query per database and one read of the marks per run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from eventstore.alerts import failure_rate
+from eventstore.alerts.sender import Channels, Sender, admin_link
+from eventstore.query import up_to_date
+from eventstore.settings import Settings
+from eventstore.store import EventStore, PendingWork
+from eventstore.views import EXECUTIONS, INSTANCES, MESSAGES
+
+log = logging.getLogger(__name__)
+
+READER = "alerts"
+"""The alert rules' name in the pending-work signal."""
+NOTICE_LOOKBACK = timedelta(days=7)
+"""Dead letters and faults are collected from the views this far back (each once: see `TenantAlerts.collect`);
+a view further behind than this shows in health long before."""
+
+
+@dataclass
+class AlertRun:
+    tenants: int = 0
+    opened: list[str] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
+    sent: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AlertRunner:
+    def __init__(
+        self,
+        store: EventStore,
+        settings: Settings,
+        pending: PendingWork,
+        channels: Channels,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.pending = pending
+        self.sender = Sender(store, settings, channels, clock=clock)
+        self.clock = clock
+
+    def run(self) -> AlertRun:
+        result = AlertRun()
+        if not self.settings.alerts_enabled:
+            return result
+        marked = dict(self.store.registry.alerting())
+        heads = {p.tenant_id: head for p, head, _ in self.pending.plan(READER, self.store.tenants())}
+        for tenant_id in sorted(set(marked) | set(heads)):
+            try:
+                self.run_tenant(tenant_id, result, marked.get(tenant_id), heads.get(tenant_id))
+            except Exception as exc:  # one tenant's trouble is logged and shown; the others go on
+                log.exception("alerts of tenant %s could not be evaluated or sent", tenant_id)
+                result.errors.append(f"{tenant_id}: {exc}")
+        return result
+
+    def run_tenant(
+        self, tenant_id: str, result: AlertRun, marked_at: datetime | None = None, head: int | None = None
+    ) -> None:
+        now = self.clock()
+        tenant_id = up_to_date(self.store, tenant_id, EXECUTIONS, MESSAGES, INSTANCES)
+        if marked_at is None:
+            marked_at = dict(self.store.registry.alerting()).get(tenant_id)
+        alerts = self.store.alerts(tenant_id)
+        evaluation = failure_rate.evaluate(alerts, self.settings, now)
+        slack = ["slack"] if self.settings.slack_webhook_url is not None else []
+        paged = ["pagerduty"] if self.settings.pagerduty_routing_key and self.settings.alert_faulted_pagerduty else []
+        alerts.collect(now - NOTICE_LOOKBACK, slack, slack + paged, admin_link(self.settings, tenant_id) + "/")
+        result.tenants += 1
+        result.opened += evaluation.opened
+        result.resolved += evaluation.resolved
+        result.sent += self.sender.send_tenant(alerts)
+        active = evaluation.open > 0 or alerts.unsent() > 0
+        if active and marked_at is None:
+            self.store.registry.mark_alerting(tenant_id)
+        elif not active and marked_at is not None:
+            self.store.registry.unmark_alerting(tenant_id, marked_at)
+        if head is not None and not active:
+            self.pending.settle(READER, tenant_id, head)
