@@ -90,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
             "app, and follow, list, pause, resume or cancel the jobs",
         )
     )
+    from eventstore_local.report_commands import add_arguments as add_report_arguments
+
+    add_report_arguments(
+        commands.add_parser("report", help="reports from a running app: `report failures` (failure rate per day)")
+    )
     from eventstore_local.host.cli import add_arguments as add_host_arguments
 
     add_host_arguments(
@@ -266,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             watch_alerts(args.pagerduty, args.slack, args.smtp, args.from_start)
             return 0
+        if args.command == "report":
+            from eventstore_local.report_commands import run as run_report
+
+            return run_report(args)
         if args.command == "replay":
             from eventstore_local.replay_commands import run as run_replay
 

@@ -158,7 +158,10 @@ class ReplayJob(_Wire):
     matched: int
     sent: int
     counts: JobCounts
-    outcomes: dict[str, int] = Field(description="Executions the replays produced so far, by status.")
+    outcomes: dict[str, int] = Field(
+        description="The messages whose replay ran, by outcome: succeeded when an execution of the replay did, else "
+        "the status of its latest execution (a replay delivered twice counts once)."
+    )
     rate: float
     canary: int | None
     canary_checked: bool = Field(alias="canaryChecked")

@@ -238,13 +238,18 @@ def job_status(store: EventStore, tenant_id: str, job_id: UUID) -> JobStatus:
 
 
 _OUTCOMES = (
-    "SELECT e.status, count(*) FROM {items} AS i JOIN {executions} AS e ON e.replay_id = i.replay_id"
-    " WHERE i.job_id = %s AND i.position <= %s GROUP BY e.status"
+    # Per item, the outcome of its replay: succeeded when any execution of it did (a replay delivered twice
+    # runs twice), else its latest execution's status; items whose replay has not run yet are not counted.
+    "SELECT status, count(*) FROM (SELECT DISTINCT ON (i.position) e.status"
+    " FROM {items} AS i JOIN {executions} AS e ON e.replay_id = i.replay_id"
+    " WHERE i.job_id = %s AND i.position <= %s"
+    " ORDER BY i.position, (e.status = 'succeeded') DESC, e.started_at DESC) AS latest GROUP BY status"
 )
 
 
 def replay_outcomes(replays: TenantReplays, job_id: UUID, *, first: int | None = None) -> dict[str, int]:
-    """The executions the replays of a job (of its `first` items only, when given) produced, by status."""
+    """A job's messages (its `first` items only, when given) by the outcome of their replay: succeeded when an
+    execution of it succeeded, else the status of its latest execution; those not run yet are not counted."""
     rows = replays.outcomes(job_id, {"executions": traces.TABLES["executions"]}, _OUTCOMES, first=first)
     return {str(status): int(n) for status, n in rows}
 
