@@ -101,8 +101,11 @@ class AlertsSchedule(BaseSettings):
     alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
 
 
-_WEEKLY_SCHEDULE = "0 0 8 * * 1"
-_WEEKLY_SCHEDULE_TEXT = "NCRONTAB of the timer that sends the weekly summary email (Monday 08:00 UTC)."
+_WEEKLY_SCHEDULE = "0 0 * * * *"
+_WEEKLY_SCHEDULE_TEXT = (
+    "NCRONTAB of the timer that sends the last whole week's summary email once (hourly: the first run of a "
+    "week sends it, so a Monday when the app was down or the send failed is made up an hour later)."
+)
 
 
 class WeeklySchedule(BaseSettings):
@@ -270,6 +273,9 @@ class Settings(BaseSettings):
     alerts_enabled: bool = Field(default=True, description="Evaluate the alert rules and send notifications.")
     alerts_schedule: str = Field(default=_ALERTS_SCHEDULE, description=_ALERTS_SCHEDULE_TEXT)
     weekly_schedule: str = Field(default=_WEEKLY_SCHEDULE, description=_WEEKLY_SCHEDULE_TEXT)
+    weekly_hour: int = Field(
+        default=8, ge=0, le=23, description="The weekly summary goes out from this hour (UTC) of Monday on."
+    )
     alert_failure_rate: float = Field(
         default=0.05, gt=0, lt=1, description="A workflow's failure rate over the window above this pages."
     )

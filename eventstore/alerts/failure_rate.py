@@ -71,6 +71,13 @@ def _fields(tenant_id: str, workflow_id: str | None, figures: dict[str, Any]) ->
     }
 
 
+def _over(window: WindowFigures | None, settings: Settings) -> bool:
+    """Failing more than the threshold (exact figures, not the rounded rate shown), whatever the volume."""
+    return (
+        window is not None and window.executions > 0 and window.failed / window.executions > settings.alert_failure_rate
+    )
+
+
 def _breaching(window: WindowFigures, settings: Settings) -> bool:
     return (
         window.executions >= settings.alert_min_executions
@@ -175,9 +182,9 @@ def evaluate(alerts: TenantAlerts, settings: Settings, now: datetime) -> Evaluat
                 _trigger(settings, alerts.tenant_id, workflow_id, figures, now),
             ):
                 result.opened.append(key)
-        elif incident is not None and figures["failureRate"] <= settings.alert_failure_rate:
+        elif incident is not None and not _over(window, settings):
             notices = _resolve(settings, alerts.tenant_id, workflow_id, figures, incident.opened_at)
-            if alerts.resolve_incident(key, figures, notices):
+            if alerts.resolve_incident(key, incident.opened_at, figures, notices):
                 result.resolved.append(key)
     result.open = len([i for i in alerts.incidents("open") if i.rule == RULE])
     return result

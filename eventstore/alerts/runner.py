@@ -74,18 +74,32 @@ class AlertRunner:
         if marked_at is None:
             marked_at = dict(self.store.registry.alerting()).get(tenant_id)
         alerts = self.store.alerts(tenant_id)
-        evaluation = failure_rate.evaluate(alerts, self.settings, now)
-        slack = ["slack"] if self.settings.slack_webhook_url is not None else []
-        paged = ["pagerduty"] if self.settings.pagerduty_routing_key and self.settings.alert_faulted_pagerduty else []
-        alerts.collect(now - NOTICE_LOOKBACK, slack, slack + paged, admin_link(self.settings, tenant_id) + "/")
         result.tenants += 1
-        result.opened += evaluation.opened
-        result.resolved += evaluation.resolved
+        failed = False
+        evaluation = None
+        try:
+            evaluation = failure_rate.evaluate(alerts, self.settings, now)
+            result.opened += evaluation.opened
+            result.resolved += evaluation.resolved
+        except Exception as exc:  # the notices already queued still go out
+            log.exception("alerts: the rules of tenant %s could not be evaluated", tenant_id)
+            result.errors.append(f"{tenant_id}: evaluate: {exc}")
+            failed = True
+        try:
+            slack = ["slack"] if self.settings.slack_webhook_url is not None else []
+            key, faulted = self.settings.pagerduty_routing_key, self.settings.alert_faulted_pagerduty
+            paged = ["pagerduty"] if key is not None and faulted else []
+            alerts.collect(now - NOTICE_LOOKBACK, slack, slack + paged, admin_link(self.settings, tenant_id) + "/")
+        except Exception as exc:
+            log.exception("alerts: the notices of tenant %s could not be collected", tenant_id)
+            result.errors.append(f"{tenant_id}: collect: {exc}")
+            failed = True
         result.sent += self.sender.send_tenant(alerts)
-        active = evaluation.open > 0 or alerts.unsent() > 0
-        if active and marked_at is None:
+        open_incidents = evaluation.open if evaluation is not None else len(alerts.incidents("open"))
+        active = failed or open_incidents > 0 or alerts.unsent() > 0
+        if active:  # (again: a stale unmark by another instance then matches nothing)
             self.store.registry.mark_alerting(tenant_id)
-        elif not active and marked_at is not None:
+        elif marked_at is not None:
             self.store.registry.unmark_alerting(tenant_id, marked_at)
         if head is not None and not active:
             self.pending.settle(READER, tenant_id, head)

@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 120.0
 """How long a sender holds the notices it claimed: longer than a channel's retries take."""
-BATCH = 50
 SUMMARY_LIMIT = 10_000
+MAX_ATTEMPTS = 10
+"""A notice that fails for no channel reason this many times is refused (shown with its error in health)."""
 
 
 class PagerDutyChannel(Protocol):
@@ -82,51 +83,58 @@ class Sender:
     # -- PagerDuty -----------------------------------------------------------------------------------------
 
     def _pagerduty(self, alerts: TenantAlerts, channel: PagerDutyChannel) -> int:
+        # One at a time: a send may take the channel's whole retry budget, and a claim must outlast what it covers.
         sent = 0
-        while rows := alerts.claim("pagerduty", BATCH, CLAIM_SECONDS):
-            for index, row in enumerate(rows):
-                body = row.body
-                try:
-                    if row.kind == "resolve":
-                        channel.resolve(body["dedup_key"])
-                    else:  # a failure-rate trigger carries its own event; a notice (a fault) is made one
-                        channel.trigger(
-                            body["dedup_key"], body["summary"], body.get("source", f"eventstore/{alerts.tenant_id}"),
-                            body.get("severity", self.settings.alert_severity),
-                            body.get("custom_details", body.get("fields", {})), body.get("links", []),
-                        )  # fmt: skip
-                except ChannelUnavailable as exc:  # PagerDuty is down for all of them: the rest wait too
-                    when = self._failed(alerts, [row], exc)
-                    alerts.release([r.id for r in rows[index + 1 :]], when)
-                    return sent
-                except ChannelRefused as exc:
-                    log.error("alerts: PagerDuty refused %s for good: %s", row.notice_key, exc)
-                    alerts.mark_refused([row.id], str(exc))
-                    continue
-                alerts.mark_sent([row.id], "single")
-                sent += 1
+        while rows := alerts.claim("pagerduty", 1, CLAIM_SECONDS):
+            [row] = rows
+            body = row.body
+            try:
+                if row.kind == "resolve":
+                    channel.resolve(body["dedup_key"])
+                else:  # a failure-rate trigger carries its own event; a notice (a fault) is made one
+                    channel.trigger(
+                        body["dedup_key"], body["summary"], body.get("source", f"eventstore/{alerts.tenant_id}"),
+                        body.get("severity", self.settings.alert_severity),
+                        body.get("custom_details", body.get("fields", {})), body.get("links", []),
+                    )  # fmt: skip
+            except ChannelUnavailable as exc:  # PagerDuty is down: the others wait for the next run
+                self._failed(alerts, [row], exc)
+                return sent
+            except ChannelRefused as exc:
+                log.error("alerts: PagerDuty refused %s for good: %s", row.notice_key, exc)
+                alerts.mark_refused([row.id], str(exc))
+                continue
+            except Exception as exc:  # anything else: held like an outage, refused once it keeps happening
+                self._broken(alerts, row, exc)
+                return sent
+            alerts.mark_sent([row.id], "single")
+            sent += 1
         return sent
 
     # -- Slack ---------------------------------------------------------------------------------------------
 
     def _slack(self, alerts: TenantAlerts, channel: SlackChannel) -> int:
-        rows = alerts.claim("slack", self.settings.slack_summary_over + 1, CLAIM_SECONDS)
-        if len(rows) > self.settings.slack_summary_over:
-            rows += alerts.claim("slack", SUMMARY_LIMIT, CLAIM_SECONDS)
-            return self._summary(alerts, channel, rows)
+        if alerts.due("slack") > self.settings.slack_summary_over:
+            rows = alerts.claim("slack", SUMMARY_LIMIT, CLAIM_SECONDS)
+            if len(rows) > self.settings.slack_summary_over:
+                return self._summary(alerts, channel, rows)
+            alerts.release([r.id for r in rows], self.clock())
         sent = 0
-        for index, row in enumerate(rows):
+        while rows := alerts.claim("slack", 1, CLAIM_SECONDS):
+            [row] = rows
             text, blocks = slack_message(row, alerts.tenant_id, self.settings)
             try:
                 channel.post(text, blocks)
-            except ChannelUnavailable as exc:  # Slack is down for all of them: the rest wait too
-                when = self._failed(alerts, [row], exc)
-                alerts.release([r.id for r in rows[index + 1 :]], when)
-                break
+            except ChannelUnavailable as exc:  # Slack is down: the others wait for the next run
+                self._failed(alerts, [row], exc)
+                return sent
             except ChannelRefused as exc:
                 log.error("alerts: Slack refused %s for good: %s", row.notice_key, exc)
                 alerts.mark_refused([row.id], str(exc))
                 continue
+            except Exception as exc:
+                self._broken(alerts, row, exc)
+                return sent
             alerts.mark_sent([row.id], "single")
             sent += 1
         return sent
@@ -138,13 +146,28 @@ class Sender:
         except ChannelUnavailable as exc:
             self._failed(alerts, rows, exc)
             return 0
-        except ChannelRefused as exc:
-            alerts.mark_refused([r.id for r in rows], str(exc))
+        except ChannelRefused as exc:  # the summary itself was refused: the notices go one by one next time
+            log.error("alerts: Slack refused a summary of %d notices: %s", len(rows), exc)
+            alerts.release([r.id for r in rows], self.clock())
+            return 0
+        except Exception:
+            log.exception("alerts: a summary of %d notices could not be posted", len(rows))
+            alerts.release([r.id for r in rows], self._later(0))
             return 0
         alerts.mark_sent([r.id for r in rows], f"summary of {len(rows)}")
         return len(rows)
 
     # -- common --------------------------------------------------------------------------------------------
+
+    def _broken(self, alerts: TenantAlerts, row: OutboxRow, exc: Exception) -> None:
+        """A notice that made sending fail in a way no channel reports (a bug, a malformed body): held with its
+        error like an outage, and refused once it has failed `MAX_ATTEMPTS` times, so it never blocks the
+        notices after it for good."""
+        log.exception("alerts: notice %s of tenant %s could not be sent", row.notice_key, alerts.tenant_id)
+        if row.attempts + 1 >= MAX_ATTEMPTS:
+            alerts.mark_refused([row.id], f"{type(exc).__name__}: {exc}")
+        else:
+            alerts.mark_failed([row.id], f"{type(exc).__name__}: {exc}", self._later(row.attempts))
 
     def _later(self, attempts: int) -> datetime:
         return self.clock() + timedelta(seconds=backoff(attempts))

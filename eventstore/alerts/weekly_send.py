@@ -1,11 +1,13 @@
 """Sending the weekly summary: once per week, whoever runs the timer and however often. The week is claimed
 in the control schema (`AlertReports`) before the report is built; sent, it is marked; a failed send gives
-the claim back for the next run. Run by the weekly timer (`EVENTSTORE_WEEKLY_SCHEDULE`, Monday 08:00 UTC)."""
+the claim back for the next run. Run by the weekly timer every hour (`EVENTSTORE_WEEKLY_SCHEDULE`): the first
+run from Monday `EVENTSTORE_WEEKLY_HOUR` (08:00 UTC) on sends the week that ended, so a Monday when the app was
+down or the send failed is made up by a later run."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from eventstore.alerts.channels import ChannelRefused, ChannelUnavailable
@@ -33,6 +35,8 @@ def send_weekly(store: EventStore, settings: Settings, email: EmailChannel, now:
     if not to:
         return False
     start = week_before(now)
+    if now < start + timedelta(days=7, hours=settings.weekly_hour):
+        return False  # Monday, before the hour the summary is due
     reports = store.alert_reports
     if not reports.claim(start.date(), ", ".join(to), CLAIM_SECONDS):
         return False

@@ -150,18 +150,21 @@ class TenantAlerts:
 
         return run(self._pool, open_, writes=True)
 
-    def resolve_incident(self, dedup_key: str, figures: dict[str, Any], notices: Sequence[Notice]) -> bool:
-        """Resolve the incident if it is open, queueing `notices` (its resolve) in the same transaction;
-        True when this call resolved it."""
+    def resolve_incident(
+        self, dedup_key: str, opened_at: datetime, figures: dict[str, Any], notices: Sequence[Notice]
+    ) -> bool:
+        """Resolve the incident opened at `opened_at` if it is still that one and open, queueing `notices` (its
+        resolve) in the same transaction; True when this call resolved it."""
 
         def resolve(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
                 resolved = conn.execute(
                     sql.SQL(
                         "UPDATE {incidents} SET state = 'resolved', resolved_at = now(), figures = %s,"
-                        " evaluated_at = now() WHERE dedup_key = %s AND state = 'open' RETURNING dedup_key"
+                        " evaluated_at = now() WHERE dedup_key = %s AND state = 'open' AND opened_at = %s"
+                        " RETURNING dedup_key"
                     ).format(incidents=self._t(ALERT_INCIDENTS)),
-                    (Jsonb(figures), dedup_key),
+                    (Jsonb(figures), dedup_key, opened_at),
                 ).fetchone()
                 if resolved is None:
                     return False
@@ -202,17 +205,24 @@ class TenantAlerts:
             "  'group', concat_ws(' / ', 'dead letter', m.message_type, e.workflow_id),"
             "  'fields', jsonb_build_object('Tenant', %s::text, 'Message type', m.message_type,"
             "    'Workflow', e.workflow_id, 'Instance', e.workflow_instance_id, 'Attempts', m.attempts,"
-            "    'Error', left(e.error::jsonb ->> 'message', 300), 'Execution', e.execution_id),"
+            "    'Error', left(coalesce({try_jsonb}(e.error) ->> 'message', e.error), 300),"
+            "    'Execution', e.execution_id),"
             "  'links', jsonb_build_array(jsonb_build_object('href', %s::text || 'executions/' || e.execution_id,"
             "    'text', 'The trace')))"
             " FROM {executions} AS e LEFT JOIN {messages} AS m ON m.event_id = e.message_event_id"
             " CROSS JOIN unnest(%s::text[]) AS ch(channel)"
             " WHERE e.dead_lettered AND e.last_event_at >= %s ORDER BY e.last_event_at, e.execution_id, ch.channel"
             " ON CONFLICT (channel, notice_key) DO NOTHING"
-        ).format(outbox=self._t(ALERT_OUTBOX), executions=self._t(EXECUTIONS_TABLE), messages=self._t(MESSAGES_TABLE))
+        ).format(
+            outbox=self._t(ALERT_OUTBOX),
+            executions=self._t(EXECUTIONS_TABLE),
+            messages=self._t(MESSAGES_TABLE),
+            try_jsonb=sql.Identifier(self._schema, "try_jsonb"),
+        )
         faulted = sql.SQL(
             "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body)"
-            " SELECT ch.channel, 'faulted/' || i.workflow_instance_id || '@' || i.faulted_at,"
+            " SELECT ch.channel, 'faulted/' || i.workflow_instance_id || '@'"
+            " || to_char(i.faulted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
             " 'faulted/' || i.workflow_instance_id, 'faulted-instance',"
             " jsonb_build_object("
             "  'summary', format('Instance %%s of workflow %%s faulted (tenant %%s)', i.workflow_instance_id,"
@@ -224,7 +234,8 @@ class TenantAlerts:
             "    'href', %s::text || 'instances/' || i.workflow_instance_id, 'text', 'The instance')),"
             "  'dedup_key', 'eventstore/' || %s::text || '/faulted/' || i.workflow_instance_id)"
             " FROM {instances} AS i CROSS JOIN unnest(%s::text[]) AS ch(channel)"
-            " WHERE i.status = 'faulted' AND i.faulted_at >= %s"
+            # Every entry into the faulted state, also when the instance has left it again by now.
+            " WHERE i.faulted_at >= %s"
             " ORDER BY i.faulted_at, i.workflow_instance_id, ch.channel"
             " ON CONFLICT (channel, notice_key) DO NOTHING"
         ).format(outbox=self._t(ALERT_OUTBOX), instances=self._t(INSTANCES_TABLE))
@@ -256,17 +267,27 @@ class TenantAlerts:
         one whose ordering key has an earlier one unsent, nor one another sender holds."""
         outbox = self._t(ALERT_OUTBOX)
         statement = sql.SQL(
-            "UPDATE {outbox} AS o SET state = 'sending', claimed_until = now() + make_interval(secs => %s)"
-            " WHERE o.id IN (SELECT c.id FROM {outbox} AS c WHERE c.channel = %s"
+            "WITH due AS MATERIALIZED (SELECT c.id FROM {outbox} AS c WHERE c.channel = %s"
             " AND ((c.state = 'pending' AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= now()))"
             " OR (c.state = 'sending' AND c.claimed_until < now()))"
             " AND NOT EXISTS (SELECT 1 FROM {outbox} AS e WHERE e.channel = c.channel"
             " AND e.ordering_key = c.ordering_key AND e.id < c.id AND e.state IN ('pending', 'sending'))"
             " ORDER BY c.id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " UPDATE {outbox} AS o SET state = 'sending', claimed_until = now() + make_interval(secs => %s)"
+            " FROM due WHERE o.id = due.id"
             " RETURNING " + ", ".join(f"o.{c.strip()}" for c in _OUTBOX_COLUMNS.split(","))
         ).format(outbox=outbox)
-        rows = run(self._pool, lambda conn: conn.execute(statement, (seconds, channel, limit)).fetchall(), writes=True)
+        rows = run(self._pool, lambda conn: conn.execute(statement, (channel, limit, seconds)).fetchall(), writes=True)
         return sorted((OutboxRow(*r) for r in rows), key=lambda row: row.id)
+
+    def due(self, channel: str) -> int:
+        """How many notifications of `channel` are due now."""
+        statement = sql.SQL(
+            "SELECT count(*) FROM {outbox} WHERE channel = %s AND ((state = 'pending' AND (next_attempt_at IS NULL"
+            " OR next_attempt_at <= now())) OR (state = 'sending' AND claimed_until < now()))"
+        ).format(outbox=self._t(ALERT_OUTBOX))
+        row = run(self._pool, lambda conn: conn.execute(statement, (channel,)).fetchone())
+        return int(row[0]) if row else 0
 
     def mark_sent(self, ids: Sequence[int], sent_as: str) -> None:
         statement = sql.SQL(
@@ -310,11 +331,11 @@ class TenantAlerts:
         return int(row[0]) if row else 0
 
     def outbox(self, channel: str | None = None, limit: int = 1000) -> list[tuple[OutboxRow, str | None]]:
-        """The outbox, oldest first, with each row's last error."""
+        """The latest `limit` notifications, oldest first, with each one's last error."""
         where = sql.SQL(" WHERE channel = %s") if channel else sql.SQL("")
         statement = sql.SQL(
-            "SELECT " + _OUTBOX_COLUMNS + ", last_error FROM {outbox}{where} ORDER BY id LIMIT %s"
+            "SELECT " + _OUTBOX_COLUMNS + ", last_error FROM {outbox}{where} ORDER BY id DESC LIMIT %s"
         ).format(outbox=self._t(ALERT_OUTBOX), where=where)
         params: tuple[Any, ...] = (channel, limit) if channel else (limit,)
         rows = run(self._pool, lambda conn: conn.execute(statement, params).fetchall())
-        return [(OutboxRow(*r[:-1]), r[-1]) for r in rows]
+        return [(OutboxRow(*r[:-1]), r[-1]) for r in reversed(rows)]

@@ -257,3 +257,46 @@ def test_the_weekly_summary_is_sent_once_when_its_timer_runs_twice_at_once(
     channels = channels_from_settings(alert_settings)
     assert channels.email is not None and not send_weekly(store, alert_settings, channels.email, now)
     assert len(smtp.messages) == before + 1
+
+
+def test_an_error_jsonb_cannot_hold_and_a_fault_already_over_are_still_posted(
+    store: EventStore, alert_settings: Settings, tenant_id: str, slack: SlackWebhookStandIn
+) -> None:
+    quiet = _settings(alert_settings, pagerduty_routing_key=None)
+    tenant = store.tenant(tenant_id)
+    execution = f"dl-{uuid4().hex[:12]}"
+    # A NUL in the error: the event keeps it; PostgreSQL's jsonb cannot, so the notice must do without a cast.
+    failed = (
+        b'{"executionId": "%s", "error": {"message": "bad \\u0000 byte"}, "deadLettered": true}' % execution.encode()
+    )
+    started = b'{"executionId": "%s"}' % execution.encode()
+    tenant.append(
+        instance_stream_id("order-nul"),
+        [
+            NewEvent(event_id=uuid4(), event_type="ExecutionStarted", payload=started, workflow_id=WORKFLOW),
+            NewEvent(event_id=uuid4(), event_type="ExecutionFailed", payload=failed, workflow_id=WORKFLOW),
+        ],
+    )
+    created = b'{"newState": "waiting", "newStatus": "running", "workflowId": "claims"}'
+    fault = b'{"newState": "waiting", "errorMessage": "approver service 500"}'
+    back = b'{"newState": "approved", "newStatus": "running"}'
+    tenant.append(
+        instance_stream_id("claim-2"),
+        [
+            NewEvent(event_id=uuid4(), event_type=kind, payload=body, workflow_id="claims")
+            for kind, body in (("InstanceCreated", created), ("TransitionFailed", fault), ("TransitionCompleted", back))
+        ],
+    )
+    result = _run(store, quiet, tenant_id)
+    assert result.errors == []
+    posts = _posts(slack, tenant_id)
+    assert any(p.startswith("Dead letter: a ") for p in posts), posts
+    assert f"Instance claim-2 of workflow claims faulted (tenant {tenant_id})" in posts
+
+
+def test_the_weekly_summary_waits_for_its_hour_on_monday(store: EventStore, alert_settings: Settings) -> None:
+    channels = channels_from_settings(alert_settings)
+    assert channels.email is not None
+    early = datetime(2031, 3, 17, 7, 59, tzinfo=UTC)  # Monday, before 08:00
+    assert not send_weekly(store, alert_settings, channels.email, early)
+    assert [w for w, _, _ in store.alert_reports.sent() if w.isoformat() == "2031-03-10"] == []

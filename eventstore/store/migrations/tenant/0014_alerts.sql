@@ -46,5 +46,16 @@ CREATE INDEX view_trace_executions_dead_lettered ON {schema}.view_trace_executio
 CREATE INDEX view_trace_executions_failed ON {schema}.view_trace_executions (completed_at) WHERE status = 'failed';
 CREATE INDEX view_instances_faulted ON {schema}.view_instances (faulted_at) WHERE faulted_at IS NOT NULL;
 
+-- An error's text as JSON, or NULL when PostgreSQL's jsonb cannot hold it (a \u0000 escape, a lone
+-- surrogate): one odd error must never stop a tenant's alerts.
+CREATE FUNCTION {schema}.try_jsonb(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN value::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION {schema}.try_jsonb(text) TO {app_role};
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_incidents TO {app_role};
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_outbox TO {app_role};
