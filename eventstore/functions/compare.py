@@ -10,6 +10,7 @@ from typing import Any
 import azure.functions as func
 
 from eventstore.errors import InvalidInput
+from eventstore.functions.traces import execution_item, trace_error
 from eventstore.http.compare_models import (
     MAX_EXECUTION_ID_LENGTH,
     ComparedExecution,
@@ -20,7 +21,7 @@ from eventstore.http.compare_models import (
 )
 from eventstore.http.examples import EXAMPLE_INSTANCE
 from eventstore.http.exchange import event_id_param, json_response, parse_query, route_param
-from eventstore.http.models import Problem, SkippedFor, TraceError
+from eventstore.http.models import Problem, SkippedFor
 from eventstore.http.problems import PROBLEM_CONTENT_TYPE, HttpProblem
 from eventstore.http.routes import Operation, Reply, http_function
 from eventstore.query import compare
@@ -40,10 +41,6 @@ def _execution_id(value: str | None, name: str) -> str | None:
     return value
 
 
-def _error(text: str | None) -> TraceError | None:
-    return TraceError.model_validate(json.loads(text)) if text else None
-
-
 def _splice(head: str, members: dict[str, str]) -> str:
     """The JSON object `head` with `members` added as the JSON texts given: inputs and outputs go in as the
     view keeps them (a model would refuse JSON nested as deep as a payload may be)."""
@@ -53,22 +50,7 @@ def _splice(head: str, members: dict[str, str]) -> str:
 
 def _execution(side: compare.Side) -> dict[str, Any]:
     row: ExecutionRow = side.trace.execution
-    item = ComparedExecution(
-        execution_id=row.execution_id,
-        message_event_id=str(row.message_event_id) if row.message_event_id else None,
-        operation_id=row.operation_id,
-        workflow_id=row.workflow_id,
-        workflow_instance_id=row.workflow_instance_id,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
-        status=row.status,
-        replay_of=row.replay_of,
-        replay_id=str(row.replay_id) if row.replay_id else None,
-        error=_error(row.error),
-        dead_lettered=row.dead_lettered,
-        duration_ms=side.duration_ms,
-        chosen=side.chosen,
-    )
+    item = ComparedExecution(**dict(execution_item(row)), duration_ms=side.duration_ms, chosen=side.chosen)
     return item.model_dump(mode="json", by_alias=True)
 
 
@@ -88,7 +70,7 @@ def _step(step: StepTrace | None) -> str:
         output=None,
         input_event_id=str(row.input_event_id) if row.input_event_id else None,
         output_event_id=str(step.output_event_id) if step.output_event_id else None,
-        error=_error(row.error),
+        error=trace_error(row.error),
         skipped_for=(
             SkippedFor(execution_id=row.skipped_for_execution_id, step_id=row.skipped_for_step_id)
             if row.skipped_for_execution_id is not None and row.skipped_for_step_id is not None

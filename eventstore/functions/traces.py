@@ -82,7 +82,8 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _error(text: str | None) -> TraceError | None:
+def trace_error(text: str | None) -> TraceError | None:
+    """An error as the executions view keeps it (JSON text), as the API answers it."""
     return TraceError.model_validate(json.loads(text)) if text else None
 
 
@@ -127,7 +128,8 @@ def _message(row: traces.MessageRow) -> MessageItem:
     )
 
 
-def _execution(row: traces.ExecutionRow) -> ExecutionItem:
+def execution_item(row: traces.ExecutionRow) -> ExecutionItem:
+    """An execution row as the API answers it (the compare route adds to it)."""
     return ExecutionItem(
         execution_id=row.execution_id,
         message_event_id=str(row.message_event_id) if row.message_event_id else None,
@@ -139,7 +141,7 @@ def _execution(row: traces.ExecutionRow) -> ExecutionItem:
         status=row.status,
         replay_of=row.replay_of,
         replay_id=str(row.replay_id) if row.replay_id else None,
-        error=_error(row.error),
+        error=trace_error(row.error),
         dead_lettered=row.dead_lettered,
     )
 
@@ -159,7 +161,7 @@ def _step(step: traces.StepTrace) -> bytes:
         output=None,
         input_event_id=str(row.input_event_id) if row.input_event_id else None,
         output_event_id=str(step.output_event_id) if step.output_event_id else None,
-        error=_error(row.error),
+        error=trace_error(row.error),
         started_at=row.started_at,
         completed_at=row.completed_at,
         attempt_history=[StepAttempt.model_validate(entry) for entry in json.loads(row.attempt_history)],
@@ -372,7 +374,9 @@ def get_message_executions(req: func.HttpRequest) -> func.HttpResponse:
     )
     if rows is None:
         raise _unknown("message", str(event_id), eventId=str(event_id))
-    return json_response(MessageExecutions(message_event_id=str(event_id), executions=[_execution(r) for r in rows]))
+    return json_response(
+        MessageExecutions(message_event_id=str(event_id), executions=[execution_item(r) for r in rows])
+    )
 
 
 # --- executions and steps ----------------------------------------------------------------------------------
@@ -402,7 +406,7 @@ def get_execution(req: func.HttpRequest) -> func.HttpResponse:
     )
     if found is None:
         raise _unknown("execution", execution_id, executionId=execution_id)
-    head = _execution(found.execution).model_dump(mode="json", by_alias=True)
+    head = execution_item(found.execution).model_dump(mode="json", by_alias=True)
     return json_response(page(head, "steps", (_step(s) for s in found.steps)))
 
 
@@ -456,7 +460,7 @@ def list_executions(req: func.HttpRequest) -> func.HttpResponse:
         min_position=params.min_position,
     )
     token = continuation.encode(key, "executions", [_micros(cursor[0]), cursor[1]], filters) if cursor else None
-    return json_response(ExecutionsPage(executions=[_execution(r) for r in rows], continuation=token))
+    return json_response(ExecutionsPage(executions=[execution_item(r) for r in rows], continuation=token))
 
 
 FIND_STEPS = Operation(
