@@ -20,7 +20,7 @@ from eventstore.alerts.categories import category_of
 from eventstore.store import AUDIT_STREAM_ID
 from eventstore.views import EXECUTIONS, FAILURE_COUNTS, INSTANCES, MESSAGES
 from eventstore.views.summary import tenant_summary
-from tests.views.test_traces import Timed, run_views, timed_store
+from tests.views.test_traces import Timed, message, run_views, timed_store
 
 WEEK = datetime(2026, 11, 9, tzinfo=UTC)
 """A Monday: the week reported is [WEEK, WEEK + 7 days), compared with the one before."""
@@ -47,24 +47,9 @@ class Week:
         self.tenant.append(stream, events)
 
     def message(self, at: datetime, trigger_name: str, instance: str) -> UUID:
-        operation = uuid4()
-        envelope = {
-            "contentType": "application/vnd.marain.workflows.hosted.messageenvelope",
-            "isTrigger": True,
-            "trigger": {"id": str(uuid4()), "triggerName": trigger_name, "subjects": [instance]},
-            "operationId": str(operation),
-            "properties": {"WorkflowInstanceId": instance},
-        }
-        event = NewEvent(
-            event_id=operation,
-            event_type="TriggerReceived",
-            payload=json.dumps(envelope).encode(),
-            workflow_instance_id=instance,
-            correlation_id=str(operation),
-            source_system="tests",
-        )
+        event = message(trigger_name=trigger_name, instance=instance).event  # its time is `at`, not the builder's
         self._append(AUDIT_STREAM_ID, at, [event])
-        return operation
+        return event.event_id
 
     def run(
         self,
