@@ -157,6 +157,13 @@ def admin_url(base_url: str, tenant_id: str, page: str, query: dict[str, str | N
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
+def deployment_url(base_url: str, page: str, query: dict[str, str | None]) -> str:
+    """An admin page of the deployment rather than of one tenant (the dead letters that name no tenant)."""
+    kept = {k: v for k, v in query.items() if v is not None}
+    path = f"{base_url.rstrip('/')}/api/admin/{page}"
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
 def failures_url(
     base_url: str, tenant_id: str, start: datetime, end: datetime, *, category_id: str | None = None
 ) -> str:

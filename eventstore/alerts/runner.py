@@ -2,6 +2,9 @@
 outbox holds. A tenant is visited when its all-stream moved since it was last found quiet (the pending-work
 signal), or while it is marked as having an open incident or unsent notifications; an idle deployment costs
 one catalog query per database and one read of the marks per run.
+
+Each run first takes what the ingest queues' poison queues hold and keeps it as queue dead letters
+(`poison_queues`), and ends by sending the deployment's own outbox (their Slack posts).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from eventstore.alerts import failure_rate
+from eventstore.alerts.poison_queues import PoisonQueues, drain
 from eventstore.alerts.sender import Channels, Sender, admin_link
 from eventstore.query import up_to_date
 from eventstore.settings import Settings
@@ -33,6 +37,8 @@ class AlertRun:
     opened: list[str] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)
     sent: int = 0
+    dead_letters: int = 0
+    """Poison messages kept as queue dead letters in this run."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -44,18 +50,30 @@ class AlertRunner:
         pending: PendingWork,
         channels: Channels,
         *,
+        poison: PoisonQueues | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.settings = settings
         self.pending = pending
         self.sender = Sender(store, settings, channels, clock=clock)
+        self.poison = poison if poison is not None else PoisonQueues.from_settings(settings)
         self.clock = clock
 
     def run(self) -> AlertRun:
         result = AlertRun()
         if not self.settings.alerts_enabled:
             return result
+        if self.poison is not None:
+            try:
+                drained = drain(
+                    self.store, self.settings, self.poison, notify=self.settings.slack_webhook_url is not None
+                )
+                result.dead_letters += drained.kept
+                result.errors += drained.errors
+            except Exception as exc:  # the tenants' alerts still run; the messages wait on their queue
+                log.exception("alerts: the poison queues could not be drained")
+                result.errors.append(f"poison queues: {exc}")
         marked = dict(self.store.registry.alerting())
         heads = {p.tenant_id: head for p, head, _ in self.pending.plan(READER, self.store.tenants())}
         for tenant_id in sorted(set(marked) | set(heads)):
@@ -64,6 +82,11 @@ class AlertRunner:
             except Exception as exc:  # one tenant's trouble is logged and shown; the others go on
                 log.exception("alerts of tenant %s could not be evaluated or sent", tenant_id)
                 result.errors.append(f"{tenant_id}: {exc}")
+        try:
+            result.sent += self.sender.send_tenant(self.store.queue_dead_letters())
+        except Exception as exc:
+            log.exception("alerts: the deployment's notices could not be sent")
+            result.errors.append(f"deployment: {exc}")
         return result
 
     def run_tenant(

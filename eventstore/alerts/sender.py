@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from eventstore.alerts.categories import admin_url
+from eventstore.alerts.categories import admin_url, deployment_url
 from eventstore.alerts.channels import ChannelRefused, ChannelUnavailable
 from eventstore.settings import Settings
-from eventstore.store import EventStore, OutboxRow, TenantAlerts
+from eventstore.store import AlertOutbox, EventStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +71,8 @@ class Sender:
         self.channels = channels
         self.clock = clock
 
-    def send_tenant(self, alerts: TenantAlerts) -> int:
-        """Send what is due for the tenant; how many notices went out."""
+    def send_tenant(self, alerts: AlertOutbox) -> int:
+        """Send what is due in a tenant's outbox (or the deployment's); how many notices went out."""
         sent = 0
         if self.channels.pagerduty is not None:
             sent += self._pagerduty(alerts, self.channels.pagerduty)
@@ -82,9 +82,10 @@ class Sender:
 
     # -- PagerDuty -----------------------------------------------------------------------------------------
 
-    def _pagerduty(self, alerts: TenantAlerts, channel: PagerDutyChannel) -> int:
+    def _pagerduty(self, alerts: AlertOutbox, channel: PagerDutyChannel) -> int:
         # One at a time: a send may take the channel's whole retry budget, and a claim must outlast what it covers.
         sent = 0
+        owner = alerts.tenant_id or "deployment"
         while rows := alerts.claim("pagerduty", 1, CLAIM_SECONDS):
             [row] = rows
             body = row.body
@@ -93,7 +94,7 @@ class Sender:
                     channel.resolve(body["dedup_key"])
                 else:  # a failure-rate trigger carries its own event; a notice (a fault) is made one
                     channel.trigger(
-                        body["dedup_key"], body["summary"], body.get("source", f"eventstore/{alerts.tenant_id}"),
+                        body["dedup_key"], body["summary"], body.get("source", f"eventstore/{owner}"),
                         body.get("severity", self.settings.alert_severity),
                         body.get("custom_details", body.get("fields", {})), body.get("links", []),
                     )  # fmt: skip
@@ -113,7 +114,7 @@ class Sender:
 
     # -- Slack ---------------------------------------------------------------------------------------------
 
-    def _slack(self, alerts: TenantAlerts, channel: SlackChannel) -> int:
+    def _slack(self, alerts: AlertOutbox, channel: SlackChannel) -> int:
         if alerts.due("slack") > self.settings.slack_summary_over:
             rows = alerts.claim("slack", SUMMARY_LIMIT, CLAIM_SECONDS)
             if len(rows) > self.settings.slack_summary_over:
@@ -139,7 +140,7 @@ class Sender:
             sent += 1
         return sent
 
-    def _summary(self, alerts: TenantAlerts, channel: SlackChannel, rows: Sequence[OutboxRow]) -> int:
+    def _summary(self, alerts: AlertOutbox, channel: SlackChannel, rows: Sequence[OutboxRow]) -> int:
         text, blocks = slack_summary(rows, alerts.tenant_id, self.settings)
         try:
             channel.post(text, blocks)
@@ -159,7 +160,7 @@ class Sender:
 
     # -- common --------------------------------------------------------------------------------------------
 
-    def _broken(self, alerts: TenantAlerts, row: OutboxRow, exc: Exception) -> None:
+    def _broken(self, alerts: AlertOutbox, row: OutboxRow, exc: Exception) -> None:
         """A notice that made sending fail in a way no channel reports (a bug, a malformed body): held with its
         error like an outage, and refused once it has failed `MAX_ATTEMPTS` times, so it never blocks the
         notices after it for good."""
@@ -172,7 +173,7 @@ class Sender:
     def _later(self, attempts: int) -> datetime:
         return self.clock() + timedelta(seconds=backoff(attempts))
 
-    def _failed(self, alerts: TenantAlerts, rows: Sequence[OutboxRow], exc: Exception) -> datetime:
+    def _failed(self, alerts: AlertOutbox, rows: Sequence[OutboxRow], exc: Exception) -> datetime:
         """Hold `rows` for their next attempt (the channel's Retry-After when it gave one); when that is."""
         log.warning("alerts: %d notice(s) of tenant %s not sent, held: %s", len(rows), alerts.tenant_id, exc)
         retry_after = getattr(exc, "retry_after", None)
@@ -181,7 +182,10 @@ class Sender:
         return when
 
 
-def admin_link(settings: Settings, tenant_id: str, page: str = "") -> str:
+def admin_link(settings: Settings, tenant_id: str | None, page: str = "") -> str:
+    """A tenant's admin page, or the deployment's when `tenant_id` is None."""
+    if tenant_id is None:
+        return deployment_url(settings.public_url, page, {}).rstrip("/")
     return admin_url(settings.public_url, tenant_id, page, {}).rstrip("/")
 
 
@@ -192,7 +196,7 @@ def _buttons(links: list[dict[str, str]]) -> list[dict[str, Any]]:
     ]
 
 
-def slack_message(row: OutboxRow, tenant_id: str, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
+def slack_message(row: OutboxRow, tenant_id: str | None, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
     """One notice as a Slack post: its text (the notification's fallback) and Block Kit blocks."""
     body = row.body
     text = str(body.get("summary") or row.kind)[:2900]
@@ -209,11 +213,14 @@ def slack_message(row: OutboxRow, tenant_id: str, settings: Settings) -> tuple[s
     return text, blocks
 
 
-def slack_summary(rows: Sequence[OutboxRow], tenant_id: str, settings: Settings) -> tuple[str, list[dict[str, Any]]]:
+def slack_summary(
+    rows: Sequence[OutboxRow], tenant_id: str | None, settings: Settings
+) -> tuple[str, list[dict[str, Any]]]:
     """Many notices at once as one post: counts by kind and the top groups, and a link."""
     kinds = Counter(r.kind for r in rows)
     groups = Counter(str(r.body.get("group") or r.body.get("summary") or r.kind)[:120] for r in rows)
-    text = f"{len(rows)} notices for tenant {tenant_id}: " + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+    whose = f"tenant {tenant_id}" if tenant_id is not None else "the deployment"
+    text = f"{len(rows)} notices for {whose}: " + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
     top = "\n".join(f"• {n}x {g}" for g, n in groups.most_common(5))
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},

@@ -261,6 +261,8 @@ class FeedPublisher:
                         self._deliver(sink, batch_entries, batch, retry, deadline, run, letters, None)
                         refused = {letter.event.event_id for letter in letters}
                         delivered = [e.event_id for e in batch_entries if e.event_id not in refused]
+                        if letters:
+                            self.store.registry.mark_alerting(tenant.tenant_id)
                         session.complete_redrive(delivered, letters)
                         run.dead_lettered += len(letters)
                 run.caught_up = True
@@ -296,6 +298,8 @@ class FeedPublisher:
                 for batch_entries, batch in self._batches(tenant, page.events):
                     letters: list[DeadLetter] = []
                     self._deliver_batch(sink, batch_entries, batch, retry_seconds, deadline, run, letters, refusals)
+                    if letters:  # marked before they are stored: the alert timer visits, a Slack post each
+                        self.store.registry.mark_alerting(tenant.tenant_id)
                     run.checkpoint = session.complete_batch(batch_entries[-1].checkpoint, letters)
                     run.dead_lettered += len(letters)
                 if not page.more:

@@ -12,14 +12,23 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
   `views.session(view)` -> `ViewSession`, one runner's locked hold on one view.
 - `store.replays(tenant_id)` -> `TenantReplays`: replay jobs and the delivery of their messages.
 - `store.alerts(tenant_id)` -> `TenantAlerts`: incidents of the alert rules and the notifications outbox.
+- `store.queue_dead_letters()` -> `QueueDeadLetters`: poison messages of the ingest queues, kept; the
+  deployment's own alert outbox.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
 """
 
+from eventstore.store.alert_outbox import AlertOutbox, Notice, OutboxRow
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.event_store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter, SinkState
 from eventstore.store.payload_problems import PayloadProblem
 from eventstore.store.pending_work import PendingWork
+from eventstore.store.queue_dead_letters import (
+    DeadLetterMismatch,
+    NewQueueDeadLetter,
+    QueueDeadLetterRow,
+    QueueDeadLetters,
+)
 from eventstore.store.read_feed import FeedEntry, FeedPage, PendingStats, WritingTransaction
 from eventstore.store.streams import (
     AUDIT_STREAM_ID,
@@ -29,7 +38,7 @@ from eventstore.store.streams import (
     instance_stream_id,
     validate_instance_id,
 )
-from eventstore.store.tenant_alerts import IncidentRow, Notice, OutboxRow, TenantAlerts, WindowFigures
+from eventstore.store.tenant_alerts import IncidentRow, TenantAlerts, WindowFigures
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
 from eventstore.store.tenant_replays import (
@@ -50,15 +59,18 @@ __all__ = [
     "INSTANCE_PREFIX",
     "MAX_INSTANCE_ID_LENGTH",
     "NO_CONTROL_CHARACTERS",
+    "AlertOutbox",
     "BlobPayloads",
     "ConfirmationRequired",
     "DeadLetter",
+    "DeadLetterMismatch",
     "EventStore",
     "FeedEntry",
     "FeedPage",
     "FeedSession",
     "IncidentRow",
     "ItemCounts",
+    "NewQueueDeadLetter",
     "NewReplayJob",
     "NothingToReplay",
     "Notice",
@@ -66,6 +78,8 @@ __all__ = [
     "PayloadProblem",
     "PendingStats",
     "PendingWork",
+    "QueueDeadLetterRow",
+    "QueueDeadLetters",
     "ReplayItemRow",
     "ReplayJobRow",
     "ReplayOverlap",

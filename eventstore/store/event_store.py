@@ -14,6 +14,7 @@ from eventstore.store.alert_reports import AlertReports
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.connection import Pools, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
+from eventstore.store.queue_dead_letters import QueueDeadLetters
 from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
 from eventstore.store.registry import TenantRegistry
 from eventstore.store.schema import TENANTS, table
@@ -80,6 +81,11 @@ class EventStore:
         """The weekly summary's sends (control schema)."""
         self.registry  # noqa: B018 (the control schema is migrated on first use)
         return AlertReports(self.pools.app("default"), self.control_schema)
+
+    def queue_dead_letters(self) -> QueueDeadLetters:
+        """The ingest queues' dead letters and the deployment's alert outbox (control schema)."""
+        self.registry  # noqa: B018 (the control schema is migrated on first use)
+        return QueueDeadLetters(self.pools.app("default"), self.control_schema)
 
     def migrate_control(self) -> int:
         """Create or upgrade the control schema (tenant registry) and the application role."""

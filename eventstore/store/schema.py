@@ -27,6 +27,8 @@ ALERTS_ACTIVE = "alerts_active"
 """Tenants with an open incident or notifications to send, in the control schema."""
 ALERT_REPORTS = "alert_reports"
 """The weekly summary's sends, one row per week, in the control schema."""
+QUEUE_DEAD_LETTERS = "queue_dead_letters"
+"""Messages taken off the ingest queues' poison queues, in the control schema."""
 """The registry's table, in the control schema."""
 
 

@@ -15,12 +15,12 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from eventstore.settings import Settings
+from eventstore.store.alert_outbox import ALERT_OUTBOX, AlertOutbox, Notice
 from eventstore.store.connection import StorePool, run
-from eventstore.store.schema import table
+from eventstore.store.schema import FEED_DEAD_LETTERS, table
 from eventstore.tenancy import TenantPlacement
 
 ALERT_INCIDENTS = "alert_incidents"
-ALERT_OUTBOX = "alert_outbox"
 EXECUTIONS_TABLE = "view_trace_executions"
 """The executions view's table (eventstore/views/traces.py): the failure-rate window is counted there, and
 the dead letters are found there."""
@@ -50,41 +50,15 @@ class IncidentRow(NamedTuple):
     evaluated_at: datetime
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A notification to queue: `notice_key` makes it once per channel; notices with the same `ordering_key`
-    go out in the order they were queued."""
-
-    channel: str
-    notice_key: str
-    ordering_key: str
-    kind: str
-    body: dict[str, Any]
-
-
-class OutboxRow(NamedTuple):
-    id: int
-    channel: str
-    notice_key: str
-    ordering_key: str
-    kind: str
-    body: dict[str, Any]
-    state: str
-    attempts: int
-    created_at: datetime
-
-
 _INCIDENT_COLUMNS = "dedup_key, rule, subject, state, opened_at, resolved_at, figures, evaluated_at"
-_OUTBOX_COLUMNS = "id, channel, notice_key, ordering_key, kind, body, state, attempts, created_at"
 
 
-class TenantAlerts:
+class TenantAlerts(AlertOutbox):
     """One tenant's incidents and outbox. Obtain one with `EventStore.alerts(tenant_id)`."""
 
     def __init__(self, placement: TenantPlacement, pool: StorePool, settings: Settings) -> None:
+        super().__init__(placement.schema_name, pool, placement.tenant_id)
         self.placement = placement
-        self._schema = placement.schema_name
-        self._pool = pool
         self._settings = settings
 
     @property
@@ -173,27 +147,13 @@ class TenantAlerts:
 
         return run(self._pool, resolve, writes=True)
 
-    # -- the outbox ----------------------------------------------------------------------------------------
-
-    def _enqueue(self, conn: psycopg.Connection[Any], notices: Sequence[Notice]) -> int:
-        queued = 0
-        for notice in notices:
-            # A notice already queued under its key is the same notice (a re-run, a second evaluator): the
-            # key is what "once" means here, so finding it is the answer, not a loss.
-            row = conn.execute(
-                sql.SQL(
-                    "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body) VALUES (%s, %s, %s, %s, %s)"
-                    " ON CONFLICT (channel, notice_key) DO NOTHING RETURNING id"
-                ).format(outbox=self._t(ALERT_OUTBOX)),
-                (notice.channel, notice.notice_key, notice.ordering_key, notice.kind, Jsonb(notice.body)),
-            ).fetchone()
-            queued += row is not None
-        return queued
+    # -- notices from the views and the feed --------------------------------------------------------------------------
 
     def collect(self, since: datetime, channels: Sequence[str], faulted_channels: Sequence[str], admin: str) -> int:
         """Queue a notice on each of `channels` for every dead-lettered execution (the engine gave up on its
-        message) and on each of `faulted_channels` for every instance that entered the faulted state, since
-        `since`, that is not queued yet: a set difference against the outbox, so a notice is queued once
+        message) and every event a change-feed sink refused for good (a feed dead letter), and on each of
+        `faulted_channels` for every instance that entered the faulted state, since `since`, that is not
+        queued yet: a set difference against the outbox, so a notice is queued once
         whenever and however often this runs, and a view rebuilt from the start queues nothing again.
         `admin`: the tenant's admin page, for the links. How many were queued."""
         dead_letters = sql.SQL(
@@ -239,6 +199,25 @@ class TenantAlerts:
             " ORDER BY i.faulted_at, i.workflow_instance_id, ch.channel"
             " ON CONFLICT (channel, notice_key) DO NOTHING"
         ).format(outbox=self._t(ALERT_OUTBOX), instances=self._t(INSTANCES_TABLE))
+        feed_dead_letters = sql.SQL(
+            "INSERT INTO {outbox} (channel, notice_key, ordering_key, kind, body)"
+            " SELECT ch.channel, 'feed-dead-letter/' || d.sink || '/' || d.event_id || '@'"
+            " || to_char(d.dead_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+            " 'feed-dead-letter/' || d.sink || '/' || d.event_id, 'feed-dead-letter',"
+            " jsonb_build_object("
+            "  'summary', format('Change feed dead letter: %%s refused event %%s for good (tenant %%s)', d.sink,"
+            "    d.event_id, %s::text),"
+            "  'group', concat_ws(' / ', 'feed dead letter', d.sink, d.status),"
+            "  'fields', jsonb_build_object('Tenant', %s::text, 'Sink', d.sink, 'Event', d.event_id,"
+            "    'Position', d.global_position, 'Status', d.status, 'Error', left(d.reason, 300)),"
+            "  'links', jsonb_build_array(jsonb_build_object("
+            "    'href', %s::text || 'feed?sink=' || d.sink, 'text', 'The change feed')))"
+            " FROM {letters} AS d CROSS JOIN unnest(%s::text[]) AS ch(channel)"
+            # Each dead-lettering once: one redriven and refused again is dead again, with a new dead_at.
+            " WHERE d.dead_at >= %s AND d.redriven_at IS NULL"
+            " ORDER BY d.dead_at, d.global_position, ch.channel"
+            " ON CONFLICT (channel, notice_key) DO NOTHING"
+        ).format(outbox=self._t(ALERT_OUTBOX), letters=self._t(FEED_DEAD_LETTERS))
         tenant = self.tenant_id
 
         def collect(conn: psycopg.Connection[Any]) -> int:
@@ -246,96 +225,10 @@ class TenantAlerts:
                 queued = 0
                 if channels:
                     queued += conn.execute(dead_letters, (tenant, tenant, admin, list(channels), since)).rowcount
+                    queued += conn.execute(feed_dead_letters, (tenant, tenant, admin, list(channels), since)).rowcount
                 if faulted_channels:
                     faulted_params = (tenant, tenant, admin, tenant, list(faulted_channels), since)
                     queued += conn.execute(faulted, faulted_params).rowcount
                 return queued
 
         return run(self._pool, collect, writes=True)
-
-    def enqueue(self, notices: Sequence[Notice]) -> int:
-        """Queue `notices` (each once per channel and key); how many were new."""
-
-        def enqueue(conn: psycopg.Connection[Any]) -> int:
-            with conn.transaction():
-                return self._enqueue(conn, notices)
-
-        return run(self._pool, enqueue, writes=True)
-
-    def claim(self, channel: str, limit: int, seconds: float) -> list[OutboxRow]:
-        """Take up to `limit` due notifications of `channel` to send them, for `seconds`, oldest first; never
-        one whose ordering key has an earlier one unsent, nor one another sender holds."""
-        outbox = self._t(ALERT_OUTBOX)
-        statement = sql.SQL(
-            "WITH due AS MATERIALIZED (SELECT c.id FROM {outbox} AS c WHERE c.channel = %s"
-            " AND ((c.state = 'pending' AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= now()))"
-            " OR (c.state = 'sending' AND c.claimed_until < now()))"
-            " AND NOT EXISTS (SELECT 1 FROM {outbox} AS e WHERE e.channel = c.channel"
-            " AND e.ordering_key = c.ordering_key AND e.id < c.id AND e.state IN ('pending', 'sending'))"
-            " ORDER BY c.id LIMIT %s FOR UPDATE SKIP LOCKED)"
-            " UPDATE {outbox} AS o SET state = 'sending', claimed_until = now() + make_interval(secs => %s)"
-            " FROM due WHERE o.id = due.id"
-            " RETURNING " + ", ".join(f"o.{c.strip()}" for c in _OUTBOX_COLUMNS.split(","))
-        ).format(outbox=outbox)
-        rows = run(self._pool, lambda conn: conn.execute(statement, (channel, limit, seconds)).fetchall(), writes=True)
-        return sorted((OutboxRow(*r) for r in rows), key=lambda row: row.id)
-
-    def due(self, channel: str) -> int:
-        """How many notifications of `channel` are due now."""
-        statement = sql.SQL(
-            "SELECT count(*) FROM {outbox} WHERE channel = %s AND ((state = 'pending' AND (next_attempt_at IS NULL"
-            " OR next_attempt_at <= now())) OR (state = 'sending' AND claimed_until < now()))"
-        ).format(outbox=self._t(ALERT_OUTBOX))
-        row = run(self._pool, lambda conn: conn.execute(statement, (channel,)).fetchone())
-        return int(row[0]) if row else 0
-
-    def mark_sent(self, ids: Sequence[int], sent_as: str) -> None:
-        statement = sql.SQL(
-            "UPDATE {outbox} SET state = 'sent', sent_at = now(), sent_as = %s, claimed_until = NULL,"
-            " attempts = attempts + 1, last_error = NULL WHERE id = ANY(%s) AND state = 'sending'"
-        ).format(outbox=self._t(ALERT_OUTBOX))
-        run(self._pool, lambda conn: conn.execute(statement, (sent_as, list(ids))), writes=True)
-
-    def mark_failed(self, ids: Sequence[int], error: str, next_attempt_at: datetime) -> None:
-        """Not sent: back to pending with the error, due again at `next_attempt_at`."""
-        statement = sql.SQL(
-            "UPDATE {outbox} SET state = 'pending', attempts = attempts + 1, last_error = %s,"
-            " next_attempt_at = %s, claimed_until = NULL WHERE id = ANY(%s) AND state = 'sending'"
-        ).format(outbox=self._t(ALERT_OUTBOX))
-        run(self._pool, lambda conn: conn.execute(statement, (error, next_attempt_at, list(ids))), writes=True)
-
-    def release(self, ids: Sequence[int], next_attempt_at: datetime) -> None:
-        """Give back claimed notifications not tried (their channel is down): pending, due at
-        `next_attempt_at`, no attempt counted."""
-        statement = sql.SQL(
-            "UPDATE {outbox} SET state = 'pending', next_attempt_at = %s, claimed_until = NULL"
-            " WHERE id = ANY(%s) AND state = 'sending'"
-        ).format(outbox=self._t(ALERT_OUTBOX))
-        run(self._pool, lambda conn: conn.execute(statement, (next_attempt_at, list(ids))), writes=True)
-
-    def mark_refused(self, ids: Sequence[int], error: str) -> None:
-        """The channel refused them for good (a wrong key, a malformed body): kept with the error, shown in
-        health, not retried."""
-        statement = sql.SQL(
-            "UPDATE {outbox} SET state = 'refused', attempts = attempts + 1, last_error = %s, claimed_until = NULL"
-            " WHERE id = ANY(%s) AND state = 'sending'"
-        ).format(outbox=self._t(ALERT_OUTBOX))
-        run(self._pool, lambda conn: conn.execute(statement, (error, list(ids))), writes=True)
-
-    def unsent(self) -> int:
-        """Notifications not yet sent (pending or being sent), all channels."""
-        statement = sql.SQL("SELECT count(*) FROM {outbox} WHERE state IN ('pending', 'sending')").format(
-            outbox=self._t(ALERT_OUTBOX)
-        )
-        row = run(self._pool, lambda conn: conn.execute(statement).fetchone())
-        return int(row[0]) if row else 0
-
-    def outbox(self, channel: str | None = None, limit: int = 1000) -> list[tuple[OutboxRow, str | None]]:
-        """The latest `limit` notifications, oldest first, with each one's last error."""
-        where = sql.SQL(" WHERE channel = %s") if channel else sql.SQL("")
-        statement = sql.SQL(
-            "SELECT " + _OUTBOX_COLUMNS + ", last_error FROM {outbox}{where} ORDER BY id DESC LIMIT %s"
-        ).format(outbox=self._t(ALERT_OUTBOX), where=where)
-        params: tuple[Any, ...] = (channel, limit) if channel else (limit,)
-        rows = run(self._pool, lambda conn: conn.execute(statement, params).fetchall())
-        return [(OutboxRow(*r[:-1]), r[-1]) for r in reversed(rows)]

@@ -1,0 +1,225 @@
+"""Takes what the Functions host moved to the ingest queues' poison queues and keeps it as queue dead letters
+(`QueueDeadLetters`, control schema), each with a Slack notice queued in the same transaction; the message
+leaves its poison queue only once both are stored. The alert timer does this on every run; `redrive` sends
+a dead letter back to the queue it came from (ingest is idempotent: a message recorded meanwhile is not
+recorded twice).
+
+A poison queue is drained by a timer, not a queue trigger: a trigger on a poison queue that fails (the
+database down) would move the message on to a `-poison-poison` queue nobody reads; here it only becomes
+visible again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueMessage
+
+from eventstore.alerts.categories import admin_url, deployment_url
+from eventstore.errors import StoreUnavailable
+from eventstore.ingest.poisoned import MESSAGES_QUEUE, OUTCOMES_QUEUE, POISON_SUFFIX, diagnose
+from eventstore.settings import Settings
+from eventstore.store import (
+    DeadLetterMismatch,
+    EventStore,
+    NewQueueDeadLetter,
+    Notice,
+    QueueDeadLetterRow,
+    QueueDeadLetters,
+)
+
+log = logging.getLogger(__name__)
+
+POISON_QUEUES = {MESSAGES_QUEUE + POISON_SUFFIX: MESSAGES_QUEUE, OUTCOMES_QUEUE + POISON_SUFFIX: OUTCOMES_QUEUE}
+"""Each poison queue drained, with the ingest queue its messages came from (and a redrive sends them to)."""
+PAGE = 32
+"""Messages per receive: the Storage service's maximum."""
+HIDE_SECONDS = 60
+"""How long a taken message stays invisible: a run that dies leaves it to the next one."""
+MAX_PER_RUN = 5_000
+
+
+@dataclass
+class DrainResult:
+    kept: int = 0
+    """New dead letters stored."""
+    again: int = 0
+    """Messages stored before (a run that died before deleting them), deleted now."""
+    errors: list[str] = field(default_factory=list)
+
+
+class PoisonQueues:
+    """The poison queues of the ingest queues, on the app's queue storage account."""
+
+    def __init__(
+        self,
+        connection_string: str,
+        timeout: float,
+        sources: Mapping[str, str] = POISON_QUEUES,
+        *,
+        hide_seconds: int = HIDE_SECONDS,
+    ) -> None:
+        self._connection_string = connection_string
+        self._timeout = timeout
+        self.sources = dict(sources)
+        self.hide_seconds = hide_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoisonQueues | None:
+        if not settings.queue_connection_string:
+            return None
+        return cls(settings.queue_connection_string, settings.dependency_timeout_seconds)
+
+    @contextlib.contextmanager
+    def client(self, name: str) -> Iterator[QueueClient]:
+        client = QueueClient.from_connection_string(
+            self._connection_string, name, retry_total=1,
+            connection_timeout=self._timeout, read_timeout=self._timeout,
+        )  # fmt: skip
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def send(self, name: str, content: str) -> None:
+        with self.client(name) as client:
+            with contextlib.suppress(ResourceExistsError):
+                client.create_queue()
+            client.send_message(content)
+
+
+def _decoded(content: str | bytes) -> tuple[bytes, bool]:
+    """The message's bytes as its function received them (base64-decoded), or its text when it is not base64."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    try:
+        return base64.b64decode(text, validate=True), True
+    except (binascii.Error, ValueError):
+        return text.encode("utf-8"), False
+
+
+def dead_letter(store: EventStore, queue: str, source: str, message: QueueMessage) -> NewQueueDeadLetter:
+    body, was_base64 = _decoded(message.content)
+    diagnosis = diagnose(source, body, was_base64)
+    reason = diagnosis.reason
+    if diagnosis.readable and diagnosis.tenant_id is not None and store.registry.find(diagnosis.tenant_id) is None:
+        reason = f"UnknownTenant: tenant {diagnosis.tenant_id} was never onboarded"
+    return NewQueueDeadLetter(
+        queue=queue,
+        message_id=message.id,
+        body=body,
+        base64=was_base64,
+        tenant_id=diagnosis.tenant_id,
+        message_type=diagnosis.message_type,
+        workflow_id=diagnosis.workflow_id,
+        reason=reason,
+        dequeue_count=message.dequeue_count,
+        queued_at=message.inserted_on,
+    )
+
+
+def slack_notice(letter: NewQueueDeadLetter, settings: Settings) -> Notice:
+    key = f"queue-dead-letter/{letter.queue}/{letter.message_id}"
+    what = letter.message_type or "unreadable"
+    tenant = letter.tenant_id or "no tenant"
+    query: dict[str, str | None] = {"queue": letter.queue, "messageId": letter.message_id}
+    page = (
+        admin_url(settings.public_url, letter.tenant_id, "dead-letters", query)
+        if letter.tenant_id
+        else deployment_url(settings.public_url, "dead-letters", query)
+    )
+    return Notice(
+        channel="slack",
+        notice_key=key,
+        ordering_key=key,
+        kind="queue-dead-letter",
+        body={
+            "summary": f"Dead letter: a {what} message ({tenant}) landed in {letter.queue}",
+            "group": " / ".join(p for p in ("queue dead letter", letter.queue, letter.message_type) if p),
+            "fields": {
+                "Tenant": letter.tenant_id,
+                "Queue": letter.queue,
+                "Message type": letter.message_type,
+                "Workflow": letter.workflow_id,
+                "Attempts": letter.dequeue_count,
+                "Error": letter.reason[:300],
+                "Message": letter.message_id,
+            },
+            "links": [{"href": page, "text": "The dead letter"}],
+        },
+    )
+
+
+def drain(
+    store: EventStore,
+    settings: Settings,
+    queues: PoisonQueues,
+    *,
+    notify: bool,
+    limit: int = MAX_PER_RUN,
+) -> DrainResult:
+    """Keep every message of the poison queues as a dead letter (with a Slack notice when `notify`), then
+    delete it from its queue. Stops a queue at the first message it cannot keep (said in `errors`); that
+    message and those after it stay on the queue for the next run."""
+    result = DrainResult()
+    for name in queues.sources:
+        try:
+            _drain_queue(store, settings, queues, name, store.queue_dead_letters(), notify, limit, result)
+        except (AzureError, StoreUnavailable) as exc:
+            log.warning("dead letters: %s could not be drained now: %s", name, exc)
+            result.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    return result
+
+
+def _drain_queue(
+    store: EventStore,
+    settings: Settings,
+    queues: PoisonQueues,
+    name: str,
+    letters: QueueDeadLetters,
+    notify: bool,
+    limit: int,
+    result: DrainResult,
+) -> None:
+    taken = 0
+    with queues.client(name) as client:
+        while taken < limit:
+            try:
+                page = list(client.receive_messages(messages_per_page=PAGE, visibility_timeout=queues.hide_seconds,
+                                                    max_messages=PAGE))  # fmt: skip
+            except ResourceNotFoundError:  # no message was ever poisoned here
+                return
+            if not page:
+                return
+            for message in page:
+                letter = dead_letter(store, name, queues.sources[name], message)
+                try:
+                    new = letters.record(letter, [slack_notice(letter, settings)] if notify else [])
+                except DeadLetterMismatch as exc:
+                    log.error("dead letters: %s", exc)
+                    result.errors.append(f"{name}: {exc}")
+                    return
+                client.delete_message(message)
+                taken += 1
+                if new:
+                    result.kept += 1
+                    log.error(
+                        "dead letters: message %s of %s (tenant %s) kept after %s attempts: %s",
+                        message.id, name, letter.tenant_id, message.dequeue_count, letter.reason,
+                    )  # fmt: skip
+                else:
+                    result.again += 1
+
+
+def redrive(store: EventStore, queues: PoisonQueues, letter: QueueDeadLetterRow, by: str) -> str:
+    """Send a dead letter back to the queue it was poisoned from, encoded as it came; stamp it. The queue."""
+    target = queues.sources.get(letter.queue, letter.queue.removesuffix(POISON_SUFFIX))
+    content = base64.b64encode(letter.body).decode("ascii") if letter.base64 else letter.body.decode("utf-8")
+    queues.send(target, content)
+    store.queue_dead_letters().mark_redriven(letter.id, by)
+    return target
