@@ -1,5 +1,6 @@
 // eventstore on Azure: Function App (Python 3.11, Linux), its Storage account (queues, payload blobs),
-// PostgreSQL Flexible Server, Application Insights. Deploy with infra/deploy.sh.
+// PostgreSQL Flexible Server, a Key Vault for the app's secrets, Application Insights (optional), the alert
+// channels (each off unless its settings are given). Deploy with infra/deploy.sh.
 targetScope = 'resourceGroup'
 
 @description('Short name used to derive resource names (3-11 lowercase letters and digits).')
@@ -43,13 +44,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+@description('Application Insights (workspace-based) for the app: the host logs and the OpenTelemetry metrics, exported only when APPLICATIONINSIGHTS_CONNECTION_STRING is set. false: neither resource nor setting.')
+param appInsightsEnabled bool = true
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (appInsightsEnabled) {
   name: '${name}-logs-${suffix}'
   location: location
   properties: { sku: { name: 'PerGB2018' }, retentionInDays: 30 }
 }
 
-resource insights 'Microsoft.Insights/components@2020-02-02' = {
+resource insights 'Microsoft.Insights/components@2020-02-02' = if (appInsightsEnabled) {
   name: '${name}-ai-${suffix}'
   location: location
   kind: 'web'
@@ -111,9 +115,154 @@ resource feedTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
   }
 }
 
-var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+// -- alerts (docs/alerts.md). A channel is on when its settings are given, so each is off by default: an empty
+// parameter emits no setting at all (an empty value would not read as unset).
+@description('Evaluate the alert rules and send notifications (EVENTSTORE_ALERTS_ENABLED).')
+param alertsEnabled bool = true
+
+@description('NCRONTAB (6 fields) of the alert timer (EVENTSTORE_ALERTS_SCHEDULE).')
+param alertsSchedule string = '0 */1 * * * *'
+
+@description('NCRONTAB (6 fields) of the weekly summary\'s timer (EVENTSTORE_WEEKLY_SCHEDULE).')
+param weeklySchedule string = '0 0 * * * *'
+
+@description('The weekly summary goes out from this hour (UTC) of Monday on (EVENTSTORE_WEEKLY_HOUR).')
+@minValue(0)
+@maxValue(23)
+param weeklyHour int = 8
+
+@description('A workflow\'s failure rate over the window above this pages (EVENTSTORE_ALERT_FAILURE_RATE); a string because Bicep has no decimals.')
+param alertFailureRate string = '0.05'
+
+@description('Executions the window must hold before its failure rate can page (EVENTSTORE_ALERT_MIN_EXECUTIONS).')
+@minValue(1)
+param alertMinExecutions int = 20
+
+@description('The failure-rate rule\'s sliding window in minutes (EVENTSTORE_ALERT_WINDOW_MINUTES).')
+@minValue(1)
+@maxValue(1440)
+param alertWindowMinutes int = 60
+
+@description('PagerDuty severity of a page (EVENTSTORE_ALERT_SEVERITY).')
+@allowed(['critical', 'error', 'warning', 'info'])
+param alertSeverity string = 'error'
+
+@description('Where people reach the app, for the links in alerts (EVENTSTORE_PUBLIC_URL). Empty: the Function App\'s own https address.')
+param publicUrl string = ''
+
+@secure()
+@description('PagerDuty Events API v2 integration key, kept in the Key Vault. Empty: no pages.')
+param pagerdutyRoutingKey string = ''
+
+@description('Base URL of the PagerDuty Events API (EVENTSTORE_PAGERDUTY_URL). Empty: PagerDuty\'s own.')
+param pagerdutyUrl string = ''
+
+@description('Page for each instance that enters the faulted state too (EVENTSTORE_ALERT_FAULTED_PAGERDUTY).')
+param alertFaultedPagerduty bool = false
+
+@secure()
+@description('Slack incoming webhook URL, kept in the Key Vault. Empty: no Slack posts.')
+param slackWebhookUrl string = ''
+
+@description('More notices than this due at once go as one Slack summary post (EVENTSTORE_SLACK_SUMMARY_OVER).')
+@minValue(1)
+param slackSummaryOver int = 10
+
+@description('SMTP server of the weekly email (EVENTSTORE_SMTP_HOST). Empty: no email over SMTP.')
+param smtpHost string = ''
+
+@minValue(1)
+@maxValue(65535)
+param smtpPort int = 587
+
+@description('SMTP login (EVENTSTORE_SMTP_USERNAME). Empty: none.')
+param smtpUsername string = ''
+
+@secure()
+@description('SMTP password, kept in the Key Vault. Empty: none.')
+param smtpPassword string = ''
+
+@description('Upgrade the SMTP connection with STARTTLS (EVENTSTORE_SMTP_STARTTLS).')
+param smtpStarttls bool = true
+
+@description('Sender of the weekly email (EVENTSTORE_ALERT_EMAIL_FROM); with ACS, an address of a domain linked to the resource.')
+param alertEmailFrom string = ''
+
+@description('The operations owner: recipients of the weekly email, comma-separated (EVENTSTORE_ALERT_EMAIL_TO).')
+param alertEmailTo string = ''
+
+@description('Name of an existing Azure Communication Services resource in this resource group, with an email domain linked: the weekly email goes through it with the app\'s managed identity, which gets Contributor on that resource only. Empty: none.')
+param acsEmailResourceName string = ''
+
+@description('Endpoint of an Azure Communication Services resource elsewhere, used with the app\'s managed identity (EVENTSTORE_ACS_EMAIL_ENDPOINT; grant the identity its role yourself). Empty: the endpoint of acsEmailResourceName, if any.')
+param acsEmailEndpoint string = ''
+
+@secure()
+@description('Azure Communication Services connection string (endpoint and access key), kept in the Key Vault: the alternative to the managed identity. Empty: none.')
+param acsEmailConnectionString string = ''
+
+// The app's secrets: settings hold Key Vault references, never the values. RBAC only (no access policies);
+// soft delete keeps a deleted secret or vault recoverable for 90 days.
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: '${name}-kv-${take(suffix, 9)}'
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
 var ownerDsn = 'postgresql://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgres.properties.fullyQualifiedDomainName}:5432/${databaseName}?sslmode=require'
 
+// One secret per value given; a reference names the secret without a version, so the app reads the latest.
+resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'database-url'
+  properties: { value: ownerDsn, contentType: 'EVENTSTORE_DATABASE_URL' }
+}
+
+resource continuationKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(continuationKey)) {
+  parent: vault
+  name: 'continuation-key'
+  properties: { value: continuationKey, contentType: 'EVENTSTORE_CONTINUATION_KEY' }
+}
+
+resource pagerdutySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(pagerdutyRoutingKey)) {
+  parent: vault
+  name: 'pagerduty-routing-key'
+  properties: { value: pagerdutyRoutingKey, contentType: 'EVENTSTORE_PAGERDUTY_ROUTING_KEY' }
+}
+
+resource slackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(slackWebhookUrl)) {
+  parent: vault
+  name: 'slack-webhook-url'
+  properties: { value: slackWebhookUrl, contentType: 'EVENTSTORE_SLACK_WEBHOOK_URL' }
+}
+
+resource smtpPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(smtpPassword)) {
+  parent: vault
+  name: 'smtp-password'
+  properties: { value: smtpPassword, contentType: 'EVENTSTORE_SMTP_PASSWORD' }
+}
+
+resource acsConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(acsEmailConnectionString)) {
+  parent: vault
+  name: 'acs-email-connection-string'
+  properties: { value: acsEmailConnectionString, contentType: 'EVENTSTORE_ACS_EMAIL_CONNECTION_STRING' }
+}
+
+resource acs 'Microsoft.Communication/communicationServices@2023-04-01' existing = if (!empty(acsEmailResourceName)) {
+  name: acsEmailResourceName
+}
+
+var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+
+// The app settings are a resource of their own, written after the identity may read the vault: the platform
+// resolves the references when the settings change, and a reference it cannot resolve stays the literal text.
 resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
   name: '${name}-func-${suffix}'
   location: location
@@ -122,28 +271,114 @@ resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    keyVaultReferenceIdentity: 'SystemAssigned'
     siteConfig: {
       linuxFxVersion: 'Python|3.11'
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: [
-        { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
-        { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
-        { name: 'AzureWebJobsStorage', value: storageConnection }
-        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
-        { name: 'SCM_DO_BUILD_DURING_DEPLOYMENT', value: 'true' }
-        { name: 'EVENTSTORE_DATABASE_URL', value: ownerDsn }
-        { name: 'EVENTSTORE_PARTITIONS_AHEAD', value: string(partitionsAhead) }
-        { name: 'EVENTSTORE_FEED_ENABLED', value: string(feedEnabled) }
-        { name: 'EVENTSTORE_FEED_SCHEDULE', value: feedSchedule }
-        { name: 'EVENTSTORE_VIEWS_SCHEDULE', value: viewsSchedule }
-        { name: 'EVENTSTORE_EVENTGRID_ENDPOINT', value: feedTopic.properties.endpoint }
-        { name: 'EVENTSTORE_EVENTGRID_AUTH', value: 'entra' }
-        { name: 'EVENTSTORE_CONTINUATION_KEY', value: continuationKey }
-      ]
     }
   }
   dependsOn: [database, allowAzure]
+}
+
+var baseSettings = {
+  FUNCTIONS_EXTENSION_VERSION: '~4'
+  FUNCTIONS_WORKER_RUNTIME: 'python'
+  AzureWebJobsStorage: storageConnection
+  SCM_DO_BUILD_DURING_DEPLOYMENT: 'true'
+  EVENTSTORE_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${databaseUrlSecret.properties.secretUri})'
+  EVENTSTORE_PARTITIONS_AHEAD: string(partitionsAhead)
+  EVENTSTORE_FEED_ENABLED: string(feedEnabled)
+  EVENTSTORE_FEED_SCHEDULE: feedSchedule
+  EVENTSTORE_VIEWS_SCHEDULE: viewsSchedule
+  EVENTSTORE_EVENTGRID_ENDPOINT: feedTopic.properties.endpoint
+  EVENTSTORE_EVENTGRID_AUTH: 'entra'
+}
+
+var continuationSettings = empty(continuationKey) ? {} : {
+  EVENTSTORE_CONTINUATION_KEY: '@Microsoft.KeyVault(SecretUri=${continuationKeySecret.properties.secretUri})'
+}
+
+var insightsSettings = appInsightsEnabled ? {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: insights.properties.ConnectionString
+} : {}
+
+var alertSettings = {
+  EVENTSTORE_ALERTS_ENABLED: string(alertsEnabled)
+  EVENTSTORE_ALERTS_SCHEDULE: alertsSchedule
+  EVENTSTORE_WEEKLY_SCHEDULE: weeklySchedule
+  EVENTSTORE_WEEKLY_HOUR: string(weeklyHour)
+  EVENTSTORE_ALERT_FAILURE_RATE: alertFailureRate
+  EVENTSTORE_ALERT_MIN_EXECUTIONS: string(alertMinExecutions)
+  EVENTSTORE_ALERT_WINDOW_MINUTES: string(alertWindowMinutes)
+  EVENTSTORE_ALERT_SEVERITY: alertSeverity
+  EVENTSTORE_PUBLIC_URL: empty(publicUrl) ? 'https://${functionApp.properties.defaultHostName}' : publicUrl
+  EVENTSTORE_ALERT_FAULTED_PAGERDUTY: string(alertFaultedPagerduty)
+  EVENTSTORE_SLACK_SUMMARY_OVER: string(slackSummaryOver)
+  EVENTSTORE_SMTP_PORT: string(smtpPort)
+  EVENTSTORE_SMTP_STARTTLS: string(smtpStarttls)
+}
+
+var pagerdutySettings = empty(pagerdutyRoutingKey) ? {} : {
+  EVENTSTORE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerdutySecret.properties.secretUri})'
+}
+
+var pagerdutyUrlSettings = empty(pagerdutyUrl) ? {} : { EVENTSTORE_PAGERDUTY_URL: pagerdutyUrl }
+
+var slackSettings = empty(slackWebhookUrl) ? {} : {
+  EVENTSTORE_SLACK_WEBHOOK_URL: '@Microsoft.KeyVault(SecretUri=${slackSecret.properties.secretUri})'
+}
+
+var smtpHostSettings = empty(smtpHost) ? {} : { EVENTSTORE_SMTP_HOST: smtpHost }
+
+var smtpUsernameSettings = empty(smtpUsername) ? {} : { EVENTSTORE_SMTP_USERNAME: smtpUsername }
+
+var smtpPasswordSettings = empty(smtpPassword) ? {} : {
+  EVENTSTORE_SMTP_PASSWORD: '@Microsoft.KeyVault(SecretUri=${smtpPasswordSecret.properties.secretUri})'
+}
+
+var emailFromSettings = empty(alertEmailFrom) ? {} : { EVENTSTORE_ALERT_EMAIL_FROM: alertEmailFrom }
+
+var emailToSettings = empty(alertEmailTo) ? {} : { EVENTSTORE_ALERT_EMAIL_TO: alertEmailTo }
+
+var acsEndpoint = empty(acsEmailEndpoint) ? (empty(acsEmailResourceName) ? '' : 'https://${acs.properties.hostName}') : acsEmailEndpoint
+
+var acsEndpointSettings = empty(acsEndpoint) ? {} : { EVENTSTORE_ACS_EMAIL_ENDPOINT: acsEndpoint }
+
+var acsConnectionSettings = empty(acsEmailConnectionString) ? {} : {
+  EVENTSTORE_ACS_EMAIL_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${acsConnectionSecret.properties.secretUri})'
+}
+
+// The app's managed identity reads the vault's secrets (the Key Vault references), nothing else of it.
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
+resource vaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, functionApp.id, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Sending email through Communication Services with Entra ID takes a role on that resource.
+var contributor = 'b24988ac-6180-42a0-ab88-20f7382dd24c'
+resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(acsEmailResourceName)) {
+  name: guid(acs.id, functionApp.id, contributor)
+  scope: acs
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', contributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Replaces the app's settings as a whole: every setting the app gets is listed here.
+resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
+  parent: functionApp
+  name: 'appsettings'
+  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
+  dependsOn: [vaultReader, acsSender]
 }
 
 // The app's managed identity may publish to the topic (DefaultAzureCredential picks it up).
@@ -160,5 +395,7 @@ resource feedSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 
 output feedTopicEndpoint string = feedTopic.properties.endpoint
 output functionAppName string = functionApp.name
+output functionAppPrincipalId string = functionApp.identity.principalId
+output keyVaultName string = vault.name
 output postgresHost string = postgres.properties.fullyQualifiedDomainName
 output storageAccountName string = storage.name
