@@ -23,7 +23,7 @@ from azure.storage.queue import QueueClient, QueueMessage
 
 from eventstore.alerts.categories import admin_url, deployment_url
 from eventstore.errors import StoreUnavailable
-from eventstore.ingest.poisoned import MESSAGES_QUEUE, OUTCOMES_QUEUE, POISON_SUFFIX, diagnose
+from eventstore.ingest import MESSAGES_QUEUE, OUTCOMES_QUEUE, POISON_SUFFIX, diagnose
 from eventstore.settings import Settings
 from eventstore.store import (
     DeadLetterMismatch,
@@ -146,7 +146,6 @@ def slack_notice(letter: NewQueueDeadLetter, settings: Settings) -> Notice:
                 "Queue": letter.queue,
                 "Message type": letter.message_type,
                 "Workflow": letter.workflow_id,
-                "Attempts": letter.dequeue_count,
                 "Error": letter.reason[:300],
                 "Message": letter.message_id,
             },
@@ -209,17 +208,27 @@ def _drain_queue(
                 if new:
                     result.kept += 1
                     log.error(
-                        "dead letters: message %s of %s (tenant %s) kept after %s attempts: %s",
-                        message.id, name, letter.tenant_id, message.dequeue_count, letter.reason,
+                        "dead letters: message %s of %s (tenant %s) kept: %s",
+                        message.id, name, letter.tenant_id, letter.reason,
                     )  # fmt: skip
                 else:
                     result.again += 1
 
 
-def redrive(store: EventStore, queues: PoisonQueues, letter: QueueDeadLetterRow, by: str) -> str:
-    """Send a dead letter back to the queue it was poisoned from, encoded as it came; stamp it. The queue."""
+def redrive(
+    store: EventStore, queues: PoisonQueues, letter: QueueDeadLetterRow, by: str, reason: str | None = None
+) -> QueueDeadLetterRow:
+    """Send a dead letter back to the queue it was poisoned from, encoded as it came, and stamp it (sent
+    first: a stamp lost to a crash leaves a redrive that can be repeated, and ingest records a message once).
+    Queue storage that cannot be reached is `StoreUnavailable`."""
     target = queues.sources.get(letter.queue, letter.queue.removesuffix(POISON_SUFFIX))
     content = base64.b64encode(letter.body).decode("ascii") if letter.base64 else letter.body.decode("utf-8")
-    queues.send(target, content)
-    store.queue_dead_letters().mark_redriven(letter.id, by)
-    return target
+    try:
+        queues.send(target, content)
+    except AzureError as exc:
+        raise StoreUnavailable(f"queue {target} could not be reached: {type(exc).__name__}") from exc
+    return store.queue_dead_letters().mark_redriven(letter.id, by, reason)
+
+
+def redrive_target(queues: PoisonQueues, letter: QueueDeadLetterRow) -> str:
+    return queues.sources.get(letter.queue, letter.queue.removesuffix(POISON_SUFFIX))

@@ -4,6 +4,7 @@ its HTTP operations beside their handlers; `OPERATIONS` collects them, in the Op
 from eventstore.functions import (
     alerts,
     compare,
+    dead_letters,
     feed,
     health,
     ingest,
@@ -29,6 +30,7 @@ OPERATIONS = (
     *views.OPERATIONS,
     *replay.OPERATIONS,
     *alerts.OPERATIONS,
+    *dead_letters.OPERATIONS,
     *openapi.OPERATIONS,
 )
 
@@ -46,6 +48,7 @@ BLUEPRINTS = (
     views.blueprint,
     replay.blueprint,
     alerts.blueprint,
+    dead_letters.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

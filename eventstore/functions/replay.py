@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import azure.functions as func
 from pydantic import ValidationError
 
-from eventstore.errors import InvalidInput, UnsupportedContentType
+from eventstore.errors import InvalidInput
 from eventstore.http import continuation
-from eventstore.http.exchange import body_within_limit, event_id_param, header, json_response, parse_query, route_param
+from eventstore.http.exchange import asked_body, event_id_param, json_response, parse_query, route_param
 from eventstore.http.replay_models import (
-    PRINCIPAL,
     BulkReplayRequest,
     DryRunAnswer,
     JobChangeRequest,
@@ -31,7 +29,6 @@ from eventstore.http.replay_models import (
     ReplayMessageRequest,
 )
 from eventstore.http.routes import Body, Operation, Reply, http_function
-from eventstore.ingest import is_json_media_type
 from eventstore.models import JSON_CONTENT_TYPE
 from eventstore.replay import requests as replay
 from eventstore.replay.driver import REPLAY_QUEUE
@@ -45,17 +42,6 @@ blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 QUEUE_CONNECTION = "AzureWebJobsStorage"
-PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
-"""Set by App Service Authentication (Entra ID) to the signed-in user: who asked, when it is there."""
-
-
-def _body(req: func.HttpRequest, model: type[Any]) -> Any:
-    """The request's body as `model`, with the signed-in principal (when there is one) as who asks."""
-    body = body_within_limit(req, services().settings)
-    if body.strip() and not is_json_media_type(header(req, "Content-Type")):
-        raise UnsupportedContentType(header(req, "Content-Type"), (JSON_CONTENT_TYPE,))
-    principal = header(req, PRINCIPAL_HEADER)
-    return model.model_validate_json(body if body.strip() else b"{}", context={PRINCIPAL: principal})
 
 
 def _job_id(req: func.HttpRequest) -> UUID:
@@ -154,7 +140,7 @@ REPLAY_MESSAGE = Operation(
 def replay_message(req: func.HttpRequest) -> func.HttpResponse:
     event_id = event_id_param(req)
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
-    asked: ReplayMessageRequest = _body(req, ReplayMessageRequest)
+    asked: ReplayMessageRequest = asked_body(req, services().settings, ReplayMessageRequest)
     who = asked.requested_by
     store, settings = services().store, services().settings
     answer = replay.replay_message(
@@ -203,7 +189,7 @@ START_REPLAY_JOB = Operation(
 @http_function(blueprint, START_REPLAY_JOB)
 def start_replay_job(req: func.HttpRequest) -> func.HttpResponse:
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
-    asked: BulkReplayRequest = _body(req, BulkReplayRequest)
+    asked: BulkReplayRequest = asked_body(req, services().settings, BulkReplayRequest)
     who = asked.requested_by
     f = asked.filter
     match = MessageFilter(
@@ -287,7 +273,7 @@ def list_replay_jobs(req: func.HttpRequest) -> func.HttpResponse:
 def _change(req: func.HttpRequest, to: str) -> func.HttpResponse:
     job_id = _job_id(req)
     tenant_id = services().store.tenant(route_param(req, "tenantId")).tenant_id
-    asked: JobChangeRequest = _body(req, JobChangeRequest)
+    asked: JobChangeRequest = asked_body(req, services().settings, JobChangeRequest)
     who = asked.requested_by
     replay.change_job(services().store, tenant_id, job_id, to, by=who, reason=asked.reason)
     if to == "running":

@@ -18,15 +18,18 @@ import annotated_types
 import azure.functions as func
 from pydantic import BaseModel, ValidationError
 
-from eventstore.errors import InvalidInput, PayloadTooLarge
+from eventstore.errors import InvalidInput, PayloadTooLarge, UnsupportedContentType
 from eventstore.http.models import PATTERN_MEANINGS
-from eventstore.models import ExpectedVersion, RecordedEvent, StreamState, is_json_content_type
+from eventstore.http.replay_models import PRINCIPAL
+from eventstore.ingest import is_json_media_type
+from eventstore.models import JSON_CONTENT_TYPE, ExpectedVersion, RecordedEvent, StreamState, is_json_content_type
 from eventstore.payload_json import common_parsers_refuse, json_problem
 from eventstore.query import inlines_payload
 from eventstore.settings import Settings
 from eventstore.store import validate_instance_id
 
 _Q = TypeVar("_Q", bound=BaseModel)
+_M = TypeVar("_M", bound=BaseModel)
 
 # Azure adds the function key as `?code=`; it is not one of the API's parameters.
 _TRANSPORT_PARAMETERS = frozenset({"code"})
@@ -126,6 +129,20 @@ def body_within_limit(req: func.HttpRequest, settings: Settings) -> bytes:
     if len(body) > settings.max_payload_size:
         raise PayloadTooLarge(len(body), settings.max_payload_size, field="body")
     return body
+
+
+PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL-NAME"
+"""Set by App Service Authentication (Entra ID) to the signed-in user: who asked, when it is there."""
+
+
+def asked_body(req: func.HttpRequest, settings: Settings, model: type[_M]) -> _M:
+    """The request's JSON body as `model` (a request someone answers for: replay, redrive), validated with
+    the signed-in principal (when there is one) in the context, as who asks."""
+    body = body_within_limit(req, settings)
+    if body.strip() and not is_json_media_type(header(req, "Content-Type")):
+        raise UnsupportedContentType(header(req, "Content-Type"), (JSON_CONTENT_TYPE,))
+    principal = header(req, PRINCIPAL_HEADER)
+    return model.model_validate_json(body if body.strip() else b"{}", context={PRINCIPAL: principal})
 
 
 def json_response(

@@ -39,7 +39,7 @@ from eventstore.errors import (
 from eventstore.http.metrics import COUNTERS, HTTP_PROBLEMS
 from eventstore.models import invalid_input_from
 from eventstore.settings import Settings
-from eventstore.store import ConfirmationRequired, NothingToReplay, ReplayOverlap, UnknownReplayJob
+from eventstore.store import ConfirmationRequired, NothingToReplay, ReplayOverlap, UnknownDeadLetter, UnknownReplayJob
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:eventstore:problem:"
@@ -89,6 +89,7 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (ReplayOverlap, ProblemKind(409, "Already being replayed", "replay-overlap")),
     (RouterNotConfigured, ProblemKind(409, "No replay router", "router-not-configured")),
     (UnknownReplayJob, ProblemKind(404, "Unknown replay job", "unknown-replay-job")),
+    (UnknownDeadLetter, ProblemKind(404, "Unknown dead letter", "unknown-dead-letter")),
     (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
     (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.
@@ -146,6 +147,8 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         extensions["jobs"] = [str(j) for j in exc.jobs]
     if isinstance(exc, UnknownReplayJob):
         extensions["jobId"] = str(exc.job_id)
+    if isinstance(exc, UnknownDeadLetter):
+        extensions["deadLetterId"] = exc.letter_id
     if isinstance(exc, PayloadMissing):
         extensions["blobRef"] = exc.blob_ref
         if exc.event_id is not None:

@@ -22,6 +22,10 @@ from eventstore.tenancy import TENANT_ID_PATTERN
 
 PATH_PARAMETERS: Mapping[str, dict[str, Any]] = {
     "jobId": {"description": "A replay job's id.", "schema": {"type": "string", "format": "uuid"}},
+    "deadLetterId": {
+        "description": "A queue dead letter's id (a positive integer).",
+        "schema": {"type": "string", "pattern": r"^[1-9][0-9]{0,17}$"},
+    },
     "tenantId": {
         "description": "Marain tenant id: lowercase hex, 32 characters per level (at most 8), or a GUID.",
         "schema": {"type": "string", "pattern": TENANT_ID_PATTERN},

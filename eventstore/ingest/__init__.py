@@ -10,6 +10,9 @@ Outcomes (`POST /api/tenants/{tenantId}/instances/{instanceId}/events`): `outcom
 Outcomes from the queue `workflow-outcomes`: `outcome_queue`
     The same events, in a message that names its own tenant and instance.
 
+Poisoned queue messages (`poisoned`): `diagnose` reads one again the way its queue's function did, to say
+why it cannot be recorded.
+
 Every `record_*` returns a `Recorded`. Each body is parsed once (`json_spans` keeps each member's exact
 text, so payloads are stored byte-exact), and each tenant id is validated once, where it enters.
 Queue messages are base64 on the wire (host.json `messageEncoding`); the functions receive the decoded
@@ -34,6 +37,7 @@ from eventstore.ingest.outcomes import (
     outcomes_to_events,
     record_outcomes,
 )
+from eventstore.ingest.poisoned import MESSAGES_QUEUE, OUTCOMES_QUEUE, POISON_SUFFIX, Diagnosis, diagnose
 from eventstore.ingest.recorded import Recorded
 from eventstore.ingest.wire import (
     CLOUDEVENT_TYPES,
@@ -51,8 +55,12 @@ __all__ = [
     "CLOUDEVENT_TYPES",
     "ENVELOPE_CONTENT_TYPE",
     "JSON_MEDIA_TYPE_PATTERN",
+    "MESSAGES_QUEUE",
     "MESSAGE_CONTENT_TYPES",
+    "OUTCOMES_QUEUE",
     "OUTCOME_CONTENT_TYPES",
+    "POISON_SUFFIX",
+    "Diagnosis",
     "EngineCloudEvent",
     "HostedWorkflowTrigger",
     "OutcomeEvent",
@@ -62,6 +70,7 @@ __all__ = [
     "WorkflowMessageEnvelope",
     "check_message_content_type",
     "cloudevent_event_id",
+    "diagnose",
     "envelope_to_event",
     "is_json_media_type",
     "outcomes_to_events",

@@ -28,6 +28,7 @@ from eventstore.store.queue_dead_letters import (
     NewQueueDeadLetter,
     QueueDeadLetterRow,
     QueueDeadLetters,
+    UnknownDeadLetter,
 )
 from eventstore.store.read_feed import FeedEntry, FeedPage, PendingStats, WritingTransaction
 from eventstore.store.streams import (
@@ -89,6 +90,7 @@ __all__ = [
     "TenantFeed",
     "TenantReplays",
     "TenantViews",
+    "UnknownDeadLetter",
     "UnknownReplayJob",
     "ViewSession",
     "ViewState",

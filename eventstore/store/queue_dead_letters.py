@@ -21,6 +21,14 @@ from eventstore.store.connection import StorePool, run
 from eventstore.store.schema import QUEUE_DEAD_LETTERS, table
 
 
+class UnknownDeadLetter(EventStoreError, LookupError):
+    """No queue dead letter has this id."""
+
+    def __init__(self, letter_id: int) -> None:
+        super().__init__(f"no queue dead letter has id {letter_id}")
+        self.letter_id = letter_id
+
+
 class DeadLetterMismatch(EventStoreError):
     """A poison message arrived under the id of a stored dead letter with other bytes: never overwritten."""
 
@@ -38,6 +46,7 @@ class NewQueueDeadLetter:
     workflow_id: str | None
     reason: str
     dequeue_count: int | None
+    """How often it was taken off the poison queue (more than 1: a run died before deleting it)."""
     queued_at: datetime | None
 
 
@@ -57,12 +66,13 @@ class QueueDeadLetterRow(NamedTuple):
     dead_at: datetime
     redriven_at: datetime | None
     redriven_by: str | None
+    redrive_reason: str | None
     redrives: int
 
 
 _COLUMNS = (
     "id, queue, message_id, body, body_sha256, base64, tenant_id, message_type, workflow_id, reason,"
-    " dequeue_count, queued_at, dead_at, redriven_at, redriven_by, redrives"
+    " dequeue_count, queued_at, dead_at, redriven_at, redriven_by, redrive_reason, redrives"
 )
 
 
@@ -135,12 +145,16 @@ class QueueDeadLetters(AlertOutbox):
         rows = run(self._pool, lambda conn: conn.execute(statement, (*params, limit)).fetchall())
         return [_row(r) for r in rows]
 
-    def mark_redriven(self, letter_id: int, by: str) -> None:
-        """Stamp a dead letter sent back to its queue (the message itself stays as it was)."""
+    def mark_redriven(self, letter_id: int, by: str, reason: str | None = None) -> QueueDeadLetterRow:
+        """Stamp a dead letter sent back to its queue (the message itself stays as it was); the row now."""
         statement = sql.SQL(
-            "UPDATE {} SET redriven_at = now(), redriven_by = %s, redrives = redrives + 1 WHERE id = %s"
+            "UPDATE {} SET redriven_at = now(), redriven_by = %s, redrive_reason = %s, redrives = redrives + 1"
+            " WHERE id = %s RETURNING " + _COLUMNS
         ).format(self._letters)
-        run(self._pool, lambda conn: conn.execute(statement, (by, letter_id)), writes=True)
+        row = run(self._pool, lambda conn: conn.execute(statement, (by, reason, letter_id)).fetchone(), writes=True)
+        if row is None:
+            raise UnknownDeadLetter(letter_id)
+        return _row(row)
 
 
 def _row(row: tuple[Any, ...]) -> QueueDeadLetterRow:

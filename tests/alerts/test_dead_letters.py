@@ -1,7 +1,7 @@
 """Queue dead letters and change-feed dead letters, each told to Slack once: what the Functions host moved to
 an ingest queue's poison queue is taken off it and kept byte-exact with why it failed, and posted; 500 at
-once are one summary post; a store outage leaves the messages on their queue; a redrive after the cause is
-fixed records the message. A change-feed sink that refuses an event for good is posted once as well."""
+once are one summary post; a store outage leaves the messages on their queue (the redrive is tested over
+HTTP, tests/http/test_dead_letters_api.py). A change-feed sink that refuses an event for good is posted once as well."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from pydantic import SecretStr
 
 from eventstore import EventStore, Settings
 from eventstore.alerts.config import channels_from_settings
-from eventstore.alerts.poison_queues import PoisonQueues, drain, redrive
+from eventstore.alerts.poison_queues import PoisonQueues, drain
 from eventstore.alerts.runner import AlertRun, AlertRunner
 from eventstore.alerts.sender import Sender
 from eventstore.feed.publisher import FeedPublisher
 from eventstore.feed.sinks import EventGridSink
-from eventstore.store import AUDIT_STREAM_ID, PendingWork
+from eventstore.store import PendingWork
 from eventstore_local.standins.eventgrid import EventGridStandIn
 from eventstore_local.standins.slack import SlackWebhookStandIn
 from tests.feed.test_publisher import fill
@@ -152,30 +152,6 @@ def test_a_store_outage_leaves_poisoned_messages_on_their_queue(
     assert result.kept == 1
     [row] = store.queue_dead_letters().list(queue=messages)
     assert row.body == body
-
-
-def test_a_redrive_records_the_message_once_its_tenant_exists(
-    store: EventStore, dl_settings: Settings, queues: PoisonQueues, api_url: str
-) -> None:
-    messages = next(iter(queues.sources))
-    tenant_id = random_tenant_id()
-    body = envelope(tenant_id)
-    _poison(queues, messages, body)
-    drain(store, dl_settings, queues, notify=False)
-    [row] = store.queue_dead_letters().list(queue=messages)
-    assert row.reason.startswith("UnknownTenant")
-
-    store.onboard_tenant(tenant_id)
-    assert redrive(store, queues, row, "ops@contoso.example") == "workflow-messages"
-    redriven = store.queue_dead_letters().get(row.id)
-    assert redriven is not None and redriven.redriven_by == "ops@contoso.example" and redriven.redrives == 1
-    operation = json.loads(body)["operationId"]
-    tenant = store.tenant(tenant_id)
-    deadline = time.monotonic() + 60  # the local host's queue trigger records it
-    while not tenant.read_stream(AUDIT_STREAM_ID) and time.monotonic() < deadline:
-        time.sleep(0.3)
-    [recorded] = tenant.read_stream(AUDIT_STREAM_ID)
-    assert str(recorded.event_id) == operation and recorded.payload == body
 
 
 def test_a_change_feed_dead_letter_is_posted_once(

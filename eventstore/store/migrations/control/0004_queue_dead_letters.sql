@@ -21,6 +21,7 @@ CREATE TABLE {schema}.queue_dead_letters (
     dead_at           timestamptz NOT NULL DEFAULT now(),
     redriven_at       timestamptz,
     redriven_by       text,
+    redrive_reason    text,
     redrives          integer NOT NULL DEFAULT 0,
     UNIQUE (queue, message_id)
 );
@@ -51,5 +52,5 @@ CREATE TABLE {schema}.alert_outbox (
 CREATE INDEX alert_outbox_unsent ON {schema}.alert_outbox (channel, id) WHERE state IN ('pending', 'sending');
 
 GRANT SELECT, INSERT ON {schema}.queue_dead_letters TO {app_role};
-GRANT UPDATE (redriven_at, redriven_by, redrives) ON {schema}.queue_dead_letters TO {app_role};
+GRANT UPDATE (redriven_at, redriven_by, redrive_reason, redrives) ON {schema}.queue_dead_letters TO {app_role};
 GRANT SELECT, INSERT, UPDATE ON {schema}.alert_outbox TO {app_role};
