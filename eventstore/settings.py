@@ -116,6 +116,23 @@ class WeeklySchedule(BaseSettings):
     weekly_schedule: str = Field(default=_WEEKLY_SCHEDULE, description=_WEEKLY_SCHEDULE_TEXT)
 
 
+class TelemetrySettings(BaseSettings):
+    """The two app settings that decide whether metrics are exported, and who configures the exporter."""
+
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True, extra="ignore")
+
+    connection_string: SecretStr | None = Field(
+        default=None,
+        validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING",
+        description="The Application Insights resource's connection string; unset: nothing is exported.",
+    )
+    worker_configures: bool = Field(
+        default=False,
+        validation_alias="PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
+        description="The Functions Python worker configures the Azure Monitor distro itself: use its provider.",
+    )
+
+
 class FeedSchedule(BaseSettings):
     """`Settings.feed_schedule` alone: the host reads a timer's schedule when it indexes the functions,
     before anything else is read, and the rest of the settings must not have to load for that."""
@@ -310,6 +327,12 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+    acs_email_endpoint: str | None = Field(
+        default=None, description="Azure Communication Services endpoint of the weekly email (managed identity)."
+    )
+    acs_email_connection_string: SecretStr | None = Field(
+        default=None, description="ACS connection string (endpoint and access key); with either, ACS, not SMTP."
+    )
     alert_email_from: str | None = Field(default=None, description="Sender of the weekly email.")
     alert_email_to: str | None = Field(
         default=None, description="The operations owner: recipients of the weekly email, comma-separated."
