@@ -14,8 +14,9 @@ from eventstore.feed.nudge import Nudger
 from eventstore.feed.publisher import FeedPublisher, TenantRun
 from eventstore.replay.driver import ReplayDriver, ReplayQueue
 from eventstore.replay.forwarder import Forwarder
-from eventstore.settings import Settings
+from eventstore.settings import Settings, TelemetrySettings
 from eventstore.store import EventStore, PendingWork
+from eventstore.telemetry import configure_telemetry
 from eventstore.views import VIEWS, ViewRunner
 
 log = logging.getLogger(__name__)
@@ -90,5 +91,7 @@ class Services:
 @cache
 def services() -> Services:
     """The process's one `Services`, its settings read from the environment on first use
-    (`services.cache_clear()` drops it: the next call reads the settings again)."""
+    (`services.cache_clear()` drops it: the next call reads the settings again). The first call also turns
+    on the export of metrics to Application Insights when it is configured (once per process)."""
+    configure_telemetry(TelemetrySettings())
     return Services(Settings())

@@ -24,6 +24,7 @@ KERNEL = {
     "payload_json",
     "replay_wire",
     "settings",
+    "telemetry",
     "tenancy",
     "workflow_state",
 }
@@ -39,7 +40,7 @@ ALLOWED: dict[str, set[str]] = {
     "services": {"store", "feed", "views", "replay", "alerts"},
     "views": {"store"},
     "replay": {"store", "views", "query"},
-    "alerts": {"store", "views", "query"},
+    "alerts": {"store", "views", "query", "ingest"},
     "client": set(),
     "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts"},
     "(package)": {"store"},

@@ -40,6 +40,7 @@ from eventstore.feed.sinks import Batch, Sink, encode
 from eventstore.models import START, Checkpoint
 from eventstore.settings import Settings
 from eventstore.store import DeadLetter, EventStore, FeedEntry, FeedSession, PendingWork, TenantFeed
+from eventstore.telemetry import FEED_PUBLISH_DURATION, timed
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,10 @@ class FeedPublisher:
         with tenant.session(sink.name) as session:
             if session is None:
                 return SinkRun(sink.name, START, locked=False)
-            return self._drain(tenant, session, sink, retry_seconds, deadline)
+            with timed(FEED_PUBLISH_DURATION, sink=sink.name) as timing:
+                run = self._drain(tenant, session, sink, retry_seconds, deadline)
+                timing.set(outcome="error" if run.error else "caught_up" if run.caught_up else "behind")
+            return run
 
     def _drain(
         self, tenant: TenantFeed, session: FeedSession, sink: Sink, retry_seconds: float, deadline: float

@@ -44,6 +44,7 @@ from eventstore.ingest import (
 )
 from eventstore.models import JSON_CONTENT_TYPE
 from eventstore.services import services
+from eventstore.telemetry import INGEST_DURATION, timed
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def post_message(req: func.HttpRequest) -> func.HttpResponse:
     store = services().store
     body = body_within_limit(req, store.settings)
     ingest.check_message_content_type(header(req, "Content-Type"))
-    recorded = ingest.record_message(store, route_param(req, "tenantId"), body, "http")
+    with timed(INGEST_DURATION, operation="message", source="http") as timing:
+        recorded = ingest.record_message(store, route_param(req, "tenantId"), body, "http")
+        timing.set(outcome=_outcome(recorded.result.repeated))
     if not recorded.result.repeated:
         services().nudge(recorded.tenant_id)
     event_id = recorded.events[0].event_id
@@ -162,7 +165,9 @@ def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
     body = body_within_limit(req, store.settings)
     expected = expected_version(req)
     tenant_id, instance_id = route_param(req, "tenantId"), instance_id_param(req)
-    recorded = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
+    with timed(INGEST_DURATION, operation="outcomes", source="http") as timing:
+        recorded = ingest.record_outcomes(store, tenant_id, instance_id, body, header(req, "Content-Type"), expected)
+        timing.set(outcome=_outcome(recorded.result.repeated))
     result = recorded.result
     if not result.repeated:
         services().nudge(tenant_id)
@@ -176,6 +181,11 @@ def append_outcomes(req: func.HttpRequest) -> func.HttpResponse:
     history = f"{tenant_path(recorded.tenant_id)}/instances/{quote(instance_id, safe='')}/events"
     location = f"{history}?fromSequence={result.sequence_numbers[0]}"
     return json_response(answer, 201, {"Location": location, "ETag": f'"{result.version}"'})
+
+
+def _outcome(repeated: bool) -> str:
+    """The `outcome` of an ingest timing (an exception makes it `error`)."""
+    return "repeated" if repeated else "recorded"
 
 
 @contextmanager
@@ -203,8 +213,9 @@ def _failures_reported(queue: str, msg: func.QueueMessage) -> Iterator[None]:
 @blueprint.function_name("record_queued_message")
 @blueprint.queue_trigger(arg_name="msg", queue_name=MESSAGES_QUEUE, connection=QUEUE_CONNECTION)
 def record_queued_message(msg: func.QueueMessage) -> None:
-    with _failures_reported(MESSAGES_QUEUE, msg):
+    with _failures_reported(MESSAGES_QUEUE, msg), timed(INGEST_DURATION, operation="message", source="queue") as timing:
         recorded = ingest.record_queued_message(services().store, msg.get_body())
+        timing.set(outcome=_outcome(recorded.result.repeated))
     if not recorded.result.repeated:
         services().nudge(recorded.tenant_id)
     log.info(
@@ -216,8 +227,12 @@ def record_queued_message(msg: func.QueueMessage) -> None:
 @blueprint.function_name("record_queued_outcomes")
 @blueprint.queue_trigger(arg_name="msg", queue_name=OUTCOMES_QUEUE, connection=QUEUE_CONNECTION)
 def record_queued_outcomes(msg: func.QueueMessage) -> None:
-    with _failures_reported(OUTCOMES_QUEUE, msg):
+    with (
+        _failures_reported(OUTCOMES_QUEUE, msg),
+        timed(INGEST_DURATION, operation="outcomes", source="queue") as timing,
+    ):
         recorded = ingest.record_queued_outcomes(services().store, msg.get_body())
+        timing.set(outcome=_outcome(recorded.result.repeated))
     if not recorded.result.repeated:
         services().nudge(recorded.tenant_id)
     log.info(

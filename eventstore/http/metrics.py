@@ -1,13 +1,18 @@
 """Small in-process counters (failures by queue and reason, problems by status) for the monitoring issue.
 
-Counters live as long as the worker process; they are read by whatever exports them (Application
-Insights, a health route) and by tests. Names and labels are fixed strings chosen here.
+Counters live as long as the worker process; they are read by a health route and by tests, and each
+increment is mirrored to Application Insights under the same name and labels when telemetry is on
+(`eventstore.telemetry`, docs/telemetry.md). Names and labels are fixed strings chosen here, and every
+label has a small, bounded set of values (a status, a queue, an exception class; never a tenant or an id):
+each set of labels is one series in Application Insights.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from threading import Lock
+
+from eventstore import telemetry
 
 
 class Counters:
@@ -21,6 +26,7 @@ class Counters:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self._counts[key] += amount
+        telemetry.count(name, amount, labels)
 
     def get(self, name: str, **labels: str) -> int:
         """The sum of `name` over every label set that has these labels (all of them, with none given)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from eventstore.errors import StoreUnavailable
 from eventstore.models import START, Checkpoint, RecordedEvent
 from eventstore.store import EventStore, PendingWork, TenantEvents, ViewSession, ViewWriter, shadow_of
+from eventstore.telemetry import VIEW_CATCH_UP_DURATION, timed
 from eventstore.views.view import Handler, View
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,15 @@ class ViewRun:
     error: str | None = None
 
 
+def _outcome(run: ViewRun) -> str:
+    """The `outcome` of a catch-up's timing."""
+    if run.error is not None:
+        return "error"
+    if run.stopped is not None:
+        return "stopped"
+    return "caught_up" if run.caught_up else "behind"
+
+
 class ViewRunner:
     """Applies tenants' all-streams to `views`."""
 
@@ -92,7 +102,10 @@ class ViewRunner:
                 if session is None:
                     runs.append(ViewRun(view.name, locked=False))
                     continue
-                runs.append(self._drain(session, view, deadline, tenant=self.store.tenant(tenant_id)))
+                with timed(VIEW_CATCH_UP_DURATION, view=view.name) as timing:
+                    run = self._drain(session, view, deadline, tenant=self.store.tenant(tenant_id))
+                    timing.set(outcome=_outcome(run))
+                runs.append(run)
         return runs
 
     def run_all(self, *, run_seconds: float = 30.0, pending: PendingWork | None = None) -> dict[str, list[ViewRun]]:

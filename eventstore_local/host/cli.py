@@ -54,6 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and its listing) for the channels not configured (default 7075; 0: free ones; -1: none)",
     )
     parser.add_argument(
+        "--appinsights",
+        type=int,
+        nargs="?",
+        const=7079,
+        default=None,
+        metavar="PORT",
+        help="`eventstore host` only: start a local Application Insights ingestion endpoint (at PORT, default 7079; "
+        "0: a free one) and send the app's metrics there (APPLICATIONINSIGHTS_CONNECTION_STRING); off by default",
+    )
+    parser.add_argument(
         "--no-engine",
         dest="engine",
         action="store_false",
@@ -108,6 +118,7 @@ def run_with_database(args: argparse.Namespace) -> int:
         local_settings() as settings,
         _local_event_grid(args.eventgrid_port, settings),
         _local_alert_receivers(args.alerts_port, settings),
+        _local_appinsights(args.appinsights),
     ):
         AppSettings.set({"EVENTSTORE_DATABASE_URL": settings.database_url})
         companions = [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else []
@@ -243,6 +254,27 @@ def _local_alert_receivers(port: int, settings: Settings) -> Iterator[None]:
                 f"--smtp {(smtp.listing_url or '').removesuffix('/received')}`",
                 flush=True,
             )
+        yield
+
+
+@contextmanager
+def _local_appinsights(port: int | None) -> Iterator[None]:
+    """With `--appinsights`: a local Application Insights ingestion endpoint the app's metrics go to, in place
+    of any configured resource; a shorter export interval (5 s) unless one is set, so that a person sees them."""
+    if port is None:
+        yield
+        return
+    from eventstore_local.settings import AppSettings
+    from eventstore_local.standins.appinsights import AppInsightsStandIn
+
+    with AppInsightsStandIn(port=port) as insights:
+        AppSettings.set(insights.environment())
+        AppSettings.set_defaults({"OTEL_METRIC_EXPORT_INTERVAL": "5000"})
+        print(
+            f"metrics: local Application Insights stand-in at {insights.base_url} (APPLICATIONINSIGHTS_CONNECTION_"
+            f"STRING); what it received: `curl {insights.base_url}/received`",
+            flush=True,
+        )
         yield
 
 
