@@ -14,6 +14,7 @@ from uuid import uuid4
 
 import pytest
 from azure.core.credentials import AzureKeyCredential
+from psycopg import sql
 from pydantic import SecretStr
 
 from eventstore import EventStore, Settings
@@ -152,6 +153,31 @@ def test_a_store_outage_leaves_poisoned_messages_on_their_queue(
     assert result.kept == 1
     [row] = store.queue_dead_letters().list(queue=messages)
     assert row.body == body
+
+
+def test_a_dead_letter_whose_notice_cannot_be_stored_is_neither_kept_nor_taken_off_its_queue(
+    store: EventStore, dl_settings: Settings, queues: PoisonQueues, owner_conn: Any
+) -> None:
+    messages = next(iter(queues.sources))
+    body = envelope(random_tenant_id())
+    _poison(queues, messages, body)
+    store.queue_dead_letters()  # the control schema migrated
+    outbox = sql.Identifier(store.control_schema, "alert_outbox")
+    role = sql.Identifier(dl_settings.app_role)
+    owner_conn.execute(sql.SQL("REVOKE INSERT ON {} FROM {}").format(outbox, role))
+    try:
+        failed = drain(store, dl_settings, queues, notify=True)
+    finally:
+        owner_conn.execute(sql.SQL("GRANT INSERT ON {} TO {}").format(outbox, role))
+    assert failed.kept == 0 and "StoreUnavailable" in failed.errors[0]
+    assert store.queue_dead_letters().list(queue=messages) == []  # the row went with its notice
+
+    deadline = time.monotonic() + 30  # the message is back on its queue after hide_seconds
+    while (result := drain(store, dl_settings, queues, notify=True)).kept == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (result.kept, result.again) == (1, 0)
+    [row] = store.queue_dead_letters().list(queue=messages)
+    assert row.body == body and row.dequeue_count == 2  # taken twice: once by the run that failed
 
 
 def test_a_change_feed_dead_letter_is_posted_once(
