@@ -16,15 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
 from eventstore.errors import EventStoreError
+from eventstore_local.app_client import AppClient
 
 if TYPE_CHECKING:  # imported where used: building the `eventstore` parser must stay cheap for every command
-    import requests
-
     from eventstore.http.replay_models import DryRunAnswer, MessagePlanItem, ReplayAccepted, ReplayJob, ReplayJobsPage
 
 DEFAULT_URL = "http://127.0.0.1:7071/api"
@@ -191,32 +189,19 @@ class ReplayApi:
     """The replay routes of a running app, answers parsed into the API's own wire models."""
 
     def __init__(self, url: str, key: str | None = None, *, timeout: float = REQUEST_TIMEOUT) -> None:
-        import requests
-
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._session = requests.Session()
-        if key:
-            self._session.headers["x-functions-key"] = key
+        self._app = AppClient(
+            url, key, timeout=timeout, admin_note="the replay routes are admin level", failure=ReplayCommandFailed
+        )
+        self.url = self._app.url
 
     def close(self) -> None:
-        self._session.close()
+        self._app.close()
 
     def _path(self, *segments: str) -> str:
-        return "/".join([self.url, *(quote(s, safe="") for s in segments)])
+        return self._app.path(*segments)
 
     def _call(self, method: str, url: str, body: Mapping[str, Any] | None = None, tenant_id: str = "") -> Any:
-        import requests
-
-        try:
-            answer = self._session.request(method, url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise ReplayCommandFailed(
-                f"{method} {url} failed: {type(exc).__name__} (is the app running? `eventstore host`, or --url)"
-            ) from exc
-        if answer.ok:
-            return answer.json()
-        raise ReplayCommandFailed(_refusal(method, url, answer, tenant_id))
+        return self._app.call(method, url, body, hint=lambda slug, problem: _hint(slug, problem, tenant_id))
 
     def replay_message(
         self, tenant_id: str, event_id: str, *, reason: str, requested_by: str, dry_run: bool
@@ -269,23 +254,6 @@ def _parse(model: type[_Model], document: Any) -> _Model:
         return model.model_validate(document)
     except ValidationError as exc:  # another version of the app: say so rather than print a traceback
         raise ReplayCommandFailed(f"the app answered a {model.__name__} this command does not know: {exc}") from exc
-
-
-def _refusal(method: str, url: str, answer: requests.Response, tenant_id: str) -> str:
-    """One line: the problem's detail and what to do about it, or the status and the start of the body."""
-    problem: Any = None
-    if answer.headers.get("Content-Type", "").split(";")[0].strip().endswith("json"):
-        try:
-            problem = answer.json()
-        except ValueError:
-            problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
-        hint = _hint(str(problem.get("type", "")).rsplit(":", 1)[-1], problem, tenant_id)
-        return f"{problem['detail']} ({hint})" if hint else str(problem["detail"])
-    if answer.status_code in (401, 403):
-        return f"{method} {url} answered {answer.status_code}: the replay routes are admin level; pass --key"
-    excerpt = " ".join(answer.text.split())[:300]
-    return f"{method} {url} answered {answer.status_code}" + (f": {excerpt}" if excerpt else "")
 
 
 # --- output ------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from eventstore.errors import EventStoreError
+from eventstore_local.app_client import AppClient
 
 if TYPE_CHECKING:  # imported where used: building the `eventstore` parser must stay cheap for every command
     from rich.console import Console
@@ -219,37 +220,10 @@ def print_report(report: Report, console: Console, *, tenants: bool) -> None:
 # --- the app -----------------------------------------------------------------------------------------------
 
 
-def _refusal(url: str, answer: Any) -> str:
-    problem: Any = None
-    if answer.headers.get("Content-Type", "").split(";")[0].strip().endswith("json"):
-        try:
-            problem = answer.json()
-        except ValueError:
-            problem = None
-    if isinstance(problem, dict) and isinstance(problem.get("detail"), str):
-        return str(problem["detail"])
-    if answer.status_code in (401, 403):
-        return f"GET {url} answered {answer.status_code}: the deployment report is admin level; pass --key"
-    excerpt = " ".join(answer.text.split())[:300]
-    return f"GET {url} answered {answer.status_code}" + (f": {excerpt}" if excerpt else "")
-
-
 def _get(url: str, params: Mapping[str, str], key: str | None) -> Any:
-    import requests
-
-    headers = {"x-functions-key": key} if key else {}
-    try:
-        answer = requests.get(url, params=params, headers=headers, timeout=REQUEST_TIMEOUT)
-    except requests.RequestException as exc:
-        raise ReportCommandFailed(
-            f"GET {url} failed: {type(exc).__name__} (is the app running? `eventstore host`, or --url)"
-        ) from exc
-    if not answer.ok:
-        raise ReportCommandFailed(_refusal(url, answer))
-    try:
-        return answer.json()
-    except ValueError as exc:
-        raise ReportCommandFailed(f"GET {url} answered something other than JSON") from exc
+    note = "the deployment report is admin level"
+    with AppClient(url, key, timeout=REQUEST_TIMEOUT, admin_note=note, failure=ReportCommandFailed) as app:
+        return app.call("GET", url, params=params)
 
 
 def _instant(moment: datetime) -> str:
