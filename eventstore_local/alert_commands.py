@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     watch.add_argument("--from-start", action="store_true", help="also print what arrived before")
 
 
-def _page(url: str, after: int) -> dict[str, Any] | None:
+def received_page(url: str, after: int) -> dict[str, Any] | None:
     try:
         answer = requests.get(f"{url.rstrip('/')}/received", params={"after": str(after)}, timeout=5)
         answer.raise_for_status()
@@ -36,13 +36,13 @@ def _page(url: str, after: int) -> dict[str, Any] | None:
     return page
 
 
-def _pagerduty(item: dict[str, Any]) -> str:
+def pagerduty_line(item: dict[str, Any]) -> str:
     event = item["event"]
     summary = (event.get("payload") or {}).get("summary", "")
     return f"{item['receivedAt']}  PagerDuty {event.get('event_action')}  {event.get('dedup_key')}  {summary}"
 
 
-def _slack(item: dict[str, Any]) -> str:
+def slack_line(item: dict[str, Any]) -> str:
     return f"{item['receivedAt']}  Slack  {(item.get('post') or {}).get('text', '')}"
 
 
@@ -51,15 +51,15 @@ def _email(item: dict[str, Any]) -> str:
 
 
 def watch(pagerduty: str, slack: str, smtp: str, from_start: bool, say: Callable[[str], None] = print) -> None:
-    receivers = ((pagerduty, "events", _pagerduty), (slack, "posts", _slack), (smtp, "messages", _email))
+    receivers = ((pagerduty, "events", pagerduty_line), (slack, "posts", slack_line), (smtp, "messages", _email))
     after = {url: -1 for url, _, _ in receivers}
     if not from_start:
         for url, _, _ in receivers:
-            page = _page(url, 2**62)
+            page = received_page(url, 2**62)
             after[url] = page["next"] - 1 if page else -1
     while True:
         for url, member, line in receivers:
-            page = _page(url, after[url])
+            page = received_page(url, after[url])
             if page is None:
                 continue
             for item in page[member]:

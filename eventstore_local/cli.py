@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "--email-url", default=None, help="the sample engine's email destination (default http://127.0.0.1:7074)"
     )
     walk.add_argument("--no-engine", dest="engine", action="store_false", help="skip the sample engine's part")
+    walk.add_argument(
+        "--spike",
+        action="store_true",
+        help="instead: drive the sample engine into a failure spike and out of it, and show the page, the Slack "
+        "posts and the resolve the host's local alert receivers get (2-3 minutes with the default alert schedule)",
+    )
     engine = commands.add_parser(
         "engine",
         help="run the sample engine (deal.won from the engine-messages queue) and its destinations in the "
@@ -88,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
             "replay",
             help="send stored messages to the engine's router again (one, or a bulk filter) through a running "
             "app, and follow, list, pause, resume or cancel the jobs",
+        )
+    )
+    from eventstore_local.dead_letter_commands import add_arguments as add_dead_letter_arguments
+
+    add_dead_letter_arguments(
+        commands.add_parser(
+            "dead-letters",
+            help="messages the ingest queues gave up on, kept by a running app: list, show, redrive",
         )
     )
     from eventstore_local.report_commands import add_arguments as add_report_arguments
@@ -256,8 +270,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             watch(args.url, args.from_start)
             return 0
         if args.command == "walk":
-            from eventstore_local.walk import DEFAULT_EMAIL_URL, send_deal_walk, send_walk
+            from eventstore_local.walk import DEFAULT_EMAIL_URL, send_deal_walk, send_spike_walk, send_walk
 
+            if args.spike:
+                send_spike_walk(
+                    args.url, storage=args.storage, email_url=args.email_url or DEFAULT_EMAIL_URL, queue=args.queue
+                )
+                return 0
             send_walk(args.url)
             if args.engine:
                 send_deal_walk(
@@ -279,6 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from eventstore_local.replay_commands import run as run_replay
 
             return run_replay(args)
+        if args.command == "dead-letters":
+            from eventstore_local.dead_letter_commands import run as run_dead_letters
+
+            return run_dead_letters(args)
         _run(args)
     except (EventStoreError, ValidationError, KeyError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,6 +1,8 @@
 """`eventstore walk`: send the Marain expense-claim walk to a running host over HTTP, then show what the
 query API answers (history, state, audit search, faulted instances); then send `deal.won` messages to the
-sample engine the host runs, and show a failed run's trace (`send_deal_walk`)."""
+sample engine the host runs, and show a failed run's trace (`send_deal_walk`). `eventstore walk --spike` drives the
+sample engine into a failure spike and out of it, and shows the page, the Slack posts and the resolve that the
+host's local alert receivers got (`send_spike_walk`)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,26 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
 from azure.core.exceptions import AzureError
 
+from eventstore.alerts.failure_rate import dedup_key
 from eventstore.client import EventStoreClient, Trace
 from eventstore.errors import EventStoreError
 from eventstore.event_types import EventType
 from eventstore.store import AUDIT_STREAM_ID
-from eventstore_local.engine import ENGINE_QUEUE, Deal, deal_won_envelope, send_to_engine
+from eventstore_local.alert_commands import (
+    DEFAULT_PAGERDUTY,
+    DEFAULT_SLACK,
+    pagerduty_line,
+    received_page,
+    slack_line,
+)
+from eventstore_local.engine import DEAL_WORKFLOW_ID, ENGINE_QUEUE, Deal, deal_won_envelope, send_to_engine
+from eventstore_local.engine.messages import encode_body, engine_queue
 from eventstore_local.samples import CLAIM_INSTANCE_ID, LITWARE_TENANT_ID, expense_claim_walk
 from eventstore_local.settings import AppSettings
 from eventstore_local.standins.azurite import connection_string as azurite_connection_string
@@ -183,3 +195,223 @@ def _control(email_url: str, body: dict[str, Any]) -> None:
         _call("POST", f"{email_url.rstrip('/')}/control", json.dumps(body).encode())
     except WalkFailed as exc:
         raise WalkFailed(f"the email destination does not answer ({exc})") from exc
+
+
+# -- the failure spike (`eventstore walk --spike`) ------------------------------------------------------------
+
+SPIKE_MESSAGES, SPIKE_EVERY = 20, 10
+"""The spike: 20 deal.won messages, every 10th failing: 2 of 20 (10 %) is over the failure-rate rule's default
+threshold (5 %) at its default minimum volume (20 executions)."""
+ALERT_RATE = 0.05
+"""The rule's default threshold, until the trigger says which one the host applies (its `custom_details`)."""
+ALERT_TIMEOUT = 180.0
+"""How long to wait for a page or a resolve: three periods of the alert timer's default schedule (a minute)."""
+_SPIKE_ERROR = {"error": {"code": "ServiceUnavailable", "message": "503 the mail relay is overloaded"}}
+
+
+@dataclass(frozen=True)
+class SpikeResult:
+    """What the local receivers got for the spike's incident."""
+
+    tenant_id: str
+    dedup_key: str
+    trigger: dict[str, Any]
+    resolve: dict[str, Any]
+    slack_posts: list[dict[str, Any]]
+
+
+@dataclass
+class _Receiver:
+    """A local alert receiver (`eventstore host` starts them): what arrived after `after`."""
+
+    url: str
+    member: str
+    line: Callable[[dict[str, Any]], str]
+    after: int = -1
+
+    def start(self, what: str) -> None:
+        page = received_page(self.url, 2**62)
+        if page is None:
+            raise WalkFailed(
+                f"no local {what} receiver answers at {self.url}: `eventstore host` starts one unless that channel "
+                "is configured (--alerts-port; EVENTSTORE_ALERTS_ENABLED)"
+            )
+        self.after = page["next"] - 1
+
+    def arrived(self) -> list[dict[str, Any]]:
+        """Everything received since `start`."""
+        page = received_page(self.url, self.after)
+        return list(page[self.member]) if page else []
+
+
+def _say_now(line: str) -> None:
+    print(line, flush=True)  # the spike waits minutes: its progress must show as it goes, piped or not
+
+
+def send_spike_walk(
+    api_url: str,
+    *,
+    storage: str | None = None,
+    email_url: str = DEFAULT_EMAIL_URL,
+    pagerduty_url: str = DEFAULT_PAGERDUTY,
+    slack_url: str = DEFAULT_SLACK,
+    say: Callable[[str], None] = _say_now,
+    tenant_id: str | None = None,
+    queue: str = ENGINE_QUEUE,
+    timeout: float = 60.0,
+    alert_timeout: float = ALERT_TIMEOUT,
+    progress_every: float = 10.0,
+) -> SpikeResult:
+    """Drives the sample engine of a running host into a failure spike and out of it: deal.won messages of which
+    a share fail at the email step (the email destination is told to answer 503 for them), enough to cross the
+    failure-rate rule; then waits for the page and the Slack posts at the host's local receivers, heals the
+    destination, sends successes until the rate is back at the threshold, and waits for the resolve. A tenant of
+    its own (a new one by default), so that a second spike within the window starts from nothing."""
+    connection = storage or default_storage()
+    tenant_id = tenant_id or f"{LITWARE_TENANT_ID[:32]}{uuid4().hex}"
+    key = dedup_key(tenant_id, DEAL_WORKFLOW_ID)
+    pagerduty = _Receiver(pagerduty_url, "events", pagerduty_line)
+    slack = _Receiver(slack_url, "posts", slack_line)
+    pagerduty.start("PagerDuty")
+    slack.start("Slack")
+    tag = uuid4().hex[:8]
+    failing = f"fail-{tag}"
+    with EventStoreClient(api_url) as client:
+        client.onboard_tenant(tenant_id)
+        say(f"\nA failure spike of workflow {DEAL_WORKFLOW_ID}, tenant {tenant_id}")
+        say(f"  the email service answers 503 for every {SPIKE_EVERY}th deal")
+        _control(email_url, {"failMatching": failing, "status": 503, "body": _SPIKE_ERROR})
+        try:
+            deals = [
+                Deal(
+                    deal_id=f"{tag}-{n}",
+                    customer=f"Customer {n}",
+                    email=f"buyer{n}@{failing if n % SPIKE_EVERY == 0 else 'contoso'}.example",
+                    amount=1_000 * n,
+                )
+                for n in range(1, SPIKE_MESSAGES + 1)
+            ]
+            ended = _run_deals(client, connection, queue, tenant_id, deals, timeout, say)
+        finally:
+            _control(email_url, {"failMatching": None})
+        failed = ended.count("failed")
+        say(
+            f"  {len(ended)} executions ended, {failed} failed ({failed / len(ended):.0%}; the rule pages over "
+            f"{ALERT_RATE:.0%} with at least {SPIKE_MESSAGES} executions in the last hour)"
+        )
+
+        say("\nWaiting for the alert timer (every minute by default, EVENTSTORE_ALERTS_SCHEDULE) to page")
+        trigger = _wait_for_page(pagerduty, key, "trigger", alert_timeout, progress_every, say)
+        _say_page(trigger, say)
+        posts = _wait_for_posts(slack, tenant_id, 1, alert_timeout, say)
+
+        say("\nThe email service is healed")
+        details = trigger["event"].get("payload", {}).get("custom_details", {})
+        rate = float(details.get("threshold", ALERT_RATE))
+        total = len(ended)
+        while failed / total > rate:  # the rule's own comparison: resolved once no longer over the threshold
+            total += 1
+        healthy = [
+            Deal(deal_id=f"{tag}-{n}", customer=f"Customer {n}", email=f"buyer{n}@contoso.example", amount=1_000 * n)
+            for n in range(len(ended) + 1, total + 1)
+        ]
+        ended += _run_deals(client, connection, queue, tenant_id, healthy, timeout, say)
+        failed = ended.count("failed")
+        say(f"  {len(ended)} executions ended, {failed} failed ({failed / len(ended):.0%}, not over {rate:.0%})")
+
+        say("\nWaiting for the alert timer to resolve")
+        resolve = _wait_for_page(pagerduty, key, "resolve", alert_timeout, progress_every, say)
+        say(f"  {pagerduty_line(resolve)}")
+        posts = _wait_for_posts(slack, tenant_id, len(posts) + 1, alert_timeout, say, shown=len(posts))
+    say(f"\nOne incident, {key}: paged, {len(posts)} Slack post(s), resolved")
+    return SpikeResult(tenant_id, key, trigger["event"], resolve["event"], [p["post"] for p in posts])
+
+
+def _run_deals(
+    client: EventStoreClient,
+    storage: str,
+    queue: str,
+    tenant_id: str,
+    deals: list[Deal],
+    timeout: float,
+    say: Callable[[str], None],
+) -> list[str]:
+    """Sends `deals` to the engine at once, then waits for each one's execution to end; their statuses."""
+    envelopes = [deal_won_envelope(tenant_id, deal) for deal in deals]
+    try:
+        with engine_queue(storage, queue) as sender:
+            for envelope in envelopes:
+                sender.send_message(encode_body(json.dumps(envelope, indent=2).encode()))
+    except AzureError as exc:
+        raise WalkFailed(f"could not send deal.won to queue {queue}: {str(exc).splitlines()[0]}") from exc
+    say(f"  {len(envelopes)} deal.won sent to the engine")
+    statuses: list[str] = []
+    for envelope in envelopes:
+        try:
+            executions = client.wait_for_executions(tenant_id, envelope["operationId"], timeout=timeout)
+        except TimeoutError as exc:
+            raise WalkFailed(
+                f"{exc}: is the sample engine running (`eventstore host`, without --no-engine)? The host's log "
+                "says why it could not run a message"
+            ) from exc
+        statuses.append(executions[-1].status)
+    return statuses
+
+
+def _wait_for_page(
+    receiver: _Receiver, key: str, action: str, timeout: float, every: float, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """The first PagerDuty event `action` for `key` the receiver got, printing how long it has been meanwhile."""
+    started = time.monotonic()
+    told = started
+    while True:
+        for item in receiver.arrived():
+            event = item["event"]
+            if event.get("dedup_key") == key and event.get("event_action") == action:
+                say(f"  the {action} arrived after {time.monotonic() - started:.0f} s of waiting")
+                return dict(item)
+        now = time.monotonic()
+        if now - started >= timeout:
+            raise WalkFailed(
+                f"no PagerDuty {action} for {key} within {timeout:.0f} s: GET /api/tenants/{{tenant}}/alerts shows "
+                "the incident and its notices; the host's log says what the alert timer did"
+            )
+        if now - told >= every:
+            told = now
+            say(f"  ... {now - started:.0f} s")
+        time.sleep(0.5)
+
+
+def _wait_for_posts(
+    receiver: _Receiver, tenant_id: str, count: int, timeout: float, say: Callable[[str], None], *, shown: int = 0
+) -> list[dict[str, Any]]:
+    """The Slack posts about `tenant_id` once there are `count` of them (sent right after the page); each one after
+    the first `shown` printed with its buttons."""
+    deadline = time.monotonic() + timeout
+    while True:
+        posts = [p for p in receiver.arrived() if tenant_id in json.dumps(p.get("post"))]
+        for post in posts[shown:]:
+            say(f"  {slack_line(post)}")
+            for block in post["post"].get("blocks", []):
+                for button in block.get("elements", []) if block.get("type") == "actions" else []:
+                    say(f"    [{button['text']['text']}] {button.get('url')}")
+        shown = len(posts)
+        if shown >= count:
+            return posts
+        if time.monotonic() >= deadline:
+            raise WalkFailed(f"{shown} of {count} Slack post(s) about tenant {tenant_id} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _say_page(item: dict[str, Any], say: Callable[[str], None]) -> None:
+    event = item["event"]
+    payload = event.get("payload", {})
+    details = payload.get("custom_details", {})
+    say(f"  {pagerduty_line(item)}")
+    say(f"    severity {payload.get('severity')}, source {payload.get('source')}")
+    say(
+        f"    {details.get('failed')} of {details.get('executions')} failed between {details.get('from')} and "
+        f"{details.get('to')}"
+    )
+    for link in event.get("links", []):
+        say(f"    {link.get('text')}: {link.get('href')}")
