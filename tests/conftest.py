@@ -7,14 +7,11 @@ of its own, created here and dropped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from eventstore import EventStore, Settings, TenantEvents
+from eventstore_local.host.process import HostProcess
 from eventstore_local.samples import expense_claim_walk
 from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, REPLAY_ROUTER_QUEUE, random_tenant_id, settle
 
@@ -44,9 +42,10 @@ def server_url() -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def database_url(server_url: str) -> Iterator[str]:
-    name = f"eventstore_test_{secrets.token_hex(4)}"
+@contextlib.contextmanager
+def scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the server, dropped after (whoever is still connected)."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
     try:
@@ -54,6 +53,12 @@ def database_url(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    with scratch_database(server_url, "eventstore_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -112,14 +117,30 @@ def azurite() -> Iterator[Any]:
         emulator.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 FEED_KEY = "test-feed-key"
 """The local host's token key, so that tests can build the document it serves in-process."""
+
+
+@pytest.fixture
+def own_database(server_url: str) -> Iterator[str]:
+    """A database of the test's own, dropped after it: for a host of the test's own, since one deployment is
+    one database (the suite's host drives every tenant it finds marked in the suite's database, and a second
+    host's timers would visit every other test's tenants)."""
+    with scratch_database(server_url, "eventstore_own") as url:
+        yield url
+
+
+@pytest.fixture
+def own_azurite() -> Iterator[Any]:
+    """An Azurite of the test's own: on the shared one a second host's queue triggers would take the suite's
+    host's messages (the ingest and replay queues have fixed names)."""
+    from eventstore_local.standins.azurite import Azurite
+
+    emulator = Azurite().start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
 
 
 @pytest.fixture(scope="session")
@@ -143,9 +164,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
     host_json = json.loads((root / "host.json").read_text())
     host_json["extensions"]["queues"].update(visibilityTimeout="00:00:01", maxPollingInterval="00:00:00.500")
     (folder / "host.json").write_text(json.dumps(host_json))
-    port = _free_port()
     env = {
-        **os.environ,
         "EVENTSTORE_DATABASE_URL": database_url,
         "AzureWebJobsStorage": azurite.connection_string,
         "EVENTSTORE_EVENTGRID_ENDPOINT": feed_grid.endpoint,
@@ -160,40 +179,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_REPLAY_CONFIRM_OVER": "2",
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
     }
-    log = (folder / "host.log").open("w")
-    command = [
-        sys.executable,
-        "-m",
-        "eventstore_local",
-        "host",
-        "--port",
-        str(port),
-        "--no-azurite",
-        "--no-engine",
-        "--alerts-port",
-        "-1",
-        "--host-json",
-        str(folder / "host.json"),
-        "--settings",
-        str(folder / "absent.json"),
-    ]
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                raise RuntimeError("the local host did not start:\n" + (folder / "host.log").read_text()) from None
-            time.sleep(0.2)
-    try:
-        yield f"http://127.0.0.1:{port}/api"
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    options = ["--no-engine", "--alerts-port", "-1", "--host-json", str(folder / "host.json")]
+    # The suite's own EVENTSTORE_* (the test database's URL) pass through, as they always have.
+    with HostProcess(folder, env, options, leave_out=()) as host:
+        yield host.api

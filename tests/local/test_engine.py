@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +19,10 @@ from eventstore.client import EventStoreClient
 from eventstore.replay_wire import CompletedStep, ReplayDelivery, ReplayMarks, queue_text
 from eventstore_local.engine import CREATE_CRM_RECORD, SEND_EMAIL, Deal, LocalEngine, deal_won_envelope, send_to_engine
 from eventstore_local.engine.messages import engine_queue
+from eventstore_local.host.process import HostProcess
 from eventstore_local.standins.destinations import body_key
 from eventstore_local.walk import send_deal_walk
-from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id
+from tests.helpers import CONTINUATION_KEY, random_tenant_id
 
 
 @pytest.fixture
@@ -258,38 +255,26 @@ def test_a_replay_whose_marks_name_another_message_is_run_as_its_bytes_say_and_t
 def test_eventstore_host_runs_the_sample_engine_and_the_walk_shows_its_failed_run(
     database_url: str, azurite: Any, tmp_path: Path
 ) -> None:
-    port, queue = _free_port(), f"host-{uuid4().hex[:12]}"
+    queue = f"host-{uuid4().hex[:12]}"
     env = {
-        **os.environ,
         "EVENTSTORE_DATABASE_URL": database_url,
         "AzureWebJobsStorage": azurite.connection_string,
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
     }
-    command = [sys.executable, "-m", "eventstore_local", "host", "--port", str(port), "--no-azurite"]
-    command += ["--settings", str(tmp_path / "absent.json"), "--crm-port", "0", "--email-port", "0"]
-    command += ["--engine-queue", queue, "--eventgrid-port", "-1", "--alerts-port", "0"]
-    log_path = tmp_path / "host.log"
-    with log_path.open("w") as log:
-        host = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    options = ["--crm-port", "0", "--email-port", "0", "--engine-queue", queue, "--eventgrid-port", "-1"]
+    host = HostProcess(tmp_path, env, [*options, "--alerts-port", "0"], leave_out=()).start()
     try:
-        deadline = time.monotonic() + 60
-        while not (found := re.search(r"email (http://127\.0\.0\.1:\d+)", log_path.read_text())):
-            assert host.poll() is None and time.monotonic() < deadline, log_path.read_text()
+        deadline = time.monotonic() + 30  # the banner, however the host's output is buffered
+        while not (found := re.search(r"email (http://127\.0\.0\.1:\d+)", host.log(last=100_000))):
+            assert time.monotonic() < deadline, host.log()
             time.sleep(0.1)
         lines: list[str] = []
-        api = f"http://127.0.0.1:{port}/api"
         trace = send_deal_walk(
-            api, storage=azurite.connection_string, email_url=found.group(1), say=lines.append, queue=queue,
+            host.api, storage=azurite.connection_string, email_url=found.group(1), say=lines.append, queue=queue,
             tenant_id=random_tenant_id(),
         )  # fmt: skip
         assert trace.status == "failed" and "failed at step send-email after 3 attempt(s)" in "\n".join(lines)
     finally:
-        host.terminate()
-        assert host.wait(30) == 0
+        assert host.stop() == 0
+    log_path = host.log_path
     assert "stopping" in log_path.read_text()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

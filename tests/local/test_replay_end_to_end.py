@@ -12,11 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,17 +19,14 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import psycopg
 import pytest
 import requests
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from eventstore.client import EventStoreClient
 from eventstore_local.engine import CREATE_CRM_RECORD, SEND_EMAIL, Deal, LocalEngine, deal_won_envelope
 from eventstore_local.engine.messages import encode_body, engine_queue
-from eventstore_local.standins.azurite import Azurite
-from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id
+from eventstore_local.host.process import HostProcess
+from tests.helpers import CONTINUATION_KEY, random_tenant_id
 
 MESSAGES = int(os.environ.get("EVENTSTORE_TEST_REPLAY_MESSAGES", "1000"))
 """How many deal.won messages (the issue's thousand; fewer for a quick local look)."""
@@ -45,22 +37,11 @@ WHO = "ops@contoso.example"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Host:
+class Host(HostProcess):
     """`eventstore host` in a process of its own, with the replay router on the engine's queue."""
 
-    def __init__(self, database_url: str, storage: str, queue: str, log_path: Path) -> None:
-        self.port = _free_port()
-        self.api = f"http://127.0.0.1:{self.port}/api"
-        self.log_path = log_path
-        # Nothing the suite's own host set for itself (its timers, its router) leaks in.
-        self.env = {
-            **{name: value for name, value in os.environ.items() if not name.upper().startswith("EVENTSTORE_")},
+    def __init__(self, database_url: str, storage: str, queue: str, folder: Path) -> None:
+        env = {
             "EVENTSTORE_DATABASE_URL": database_url,
             "AzureWebJobsStorage": storage,
             "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
@@ -74,77 +55,16 @@ class Host:
             "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
             "EVENTSTORE_FULL_PASS_SECONDS": "86400",
         }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite"]
-        command += ["--settings", str(self.log_path.parent / "absent.json"), "--no-engine", "--eventgrid-port", "-1"]
-        command += ["--alerts-port", "-1"]
-        with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.process.poll() is None and time.monotonic() < deadline, self.log_path.read_text()[-4000:]
-            try:
-                if requests.get(f"{self.api}/openapi.json", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        super().__init__(folder, env, ["--no-engine", "--eventgrid-port", "-1", "--alerts-port", "-1"])
 
     def call(self, method: str, path: str, body: Any = None, **params: str) -> requests.Response:
         return requests.request(method, f"{self.api}/{path}", json=body, params=params or None, timeout=60)
 
 
 @pytest.fixture
-def storage() -> Iterator[Any]:
-    """An Azurite of the test's own (see `own_database`): the suite's host reads the replays queue of the
-    shared one (`workflow-replays`, a fixed name)."""
-    emulator = Azurite().start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture
-def own_database(server_url: str) -> Iterator[str]:
-    """A database of the test's own: one deployment is one database and one storage account. On the suite's
-    database the suite's host, running meanwhile, drives every tenant's replay jobs too (it finds them marked
-    there) and forwards their items to its own router."""
-    name = f"eventstore_e2e_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def host(own_database: str, storage: Any, tmp_path: Path) -> Iterator[Host]:
-    running = Host(own_database, storage.connection_string, f"e2e-{uuid4().hex[:12]}", tmp_path / "host.log")
-    running.start()
-    try:
+def host(own_database: str, own_azurite: Any, tmp_path: Path) -> Iterator[Host]:
+    with Host(own_database, own_azurite.connection_string, f"e2e-{uuid4().hex[:12]}", tmp_path) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _deals(tenant: str, count: int = MESSAGES, every: int = 10) -> list[dict[str, Any]]:
@@ -278,7 +198,10 @@ def _nothing_twice(local: LocalEngine) -> None:
     assert local.email.duplicates() == {} and len(local.email.received()) == MESSAGES
 
 
-def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed_host(host: Host, storage: Any) -> None:
+def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed_host(
+    host: Host, own_azurite: Any
+) -> None:
+    storage = own_azurite
     tenant = random_tenant_id()
     assert host.call("PUT", f"tenants/{tenant}", {}).status_code == 201
     queue = host.env["EVENTSTORE_REPLAY_ROUTER__QUEUE"]
@@ -328,8 +251,9 @@ def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed
 
 
 def test_a_canary_job_pauses_itself_while_the_replays_still_fail_and_goes_on_when_resumed(
-    host: Host, storage: Any
+    host: Host, own_azurite: Any
 ) -> None:
+    storage = own_azurite
     """The bug not fixed yet: a bulk replay with a canary of 5 and at most 20 % failures sends 5, sees them all
     fail, and pauses itself instead of re-failing the other 25. Fixed and resumed, it sends the rest."""
     tenant = random_tenant_id()

@@ -4,53 +4,18 @@ alert timer (every 2 s here instead of every minute)."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
-import psycopg
 import pytest
-import requests
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from eventstore_local.engine import DEAL_WORKFLOW_ID, LocalEngine
+from eventstore_local.host.process import HostProcess
 from eventstore_local.standins.azurite import Azurite
 from eventstore_local.standins.pagerduty import PagerDutyStandIn
 from eventstore_local.standins.slack import SlackWebhookStandIn
 from eventstore_local.walk import SpikeResult, send_spike_walk
-from tests.helpers import PROJECT_ROOT
-
-
-@pytest.fixture
-def spike_database(server_url: str) -> Iterator[str]:
-    """A database of the test's own: the host's alert timer visits every tenant with new events, and the
-    suite's database holds every other test's, whose views it would then bring up to date under them."""
-    name = f"eventstore_spike_{secrets.token_hex(4)}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(server_url, dbname=name)
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def spike_storage() -> Iterator[Azurite]:
-    """An Azurite of the test's own: on the shared one, this host's queue triggers would take the suite's
-    host's messages."""
-    emulator = Azurite().start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture
@@ -61,68 +26,41 @@ def receivers() -> Iterator[tuple[PagerDutyStandIn, SlackWebhookStandIn]]:
 
 @pytest.fixture
 def spike_host(
-    spike_database: str,
-    spike_storage: Azurite,
+    own_database: str,
+    own_azurite: Azurite,
     receivers: tuple[PagerDutyStandIn, SlackWebhookStandIn],
     tmp_path: Path,
 ) -> Iterator[str]:
-    """`eventstore host` as a person runs it, but with its alert channels set to the test's receivers (as a
-    configured deployment's are) and the alert timer every 2 s; its API root."""
+    """`eventstore host` as a person runs it, on a database and an Azurite of its own (its alert timer visits
+    every tenant with new events), but with its alert channels set to the test's receivers (as a configured
+    deployment's are) and the alert timer every 2 s; its API root."""
     pagerduty, slack = receivers
-    port = _free_port()
     env = {
-        **{name: value for name, value in os.environ.items() if not name.upper().startswith("EVENTSTORE_")},
-        "EVENTSTORE_DATABASE_URL": spike_database,
-        "AzureWebJobsStorage": spike_storage.connection_string,
+        "EVENTSTORE_DATABASE_URL": own_database,
+        "AzureWebJobsStorage": own_azurite.connection_string,
         "EVENTSTORE_ALERTS_SCHEDULE": "*/2 * * * * *",
         "EVENTSTORE_PAGERDUTY_ROUTING_KEY": pagerduty.routing_key,
         "EVENTSTORE_PAGERDUTY_URL": pagerduty.base_url,
         "EVENTSTORE_SLACK_WEBHOOK_URL": slack.url,
         "EVENTSTORE_PUBLIC_URL": "https://eventstore.contoso.example",
     }
-    command = [sys.executable, "-m", "eventstore_local", "host", "--port", str(port), "--no-azurite", "--no-engine"]
-    command += ["--eventgrid-port", "-1", "--alerts-port", "-1", "--settings", str(tmp_path / "absent.json")]
-    log_path = tmp_path / "host.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
-            try:
-                if requests.get(f"{api}/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        yield api
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    options = ["--no-engine", "--eventgrid-port", "-1", "--alerts-port", "-1"]
+    with HostProcess(tmp_path, env, options) as host:
+        yield host.api
 
 
 def test_the_spike_walk_shows_one_page_its_slack_posts_and_its_resolve(
-    spike_host: str, spike_storage: Azurite, receivers: tuple[PagerDutyStandIn, SlackWebhookStandIn]
+    spike_host: str, own_azurite: Azurite, receivers: tuple[PagerDutyStandIn, SlackWebhookStandIn]
 ) -> None:
     pagerduty, slack = receivers
     queue = f"spike-{uuid4().hex[:12]}"
     lines: list[str] = []
     with LocalEngine(
-        spike_host, spike_storage.connection_string, crm_port=0, email_port=0, queue=queue, backoff=0.01
+        spike_host, own_azurite.connection_string, crm_port=0, email_port=0, queue=queue, backoff=0.01
     ) as engine:
         result: SpikeResult = send_spike_walk(
             spike_host,
-            storage=spike_storage.connection_string,
+            storage=own_azurite.connection_string,
             email_url=engine.email.url,
             pagerduty_url=pagerduty.base_url,
             slack_url=f"http://127.0.0.1:{slack.port}",

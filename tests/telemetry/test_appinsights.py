@@ -13,7 +13,6 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,12 @@ from typing import Any
 
 import pytest
 
+from eventstore_local.host.process import HostProcess, free_port
 from eventstore_local.standins.appinsights import METRIC_ENVELOPE, MetricPoint, metric_points
 from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, random_tenant_id
 from tests.http.client import Api, HttpApi, assert_problem, envelope, native
 
 GRID_KEY = "telemetry-test-grid-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Received:
@@ -84,56 +78,30 @@ def instrumented_host(
     host_json = json.loads((PROJECT_ROOT / "host.json").read_text())
     host_json["extensions"]["queues"].update(visibilityTimeout="00:00:01", maxPollingInterval="00:00:00.500")
     (folder / "host.json").write_text(json.dumps(host_json))
-    port, insights_port = _free_port(), _free_port()
+    insights_port = free_port()
     with Azurite(Path(folder / "azurite")) as azurite, EventGridStandIn(key=GRID_KEY) as grid:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLICATIONINSIGHTS_", "OTEL_"))}
-        env.update(
-            {
-                "EVENTSTORE_DATABASE_URL": database_url,
-                "AzureWebJobsStorage": azurite.connection_string,
-                "EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint,
-                "EVENTSTORE_EVENTGRID_KEY": GRID_KEY,
-                # The timers stay out of the way of the other tests' tenants (the nudge alone runs views and feed).
-                "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
-                "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
-                "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
-                "EVENTSTORE_WEEKLY_SCHEDULE": "0 0 0 1 1 *",
-                "EVENTSTORE_REPLAY_SCHEDULE": "0 0 0 * * *",
-                "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
-                "OTEL_METRIC_EXPORT_INTERVAL": "500",
-                "TMPDIR": str(folder),  # the exporter's retry storage
-            }
-        )
-        command = [
-            sys.executable, "-m", "eventstore_local", "host", "--port", str(port), "--no-azurite", "--no-engine",
-            "--alerts-port", "-1", "--appinsights", str(insights_port), "--host-json", str(folder / "host.json"),
-            "--settings", str(folder / "absent.json"),
-        ]  # fmt: skip
-        log_path = folder / "host.log"
-        with log_path.open("w") as log:
-            process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                deadline = time.monotonic() + 60
-                while True:
-                    with contextlib.suppress(OSError):
-                        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                        break
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("the host did not start:\n" + log_path.read_text())
-                    time.sleep(0.2)
-                banner = log_path.read_text()
-                assert f"local Application Insights stand-in at http://127.0.0.1:{insights_port}" in banner
-                yield (
-                    HttpApi(f"http://127.0.0.1:{port}/api"),
-                    Received(insights_port),
-                    (azurite.connection_string),
-                )
-            finally:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        env = {
+            "EVENTSTORE_DATABASE_URL": database_url,
+            "AzureWebJobsStorage": azurite.connection_string,
+            "EVENTSTORE_EVENTGRID_ENDPOINT": grid.endpoint,
+            "EVENTSTORE_EVENTGRID_KEY": GRID_KEY,
+            # The timers stay out of the way of the other tests' tenants (the nudge alone runs views and feed).
+            "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_WEEKLY_SCHEDULE": "0 0 0 1 1 *",
+            "EVENTSTORE_REPLAY_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
+            "OTEL_METRIC_EXPORT_INTERVAL": "500",
+            "TMPDIR": str(folder),  # the exporter's retry storage
+        }
+        options = ["--no-engine", "--alerts-port", "-1", "--appinsights", str(insights_port)]
+        options += ["--host-json", str(folder / "host.json")]
+        leave_out = ("EVENTSTORE_", "APPLICATIONINSIGHTS_", "OTEL_")
+        with HostProcess(folder, env, options, leave_out=leave_out) as host:
+            banner = host.log(last=100_000)
+            assert f"local Application Insights stand-in at http://127.0.0.1:{insights_port}" in banner
+            yield HttpApi(host.api), Received(insights_port), azurite.connection_string
 
 
 def _send_to_queue(connection_string: str, queue: str, body: bytes) -> None:
