@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from eventstore.alerts.weekly_send import send_weekly
-from eventstore.http.alert_models import AlertState, Incident, OutboxItem
+from eventstore.http.alert_models import AlertState, DeploymentAlertState, Incident, OutboxItem
 from eventstore.http.exchange import json_response, route_param
 from eventstore.http.routes import Operation, Reply, http_function
 from eventstore.services import services
 from eventstore.settings import AlertsSchedule, WeeklySchedule
+from eventstore.store import AlertOutbox
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
@@ -72,7 +73,11 @@ def get_alerts(req: func.HttpRequest) -> func.HttpResponse:
         )
         for i in alerts.incidents()
     ]
-    outbox = [
+    return json_response(AlertState(tenant_id=alerts.tenant_id, incidents=incidents, outbox=_outbox(alerts)))
+
+
+def _outbox(alerts: AlertOutbox) -> list[OutboxItem]:
+    return [
         OutboxItem(
             id=row.id,
             channel=row.channel,
@@ -85,7 +90,26 @@ def get_alerts(req: func.HttpRequest) -> func.HttpResponse:
         )
         for row, error in alerts.outbox(limit=200)
     ]
-    return json_response(AlertState(tenant_id=alerts.tenant_id, incidents=incidents, outbox=outbox))
 
 
-OPERATIONS = (GET_ALERTS,)
+GET_DEPLOYMENT_ALERTS = Operation(
+    name="get_deployment_alerts",
+    method="GET",
+    route="alerts",
+    auth_level="ADMIN",
+    tag="alerts",
+    summary="The deployment's own notifications (the queue dead letters' posts) and their delivery",
+    description="Notifications that belong to no tenant: one Slack post per message the ingest queues gave up "
+    "on. Each with its channel, state (pending, sending, sent, refused) and last error; a tenant's own are at "
+    "GET /tenants/{tenantId}/alerts.",
+    replies=(Reply(200, "The deployment's outbox.", DeploymentAlertState),),
+    errors=(503,),
+)
+
+
+@http_function(blueprint, GET_DEPLOYMENT_ALERTS)
+def get_deployment_alerts(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(DeploymentAlertState(outbox=_outbox(services().store.queue_dead_letters())))
+
+
+OPERATIONS = (GET_ALERTS, GET_DEPLOYMENT_ALERTS)

@@ -36,3 +36,7 @@ class AlertState(_Wire):
     tenant_id: str = Field(alias="tenantId")
     incidents: list[Incident]
     outbox: list[OutboxItem] = Field(description="The latest 200 notifications, oldest first.")
+
+
+class DeploymentAlertState(_Wire):
+    outbox: list[OutboxItem] = Field(description="The latest 200 notifications, oldest first.")

@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from typing import Any
+from uuid import uuid4
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
@@ -109,3 +110,21 @@ def test_bad_dead_letter_requests_are_refused_naming_the_parameter(api: Api) -> 
     assert_problem(api.post("dead-letters/1/redrive", b'{"requestedBy": "x"}', "text/plain"), 415)
     missing = json.dumps({"requestedBy": "ops@contoso.example"}).encode()
     assert_problem(api.post("dead-letters/9000000000001/redrive", missing), 404, deadLetterId=9000000000001)
+
+
+def test_the_deployment_alerts_show_each_dead_letter_notice_and_its_delivery(
+    api: Api, store: EventStore, azurite: Any
+) -> None:
+    queue = f"alerts{uuid4().hex[:10]}-poison"
+    with QueueClient.from_connection_string(azurite.connection_string, queue) as poison:
+        poison.create_queue()
+        poison.send_message(base64.b64encode(envelope(random_tenant_id())).decode())
+    queues = PoisonQueues(azurite.connection_string, 10.0, {queue: "workflow-messages"})
+    assert drain(store, store.settings, queues, notify=True).kept == 1
+    [letter] = store.queue_dead_letters().list(queue=queue)
+
+    outbox = _fits(api.get("alerts"), "/alerts")["outbox"]
+    [notice] = [n for n in outbox if n["key"] == f"queue-dead-letter/{queue}/{letter.message_id}"]
+    assert (notice["channel"], notice["kind"], notice["state"], notice["attempts"]) == (
+        "slack", "queue-dead-letter", "pending", 0,
+    )  # fmt: skip
