@@ -49,7 +49,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -63,6 +62,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from eventstore_local.standins.arrivals import Arrivals, Fault
 from eventstore_local.standins.http_server import LocalServer, OwnedServer, QuietHandler
 
 SEND_PATH = "/emails:send"
@@ -101,12 +101,6 @@ class _Operation:
         if self.error is not None:
             return {"id": self.id, "status": "Failed", "error": self.error}
         return {"id": self.id, "status": "Succeeded"}
-
-
-@dataclass(frozen=True)
-class _Fault:
-    status: int
-    retry_after: str | None
 
 
 class _Tls:
@@ -260,11 +254,8 @@ class AcsEmailStandIn(LocalServer):
         self.running_polls = running_polls
         self._secret = base64.b64decode(access_key)
         self._tls: _Tls | None = None
-        self._changed = threading.Condition()
-        self._received: list[AcsReceivedEmail] = []
-        self._statuses: list[int] = []
-        self._operations: dict[str, _Operation] = {}
-        self._faults: deque[_Fault] = deque()
+        self._arrivals = Arrivals[AcsReceivedEmail, Fault]("emails")
+        self._operations: dict[str, _Operation] = {}  # these two under `self._arrivals.changed` too
         self._failing_operations = 0
 
     def start(self) -> Self:
@@ -303,43 +294,28 @@ class AcsEmailStandIn(LocalServer):
 
     @property
     def received(self) -> list[AcsReceivedEmail]:
-        with self._changed:
-            return list(self._received)
+        return self._arrivals.items
 
     @property
     def statuses(self) -> list[int]:
         """The status of every answer to `POST /emails:send`, in order: how many attempts a sender made."""
-        with self._changed:
-            return list(self._statuses)
+        return self._arrivals.statuses
 
     def clear(self) -> None:
-        with self._changed:
-            self._received.clear()
-            self._statuses.clear()
+        self._arrivals.clear()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[AcsReceivedEmail]:
         """Block until at least `count` emails were accepted; `TimeoutError` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._received) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._received)} of {count} emails arrived in {timeout} s")
-                self._changed.wait(remaining)
-            return list(self._received)
+        return self._arrivals.wait_for(count, timeout)
 
     def fail_next(self, n: int = 1, status: int = 429, retry_after: float | None = None) -> None:
         """The next `n` signed sends get `status` (with `Retry-After` when given) and are not accepted;
         `n=0` clears the failures still queued."""
-        header = None if retry_after is None else f"{retry_after:g}"
-        with self._changed:
-            if n == 0:
-                self._faults.clear()
-            self._faults.extend(_Fault(status, header) for _ in range(n))
+        self._arrivals.fail_next(n, Fault.of(status, retry_after))
 
     def fail_operations_next(self, n: int = 1) -> None:
         """The next `n` accepted sends end `Failed` (as when every recipient is suppressed) and are not recorded."""
-        with self._changed:
+        with self._arrivals.changed:
             self._failing_operations = n
 
     # the protocol
@@ -357,8 +333,7 @@ class AcsEmailStandIn(LocalServer):
         if answer is not None:
             self._answer(handler, *answer)
             return
-        with self._changed:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._arrivals.next_fault()
         if fault is not None:
             code = "TooManyRequests" if fault.status == 429 else "ServiceUnavailable"
             status, document, headers = _error(fault.status, code, f"the stand-in was told to answer {fault.status}")
@@ -381,12 +356,12 @@ class AcsEmailStandIn(LocalServer):
         except ValueError:
             self._answer(handler, *_error(400, "BadRequest", "Operation-Id must be a UUID."))
             return
-        with self._changed:
+        with self._arrivals.changed:
             operation = self._operations.get(operation_id)
             if operation is None:  # a repeated Operation-Id is answered with the operation it started
                 operation = self._accept(operation_id, message, received)
             document = operation.document()
-            self._statuses.append(202)
+            self._arrivals.answered(202)
         location = f"{self.endpoint}{OPERATIONS_PATH}{operation_id}?api-version={_api_version(url.query)}"
         _send_json(handler, 202, document, {"Operation-Location": location, "Retry-After": "0"})
 
@@ -400,7 +375,7 @@ class AcsEmailStandIn(LocalServer):
         self._operations[operation_id] = operation
         if error is None:
             content, recipients = message["content"], message["recipients"]
-            self._received.append(
+            self._arrivals.accept(
                 AcsReceivedEmail(
                     operation_id=operation_id,
                     sender=message["senderAddress"],
@@ -412,7 +387,6 @@ class AcsEmailStandIn(LocalServer):
                     received_at=received,
                 )
             )
-            self._changed.notify_all()
         return operation
 
     def _get(self, handler: _Handler) -> None:
@@ -425,7 +399,7 @@ class AcsEmailStandIn(LocalServer):
             _send_json(handler, *answer)
             return
         operation_id = url.path.removeprefix(OPERATIONS_PATH) if url.path.startswith(OPERATIONS_PATH) else ""
-        with self._changed:
+        with self._arrivals.changed:
             operation = self._operations.get(operation_id)
             if operation is not None:
                 document = operation.document()
@@ -473,8 +447,7 @@ class AcsEmailStandIn(LocalServer):
         return hmac.compare_digest(authorization.removeprefix(prefix), expected)
 
     def _answer(self, handler: _Handler, status: int, document: Any, headers: dict[str, str]) -> None:
-        with self._changed:
-            self._statuses.append(status)
+        self._arrivals.answered(status)
         _send_json(handler, status, document, headers)
 
 

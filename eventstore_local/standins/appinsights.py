@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Never
+from urllib.parse import urlsplit
 
+from eventstore_local.standins.arrivals import Arrivals
 from eventstore_local.standins.http_server import LocalServer, QuietHandler
 from eventstore_local.standins.pagerduty import send_json
 
@@ -126,9 +126,9 @@ class AppInsightsStandIn(LocalServer):
         # A key of its own by default: the exporter keeps unsent telemetry on disk per key, so a fresh key
         # never picks up what an earlier run left behind.
         self.instrumentation_key = instrumentation_key or str(uuid.uuid4())
-        self._changed = threading.Condition()
-        self._accepted: list[tuple[float, dict[str, Any]]] = []
-        self._requests = 0
+        # (arrival time, envelope); no faults, and no statuses recorded: a count of the track requests instead
+        self._arrivals = Arrivals[tuple[float, dict[str, Any]], Never]("envelopes")
+        self._requests = 0  # under `self._arrivals.changed`
 
     @property
     def base_url(self) -> str:
@@ -154,13 +154,12 @@ class AppInsightsStandIn(LocalServer):
     @property
     def envelopes(self) -> list[dict[str, Any]]:
         """The accepted envelopes, in arrival order."""
-        with self._changed:
-            return [envelope for _, envelope in self._accepted]
+        return [envelope for _, envelope in self._arrivals.items]
 
     @property
     def requests(self) -> int:
         """How many track requests arrived (accepted or not)."""
-        with self._changed:
+        with self._arrivals.changed:
             return self._requests
 
     def metrics(self, name: str | None = None, **properties: str) -> list[MetricPoint]:
@@ -180,19 +179,15 @@ class AppInsightsStandIn(LocalServer):
         return sum(p.count for p in self.metrics(name, **properties))
 
     def clear(self) -> None:
-        with self._changed:
-            self._accepted.clear()
+        with self._arrivals.changed:
+            self._arrivals.clear()
             self._requests = 0
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
         """Block until `condition()` holds, checked at each arrival; `TimeoutError` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not condition():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"not received in {timeout} s ({len(self._accepted)} envelopes arrived)")
-                self._changed.wait(min(remaining, 0.5))
+        with self._arrivals.changed:
+            if not self._arrivals.wait_until(condition, timeout, poll=0.5):
+                raise TimeoutError(f"not received in {timeout} s ({len(self._arrivals)} envelopes arrived)")
 
     # the protocol
 
@@ -207,7 +202,7 @@ class AppInsightsStandIn(LocalServer):
             send_json(handler, 413, {"itemsReceived": 0, "itemsAccepted": 0, "errors": []})
             return
         body = handler.rfile.read(length)
-        with self._changed:
+        with self._arrivals.changed:
             self._requests += 1
         try:
             items = _envelopes(body, (handler.headers.get("Content-Encoding") or "").lower())
@@ -217,9 +212,7 @@ class AppInsightsStandIn(LocalServer):
         errors = [e for i, item in enumerate(items) if (e := _refusal(i, item, self.instrumentation_key))]
         refused = {e["index"] for e in errors}
         accepted = [item for i, item in enumerate(items) if i not in refused]
-        with self._changed:
-            self._accepted.extend((received, item) for item in accepted)
-            self._changed.notify_all()
+        self._arrivals.accept(*((received, item) for item in accepted))
         status = 200 if not errors else 206 if accepted else 400
         send_json(handler, status, {"itemsReceived": len(items), "itemsAccepted": len(accepted), "errors": errors})
 
@@ -228,19 +221,9 @@ class AppInsightsStandIn(LocalServer):
         if url.path != RECEIVED_PATH:
             send_json(handler, 404, {"error": f"no such endpoint: {handler.path}"})
             return
-        start = _after(url.query)
-        with self._changed:
-            page = [
-                {"index": i, "receivedAt": datetime.fromtimestamp(at, UTC).isoformat(), "envelope": envelope}
-                for i, (at, envelope) in enumerate(self._accepted[start:], start=start)
-            ]
-            total = len(self._accepted)
+        envelopes, total = self._arrivals.page(url.query)
+        page = [
+            {"index": i, "receivedAt": datetime.fromtimestamp(at, UTC).isoformat(), "envelope": envelope}
+            for i, (at, envelope) in envelopes
+        ]
         send_json(handler, 200, {"envelopes": page, "next": total})
-
-
-def _after(query: str) -> int:
-    """`?after=N` as the first index to list (everything without it)."""
-    try:
-        return max(int(parse_qs(query).get("after", ["-1"])[0]) + 1, 0)
-    except ValueError:
-        return 0

@@ -28,15 +28,14 @@ Not PagerDuty's: `GET /received[?after=N]` lists the accepted events with index 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
+from eventstore_local.standins.arrivals import Arrivals, Fault
 from eventstore_local.standins.http_server import LocalServer, QuietHandler
 
 ENQUEUE_PATH = "/v2/enqueue"
@@ -60,12 +59,6 @@ class PagerDutyEvent:
     @property
     def action(self) -> str:
         return str(self.event["event_action"])
-
-
-@dataclass(frozen=True)
-class _Fault:
-    status: int
-    retry_after: str | None
 
 
 class _Handler(QuietHandler):
@@ -149,10 +142,7 @@ class PagerDutyStandIn(LocalServer):
     def __init__(self, routing_key: str = DEFAULT_ROUTING_KEY, *, port: int = 0, host: str = "127.0.0.1") -> None:
         super().__init__(host, port)
         self.routing_key = routing_key
-        self._changed = threading.Condition()
-        self._accepted: list[PagerDutyEvent] = []
-        self._statuses: list[int] = []
-        self._faults: deque[_Fault] = deque()
+        self._arrivals = Arrivals[PagerDutyEvent, Fault]("PagerDuty events")
 
     @property
     def base_url(self) -> str:
@@ -161,8 +151,7 @@ class PagerDutyStandIn(LocalServer):
 
     @property
     def accepted(self) -> list[PagerDutyEvent]:
-        with self._changed:
-            return list(self._accepted)
+        return self._arrivals.items
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -172,33 +161,19 @@ class PagerDutyStandIn(LocalServer):
     @property
     def statuses(self) -> list[int]:
         """The status of every answer to `POST /v2/enqueue`, in order: how many attempts a sender made."""
-        with self._changed:
-            return list(self._statuses)
+        return self._arrivals.statuses
 
     def clear(self) -> None:
-        with self._changed:
-            self._accepted.clear()
-            self._statuses.clear()
+        self._arrivals.clear()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[PagerDutyEvent]:
         """Block until at least `count` events were accepted; `TimeoutError` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._accepted) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._accepted)} of {count} PagerDuty events arrived in {timeout} s")
-                self._changed.wait(remaining)
-            return list(self._accepted)
+        return self._arrivals.wait_for(count, timeout)
 
     def fail_next(self, n: int = 1, status: int = 500, retry_after: float | None = None) -> None:
         """The next `n` enqueue requests get `status` (with `Retry-After` when given) before any checking;
         `n=0` clears the failures still queued."""
-        header = None if retry_after is None else f"{retry_after:g}"
-        with self._changed:
-            if n == 0:
-                self._faults.clear()
-            self._faults.extend(_Fault(status, header) for _ in range(n))
+        self._arrivals.fail_next(n, Fault.of(status, retry_after))
 
     # the protocol
 
@@ -213,8 +188,7 @@ class PagerDutyStandIn(LocalServer):
             send_json(handler, 413, {"status": "invalid request", "message": "Request too large"})
             return
         body = handler.rfile.read(length)
-        with self._changed:
-            fault = self._faults.popleft() if self._faults else None
+        fault = self._arrivals.next_fault()
         if fault is not None:
             self._answer(handler, fault.status, _fault_body(fault.status), fault.retry_after)
             return
@@ -229,15 +203,13 @@ class PagerDutyStandIn(LocalServer):
             return
         dedup_key = document.get("dedup_key") or uuid.uuid4().hex
         event = {k: v for k, v in document.items() if k != "routing_key"} | {"dedup_key": dedup_key}
-        with self._changed:
-            self._accepted.append(PagerDutyEvent(event, dedup_key, received))
-            self._statuses.append(202)
-            self._changed.notify_all()
+        with self._arrivals.changed:
+            self._arrivals.accept(PagerDutyEvent(event, dedup_key, received))
+            self._arrivals.answered(202)
         send_json(handler, 202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
 
     def _answer(self, handler: _Handler, status: int, document: Any, retry_after: str | None = None) -> None:
-        with self._changed:
-            self._statuses.append(status)
+        self._arrivals.answered(status)
         send_json(handler, status, document, {"Retry-After": retry_after} if retry_after else None)
 
     def _get(self, handler: _Handler) -> None:
@@ -245,17 +217,11 @@ class PagerDutyStandIn(LocalServer):
         if url.path != RECEIVED_PATH:
             send_json(handler, 404, {"status": "not found", "message": f"no such endpoint: {handler.path}"})
             return
-        start = _after(url.query)
-        with self._changed:
-            page = [
-                {
-                    "index": i,
-                    "receivedAt": datetime.fromtimestamp(a.received_at, UTC).isoformat(),
-                    "event": a.event,
-                }
-                for i, a in enumerate(self._accepted[start:], start=start)
-            ]
-            total = len(self._accepted)
+        events, total = self._arrivals.page(url.query)
+        page = [
+            {"index": i, "receivedAt": datetime.fromtimestamp(a.received_at, UTC).isoformat(), "event": a.event}
+            for i, a in events
+        ]
         send_json(handler, 200, {"events": page, "next": total})
 
 
@@ -263,11 +229,3 @@ def _fault_body(status: int) -> dict[str, Any] | None:
     if status == 429:
         return None  # PagerDuty answers its rate limit with no body
     return {"status": "error", "message": f"the stand-in was told to answer {status}"}
-
-
-def _after(query: str) -> int:
-    """`?after=N` as the first index to list (everything without it)."""
-    try:
-        return max(int(parse_qs(query).get("after", ["-1"])[0]) + 1, 0)
-    except ValueError:
-        return 0

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
+from eventstore_local.standins.arrivals import Arrivals
 from eventstore_local.standins.http_server import LocalServer, QuietHandler
 
 DEFAULT_PATH = "/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -107,10 +106,7 @@ class SlackWebhookStandIn(LocalServer):
         super().__init__(host, port)
         self.path = path
         self.rate_per_second = rate_per_second
-        self._changed = threading.Condition()
-        self._accepted: list[SlackPost] = []
-        self._statuses: list[int] = []
-        self._faults: deque[int] = deque()
+        self._arrivals = Arrivals[SlackPost, int]("Slack posts")  # faults: the status to answer
         self._last_accepted: float | None = None  # time.monotonic() of the last post accepted
 
     @property
@@ -120,8 +116,7 @@ class SlackWebhookStandIn(LocalServer):
 
     @property
     def accepted(self) -> list[SlackPost]:
-        with self._changed:
-            return list(self._accepted)
+        return self._arrivals.items
 
     @property
     def texts(self) -> list[str | None]:
@@ -130,32 +125,19 @@ class SlackWebhookStandIn(LocalServer):
     @property
     def statuses(self) -> list[int]:
         """The status of every answer to a POST on the webhook's path, in order."""
-        with self._changed:
-            return list(self._statuses)
+        return self._arrivals.statuses
 
     def clear(self) -> None:
-        with self._changed:
-            self._accepted.clear()
-            self._statuses.clear()
+        self._arrivals.clear()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[SlackPost]:
         """Block until at least `count` posts were accepted; `TimeoutError` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._accepted) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._accepted)} of {count} Slack posts arrived in {timeout} s")
-                self._changed.wait(remaining)
-            return list(self._accepted)
+        return self._arrivals.wait_for(count, timeout)
 
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         """The next `n` posts get `status` before any checking (and do not count toward the rate); `n=0`
         clears the failures still queued."""
-        with self._changed:
-            if n == 0:
-                self._faults.clear()
-            self._faults.extend([status] * n)
+        self._arrivals.fail_next(n, status)
 
     # the protocol
 
@@ -174,16 +156,15 @@ class SlackWebhookStandIn(LocalServer):
             document: Any = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError):
             document = None
-        with self._changed:
+        with self._arrivals.changed:
             status, text, headers = self._decide(document, received)
-            self._statuses.append(status)
-            self._changed.notify_all()
+            self._arrivals.answered(status)
         _send(handler, status, text, headers)
 
     def _decide(self, document: Any, received: float) -> tuple[int, str, dict[str, str] | None]:
         """The answer to one post; called under the lock, so the rate check and the recording are one step."""
-        if self._faults:
-            status = self._faults.popleft()
+        status = self._arrivals.next_fault()
+        if status is not None:
             return status, "rate_limited" if status == 429 else "internal_error", None
         now = time.monotonic()
         if self.rate_per_second and self._last_accepted is not None:
@@ -193,7 +174,7 @@ class SlackWebhookStandIn(LocalServer):
         error = check_post(document)
         if error is not None:
             return 400, error, None
-        self._accepted.append(SlackPost(document, received))
+        self._arrivals.accept(SlackPost(document, received))
         self._last_accepted = now
         return 200, "ok", None
 
@@ -202,16 +183,11 @@ class SlackWebhookStandIn(LocalServer):
         if url.path != RECEIVED_PATH:
             _send(handler, 404, "no_service")
             return
-        try:
-            start = max(int(parse_qs(url.query).get("after", ["-1"])[0]) + 1, 0)
-        except ValueError:
-            start = 0
-        with self._changed:
-            page = [
-                {"index": i, "receivedAt": datetime.fromtimestamp(p.received_at, UTC).isoformat(), "post": p.body}
-                for i, p in enumerate(self._accepted[start:], start=start)
-            ]
-            total = len(self._accepted)
+        posts, total = self._arrivals.page(url.query)
+        page = [
+            {"index": i, "receivedAt": datetime.fromtimestamp(p.received_at, UTC).isoformat(), "post": p.body}
+            for i, p in posts
+        ]
         body = json.dumps({"posts": page, "next": total}).encode()
         handler.send_response(200)
         handler.send_header("Content-Type", "application/json")

@@ -13,19 +13,18 @@ import asyncio
 import email
 import email.policy
 import json
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from eventstore_local.standins.arrivals import Arrivals
 from eventstore_local.standins.http_server import LocalServer, QuietHandler
 
 RECEIVED_PATH = "/received"
@@ -108,11 +107,9 @@ class SmtpStandIn:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, listing_port: int | None = None) -> None:
         self.host = host
         self._port = port
-        self._changed = threading.Condition()
-        self._messages: list[ReceivedEmail] = []
-        self._faults: deque[str] = deque()
+        self._arrivals = Arrivals[ReceivedEmail, str]("emails")  # faults: the SMTP reply to answer
         self._controller: _PortZeroController | None = None
-        self._listing = None if listing_port is None else _Listing(self, listing_port, host)
+        self._listing = None if listing_port is None else _Listing(self._arrivals, listing_port, host)
 
     def start(self) -> Self:
         if self._controller is None:
@@ -152,42 +149,30 @@ class SmtpStandIn:
 
     @property
     def messages(self) -> list[ReceivedEmail]:
-        with self._changed:
-            return list(self._messages)
+        return self._arrivals.items
 
     def clear(self) -> None:
-        with self._changed:
-            self._messages.clear()
+        self._arrivals.clear()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedEmail]:
         """Block until at least `count` messages arrived; `TimeoutError` otherwise."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._messages) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"{len(self._messages)} of {count} emails arrived in {timeout} s")
-                self._changed.wait(remaining)
-            return list(self._messages)
+        return self._arrivals.wait_for(count, timeout)
 
     def fail_next(self, n: int = 1, reply: str = "451 4.3.0 Try again later") -> None:
         """The next `n` messages are answered `reply` at the end of DATA, and not recorded."""
-        with self._changed:
-            self._faults.extend([reply] * n)
+        self._arrivals.fail_next(n, reply, zero_clears=False)
 
     def _deliver(self, envelope: Envelope) -> str:
         received = time.time()
-        with self._changed:
-            if self._faults:
-                return self._faults.popleft()
+        fault = self._arrivals.next_fault()
+        if fault is not None:
+            return fault
         raw = envelope.original_content or b""
         try:
             message = parse_message(raw, envelope.mail_from or "", envelope.rcpt_tos, received)
         except Exception as error:  # a message `email` cannot read is the sender's bug: refuse it, loudly
             return f"554 5.6.0 the stand-in could not parse the message: {error}"
-        with self._changed:
-            self._messages.append(message)
-            self._changed.notify_all()
+        self._arrivals.accept(message)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -200,9 +185,9 @@ class _Listing(LocalServer):
     handler = _ListingHandler
     thread_name = "smtp-stand-in-listing"
 
-    def __init__(self, smtp: SmtpStandIn, port: int, host: str) -> None:
+    def __init__(self, arrivals: Arrivals[ReceivedEmail, str], port: int, host: str) -> None:
         super().__init__(host, port)
-        self.smtp = smtp
+        self.arrivals = arrivals
 
     def list_received(self, handler: _ListingHandler) -> None:
         url = urlsplit(handler.path)
@@ -210,13 +195,9 @@ class _Listing(LocalServer):
         if url.path != RECEIVED_PATH:
             status, document = 404, {"error": f"no such path: {url.path}"}
         else:
-            try:
-                start = max(int(parse_qs(url.query).get("after", ["-1"])[0]) + 1, 0)
-            except ValueError:
-                start = 0
-            messages = self.smtp.messages
-            page = [{"index": i} | m.as_json() for i, m in enumerate(messages[start:], start=start)]
-            status, document = 200, {"messages": page, "next": len(messages)}
+            messages, total = self.arrivals.page(url.query)
+            page = [{"index": i} | m.as_json() for i, m in messages]
+            status, document = 200, {"messages": page, "next": total}
         body = json.dumps(document).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
