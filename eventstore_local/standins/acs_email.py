@@ -63,7 +63,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from eventstore_local.standins.arrivals import Arrivals, Fault
-from eventstore_local.standins.http_server import LocalServer, OwnedServer, QuietHandler
+from eventstore_local.standins.http_server import LocalServer, OwnedServer, QuietHandler, send_json
 
 SEND_PATH = "/emails:send"
 OPERATIONS_PATH = "/emails/operations/"
@@ -201,17 +201,6 @@ class _Handler(QuietHandler):
         self.server.owner._get(self)
 
 
-def _send_json(handler: QuietHandler, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(document).encode()
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     return status, {"error": {"code": code, "message": message}}, {"x-ms-error-code": code}
 
@@ -327,7 +316,7 @@ class AcsEmailStandIn(LocalServer):
             return
         url = urlsplit(handler.path)
         if url.path != SEND_PATH:
-            _send_json(handler, *_error(404, "NotFound", f"no such resource: {url.path}"))
+            send_json(handler, *_error(404, "NotFound", f"no such resource: {url.path}"))
             return
         answer = self._refusal(handler, body, url.query)
         if answer is not None:
@@ -363,7 +352,7 @@ class AcsEmailStandIn(LocalServer):
             document = operation.document()
             self._arrivals.answered(202)
         location = f"{self.endpoint}{OPERATIONS_PATH}{operation_id}?api-version={_api_version(url.query)}"
-        _send_json(handler, 202, document, {"Operation-Location": location, "Retry-After": "0"})
+        send_json(handler, 202, document, {"Operation-Location": location, "Retry-After": "0"})
 
     def _accept(self, operation_id: str, message: dict[str, Any], received: float) -> _Operation:
         error = None
@@ -396,7 +385,7 @@ class AcsEmailStandIn(LocalServer):
         url = urlsplit(handler.path)
         answer = self._refusal(handler, body, url.query)
         if answer is not None:
-            _send_json(handler, *answer)
+            send_json(handler, *answer)
             return
         operation_id = url.path.removeprefix(OPERATIONS_PATH) if url.path.startswith(OPERATIONS_PATH) else ""
         with self._arrivals.changed:
@@ -406,15 +395,15 @@ class AcsEmailStandIn(LocalServer):
                 operation.polls += 1
                 operation.polls_left = max(0, operation.polls_left - 1)
         if operation is None:
-            _send_json(handler, *_error(404, "NotFound", f"no operation {operation_id!r}"))
+            send_json(handler, *_error(404, "NotFound", f"no operation {operation_id!r}"))
             return
-        _send_json(handler, 200, document, {"Retry-After": "0"} if document["status"] == "Running" else None)
+        send_json(handler, 200, document, {"Retry-After": "0"} if document["status"] == "Running" else None)
 
     def _body(self, handler: _Handler) -> bytes | None:
         length = int(handler.headers.get("Content-Length") or 0)
         if not 0 <= length <= _READ_CAP:
             handler.close_connection = True
-            _send_json(handler, *_error(413, "RequestEntityTooLarge", "The request is larger than 10 MB."))
+            send_json(handler, *_error(413, "RequestEntityTooLarge", "The request is larger than 10 MB."))
             return None
         return handler.rfile.read(length)
 
@@ -448,7 +437,7 @@ class AcsEmailStandIn(LocalServer):
 
     def _answer(self, handler: _Handler, status: int, document: Any, headers: dict[str, str]) -> None:
         self._arrivals.answered(status)
-        _send_json(handler, status, document, headers)
+        send_json(handler, status, document, headers)
 
 
 def _api_version(query: str) -> str:

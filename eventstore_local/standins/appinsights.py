@@ -38,8 +38,7 @@ from typing import Any, Never
 from urllib.parse import urlsplit
 
 from eventstore_local.standins.arrivals import Arrivals
-from eventstore_local.standins.http_server import LocalServer, QuietHandler
-from eventstore_local.standins.pagerduty import send_json
+from eventstore_local.standins.http_server import LocalServer, QuietHandler, send_json
 
 TRACK_PATHS = ("/v2.1/track", "/v2/track")
 RECEIVED_PATH = "/received"

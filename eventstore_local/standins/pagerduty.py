@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from eventstore_local.standins.arrivals import Arrivals, Fault
-from eventstore_local.standins.http_server import LocalServer, QuietHandler
+from eventstore_local.standins.http_server import LocalServer, QuietHandler, send_json
 
 ENQUEUE_PATH = "/v2/enqueue"
 RECEIVED_PATH = "/received"
@@ -67,18 +67,6 @@ class _Handler(QuietHandler):
 
     def do_GET(self) -> None:
         self.server.owner._get(self)
-
-
-def send_json(handler: QuietHandler, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
-    body = b"" if document is None else json.dumps(document).encode()
-    handler.send_response(status)
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    if body:
-        handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
 
 
 def _invalid(*errors: str) -> dict[str, Any]:
