@@ -228,7 +228,3 @@ def redrive(
     except AzureError as exc:
         raise StoreUnavailable(f"queue {target} could not be reached: {type(exc).__name__}") from exc
     return store.queue_dead_letters().mark_redriven(letter.id, by, reason)
-
-
-def redrive_target(queues: PoisonQueues, letter: QueueDeadLetterRow) -> str:
-    return queues.sources.get(letter.queue, letter.queue.removesuffix(POISON_SUFFIX))
