@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventstore.tenancy import validate_identifier_prefix
@@ -170,6 +179,11 @@ class Settings(BaseSettings):
         description="Further named databases a tenant can be placed in (EVENTSTORE_DSNS__<name>=<dsn>).",
     )
     app_role: str = Field(default="eventstore_app", description="Role with SELECT/INSERT only on events.")
+    maintenance_role: str = Field(
+        default="eventstore_maint",
+        description="The maintenance path's role: the only one the append-only triggers let change stored events "
+        "(archiving, erasure); the application role is never a member of it. Fixed once tenants are onboarded.",
+    )
     schema_prefix: str = Field(default="es_", description="Prefix of the per-tenant schema names.")
     inline_payload_limit: int = Field(
         default=256 * 1024,
@@ -362,10 +376,16 @@ class Settings(BaseSettings):
             raise ValueError("EVENTSTORE_CONTINUATION_KEY must be at least 16 bytes (or empty: a key per process)")
         return value
 
-    @field_validator("app_role")
+    @field_validator("app_role", "maintenance_role")
     @classmethod
-    def _role_is_simple(cls, value: str) -> str:
-        return validate_identifier_prefix(value, "EVENTSTORE_APP_ROLE")
+    def _role_is_simple(cls, value: str, info: ValidationInfo) -> str:
+        return validate_identifier_prefix(value, f"EVENTSTORE_{(info.field_name or '').upper()}")
+
+    @model_validator(mode="after")
+    def _roles_differ(self) -> Settings:
+        if self.app_role == self.maintenance_role:
+            raise ValueError("EVENTSTORE_MAINTENANCE_ROLE must differ from EVENTSTORE_APP_ROLE")
+        return self
 
     @field_validator("schema_prefix")
     @classmethod

@@ -155,16 +155,19 @@ def run(pool: ConnectionPool[Conn], operation: Callable[[Conn], T], *, writes: b
 
 
 class Pools:
-    """One application pool and one owner pool per named DSN, opened on first use.
+    """One application pool, one owner pool and one maintenance pool per named DSN, opened on first use.
 
     Application connections run as `settings.app_role` (SET ROLE on connect), which holds SELECT and
-    INSERT only on the event tables; owner connections are for migrations and partition upkeep.
+    INSERT only on the event tables; owner connections are for migrations and partition upkeep;
+    maintenance connections log in as the application does and run as `settings.maintenance_role`, the only
+    role the append-only triggers let change stored events (archiving, erasure).
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._app: dict[str, StorePool] = {}
         self._owner: dict[str, StorePool] = {}
+        self._maintenance: dict[str, StorePool] = {}
         self._lock = Lock()
 
     def app(self, dsn_name: str) -> StorePool:
@@ -175,9 +178,13 @@ class Pools:
         pool = self._owner.get(dsn_name)
         return pool if pool is not None else self._open(dsn_name, owner=True)
 
-    def _open(self, dsn_name: str, *, owner: bool) -> StorePool:
+    def maintenance(self, dsn_name: str) -> StorePool:
+        pool = self._maintenance.get(dsn_name)
+        return pool if pool is not None else self._open(dsn_name, owner=False, maintenance=True)
+
+    def _open(self, dsn_name: str, *, owner: bool, maintenance: bool = False) -> StorePool:
         with self._lock:
-            pools = self._owner if owner else self._app
+            pools = self._owner if owner else self._maintenance if maintenance else self._app
             if dsn_name in pools:
                 return pools[dsn_name]
             settings = self._settings
@@ -186,7 +193,7 @@ class Pools:
                 conninfo = settings.app_database_url
             if not conninfo:
                 raise StoreUnavailable(f"no database configured for DSN {dsn_name!r} (EVENTSTORE_DATABASE_URL)")
-            role = settings.app_role
+            role = settings.maintenance_role if maintenance else settings.app_role
 
             def set_role(conn: Conn) -> None:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
@@ -194,11 +201,11 @@ class Pools:
             timeout = settings.dependency_timeout_seconds
             pool = StorePool(
                 conninfo,
-                min_size=1 if owner else settings.pool_min_size,
-                max_size=2 if owner else settings.pool_max_size,
+                min_size=1 if owner or maintenance else settings.pool_min_size,
+                max_size=2 if owner or maintenance else settings.pool_max_size,
                 kwargs={"autocommit": True, **connect_options(conninfo, timeout)},
                 configure=None if owner else set_role,
-                name=f"eventstore-{'owner' if owner else 'app'}-{dsn_name}",
+                name=f"eventstore-{'owner' if owner else 'maintenance' if maintenance else 'app'}-{dsn_name}",
                 # How long a request waits for a connection before it answers 503.
                 timeout=timeout,
                 # How long the pool keeps retrying (1 s, 2 s... apart) before it waits for demand again:
@@ -216,7 +223,8 @@ class Pools:
 
     def close(self) -> None:
         with self._lock:
-            for pool in [*self._app.values(), *self._owner.values()]:
+            for pool in [*self._app.values(), *self._owner.values(), *self._maintenance.values()]:
                 pool.close()
             self._app.clear()
             self._owner.clear()
+            self._maintenance.clear()

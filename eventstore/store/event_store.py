@@ -94,7 +94,10 @@ class EventStore:
             # "tuple concurrently updated", so the role, the migration and the grants go one at a time.
             migrations.lock_migrations(conn, "control")
             migrations.ensure_role(conn, self.settings.app_role)
-            version = migrations.migrate(conn, "control", self.control_schema, self.settings.app_role)
+            migrations.ensure_role(conn, self.settings.maintenance_role)
+            version = migrations.migrate(
+                conn, "control", self.control_schema, self.settings.app_role, self.settings.maintenance_role
+            )
             from psycopg import sql
 
             conn.execute(
@@ -154,8 +157,11 @@ class EventStore:
             with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn, conn.transaction():
                 migrations.lock_migrations(conn, "control")  # the role's grants, as in migrate_control
                 migrations.ensure_role(conn, self.settings.app_role)
+                migrations.ensure_role(conn, self.settings.maintenance_role)
         with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
-            version = migrations.migrate(conn, "tenant", placement.schema_name, self.settings.app_role)
+            version = migrations.migrate(
+                conn, "tenant", placement.schema_name, self.settings.app_role, self.settings.maintenance_role
+            )
             ensure_partitions(conn, placement.schema_name, self.settings.partitions_ahead)
         return version
 

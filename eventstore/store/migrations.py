@@ -1,7 +1,8 @@
 """Versioned, idempotent schema migrations from the numbered `.sql` files under `migrations/`.
 
-Each file is `NNNN_name.sql` whose first line is `-- note: ...`. `{schema}`, `{schema_literal}` and
-`{app_role}` are filled in with `psycopg.sql`, so identifiers never pass through string formatting.
+Each file is `NNNN_name.sql` whose first line is `-- note: ...`. `{schema}`, `{schema_literal}`, `{app_role}`,
+`{maintenance_role}` and `{maintenance_role_literal}` are filled in with `psycopg.sql`, so identifiers never
+pass through string formatting.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def lock_migrations(conn: psycopg.Connection[tuple[Any, ...]], name: str) -> Non
 
 
 def ensure_role(conn: psycopg.Connection[tuple[Any, ...]], role: str) -> None:
-    """Create the application role if missing, and let the owner SET ROLE to it."""
+    """Create the role (the application's, the maintenance path's) if missing, and let the owner SET ROLE to
+    it."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if not exists:
         # Another process may create it between our check and our CREATE.
@@ -69,7 +71,9 @@ def ensure_role(conn: psycopg.Connection[tuple[Any, ...]], role: str) -> None:
         conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
 
 
-def migrate(conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, schema: str, app_role: str) -> int:
+def migrate(
+    conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, schema: str, app_role: str, maintenance_role: str
+) -> int:
     """Bring `schema` to the latest `kind` version; safe to run concurrently. Returns the version."""
     ident = sql.Identifier(schema)
     with conn.transaction():
@@ -91,7 +95,11 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, schema: str, 
             if migration.version <= current:
                 continue
             statement = sql.SQL(migration.text).format(
-                schema=ident, schema_literal=sql.Literal(schema), app_role=sql.Identifier(app_role)
+                schema=ident,
+                schema_literal=sql.Literal(schema),
+                app_role=sql.Identifier(app_role),
+                maintenance_role=sql.Identifier(maintenance_role),
+                maintenance_role_literal=sql.Literal(maintenance_role),
             )
             conn.execute(statement)
             conn.execute(

@@ -32,10 +32,12 @@ def test_get_event_returns_the_exact_payload_verified(walked: Any) -> None:
     assert walked.get_event(uuid4()) is None
 
 
-def test_a_tampered_payload_is_detected(walked: Any, owner_conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+def test_a_tampered_payload_is_detected(
+    walked: Any, owner_conn: psycopg.Connection[tuple[Any, ...]], settings: Settings
+) -> None:
     step = expense_claim_walk()[1]
     with owner_conn.transaction():
-        owner_conn.execute("SET LOCAL eventstore.maintenance = 'on'")
+        owner_conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(settings.maintenance_role)))
         owner_conn.execute(
             sql.SQL("UPDATE {} SET payload = payload || '\\x20'::bytea WHERE event_id = %s").format(
                 sql.Identifier(walked.placement.schema_name, "events")

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from eventstore import TenantEvents
+from eventstore import Settings, TenantEvents
 from eventstore.store.partitions import list_partitions
 from tests.helpers import event
 
@@ -77,16 +77,30 @@ def test_triggers_refuse_changes_even_for_the_owner(tenant: TenantEvents, owner_
     assert stored(owner_conn, schema) == before
 
 
-def test_the_maintenance_path_is_the_only_way_through(tenant: TenantEvents, owner_conn: Conn) -> None:
+def test_the_maintenance_role_is_the_only_way_through(
+    tenant: TenantEvents, app_conn: Conn, owner_conn: Conn, settings: Settings
+) -> None:
     tenant.append("s", [event(), event()])
     schema = tenant.placement.schema_name
+    events = sql.Identifier(schema, "events")
+    # The setting that used to open the triggers opens nothing now, for the application role or the owner.
+    for conn in (app_conn, owner_conn):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("SET LOCAL eventstore.maintenance = 'on'")
+            conn.execute(sql.SQL("DELETE FROM {} WHERE sequence_number = 2").format(events))
+    assert len(stored(owner_conn, schema)) == 2
+    # The application role is not a member of the maintenance role: it cannot take it.
+    member = owner_conn.execute(
+        "SELECT pg_has_role(%s, %s, 'MEMBER')", (settings.app_role, settings.maintenance_role)
+    ).fetchone()
+    assert member == (False,)
+    # Run as the maintenance role, a change goes through; the role was transaction-local.
     with owner_conn.transaction():
-        owner_conn.execute("SET LOCAL eventstore.maintenance = 'on'")
-        owner_conn.execute(sql.SQL("DELETE FROM {} WHERE sequence_number = 2").format(sql.Identifier(schema, "events")))
-    assert len(stored(owner_conn, schema)) == 1
-    # The flag was transaction-local: the next statement is refused again.
+        owner_conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(settings.maintenance_role)))
+        owner_conn.execute(sql.SQL("UPDATE {} SET payload_json = NULL WHERE sequence_number = 2").format(events))
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        owner_conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(schema, "events")))
+        owner_conn.execute(sql.SQL("DELETE FROM {}").format(events))
+    assert len(stored(owner_conn, schema)) == 2
 
 
 def test_stream_versions_only_move_forward(tenant: TenantEvents, app_conn: Conn, owner_conn: Conn) -> None:
