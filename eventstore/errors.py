@@ -143,6 +143,20 @@ class PayloadMissing(PayloadIntegrityError):
         self.event_id = event_id
 
 
+class PayloadArchived(EventStoreError):
+    """The payload was moved to the Archive access tier by retention: offline until its segment is
+    rehydrated, which this read started (hours: up to 15 at standard priority). A later read succeeds."""
+
+    def __init__(self, event_id: object, segment: str, status: str | None, retry_after_seconds: int) -> None:
+        state = f" ({status})" if status else ""
+        super().__init__(
+            f"the payload of event {event_id} is in the Archive tier; rehydrating its segment {segment}{state} "
+            f"has started: read it again in a few hours"
+        )
+        self.event_id, self.segment, self.status = event_id, segment, status
+        self.retry_after_seconds = retry_after_seconds
+
+
 class StoreUnavailable(EventStoreError):
     """The database could not be reached or failed in a way the caller may retry."""
 

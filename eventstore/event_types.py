@@ -96,6 +96,11 @@ class EventType(StrEnum):
     """A replay job was paused, resumed, cancelled or finished: by whom or why, and its counts (tenant
     audit stream)."""
 
+    PAYLOADS_ARCHIVED = "PayloadsArchived"
+    """Retention moved a batch of payloads to a cold segment (tenant maintenance stream): the segment, its
+    container and tier, the events' count, positions and times, the bytes moved, a manifest hash over each
+    event's id, payload hash and place in the segment, who and why; never the payloads (docs/retention.md)."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""
@@ -110,7 +115,12 @@ class EventType(StrEnum):
 _BY_VALUE: dict[str, EventType] = {m.value: m for m in EventType}
 
 RECORDED_BY_THE_STORE = frozenset(
-    {EventType.REPLAY_REQUESTED, EventType.MESSAGE_REPLAYED, EventType.REPLAY_JOB_CHANGED}
+    {
+        EventType.REPLAY_REQUESTED,
+        EventType.MESSAGE_REPLAYED,
+        EventType.REPLAY_JOB_CHANGED,
+        EventType.PAYLOADS_ARCHIVED,
+    }
 )
-"""Types only the store itself records (the replays' audit trail): the ingest routes refuse them, so that no
-client can forge who replayed what."""
+"""Types only the store itself records (the replays' audit trail, the maintenance path's): the ingest routes
+refuse them, so that no client can forge who replayed or archived what."""

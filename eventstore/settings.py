@@ -142,6 +142,21 @@ class TelemetrySettings(BaseSettings):
     )
 
 
+_RETENTION_SCHEDULE = "0 30 2 * * *"
+_RETENTION_SCHEDULE_TEXT = (
+    "NCRONTAB of the retention timer that moves payloads older than EVENTSTORE_RETENTION_DAYS to cold Blob "
+    "storage (nightly at 02:30 UTC by default)."
+)
+
+
+class RetentionSchedule(BaseSettings):
+    """Read alone at import, for the retention timer's decorator (see FeedSchedule)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTSTORE_", env_ignore_empty=True, frozen=True)
+
+    retention_schedule: str = Field(default=_RETENTION_SCHEDULE, description=_RETENTION_SCHEDULE_TEXT)
+
+
 class FeedSchedule(BaseSettings):
     """`Settings.feed_schedule` alone: the host reads a timer's schedule when it indexes the functions,
     before anything else is read, and the rest of the settings must not have to load for that."""
@@ -179,6 +194,29 @@ class Settings(BaseSettings):
         description="Further named databases a tenant can be placed in (EVENTSTORE_DSNS__<name>=<dsn>).",
     )
     app_role: str = Field(default="eventstore_app", description="Role with SELECT/INSERT only on events.")
+    retention_enabled: bool = Field(
+        default=True, description="Move old payloads to cold storage on the retention timer (needs an archive key)."
+    )
+    retention_days: int = Field(
+        default=90, ge=1, le=36_500, description="Payloads of events older than this many days move to cold storage."
+    )
+    retention_schedule: str = Field(default=_RETENTION_SCHEDULE, description=_RETENTION_SCHEDULE_TEXT)
+    retention_tier: Literal["Cool", "Cold", "Archive"] = Field(
+        default="Cool",
+        description="The access tier of the cold segments: Cool and Cold read at once; Archive is cheapest and "
+        "offline until a read rehydrates its segment (hours).",
+    )
+    retention_segment_events: int = Field(
+        default=1000, ge=1, le=100_000, description="Events per cold segment blob (one archive batch)."
+    )
+    archive_key: SecretStr | None = Field(
+        default=None,
+        description="The key (32 bytes, base64) that wraps each archived payload's own data key; a Key Vault "
+        "reference in Azure. Without it (and without EVENTSTORE_ARCHIVE_KEY_FILE) nothing is archived.",
+    )
+    archive_key_file: str | None = Field(
+        default=None, description="Or a file holding that key (base64), for local runs."
+    )
     maintenance_role: str = Field(
         default="eventstore_maint",
         description="The maintenance path's role: the only one the append-only triggers let change stored events "

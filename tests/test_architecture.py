@@ -37,12 +37,13 @@ ALLOWED: dict[str, set[str]] = {
     "ingest": {"store"},
     "feed": {"store"},
     "http": {"store", "query", "ingest"},
-    "services": {"store", "feed", "views", "replay", "alerts"},
+    "services": {"store", "feed", "views", "replay", "alerts", "retention"},
     "views": {"store"},
     "replay": {"store", "views", "query"},
     "alerts": {"store", "views", "query", "ingest"},
+    "retention": {"store"},
     "client": set(),
-    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts"},
+    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts", "retention"},
     "(package)": {"store"},
 }
 

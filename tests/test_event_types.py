@@ -37,6 +37,7 @@ ISSUE_TYPES = [
     "ReplayRequested",
     "MessageReplayed",
     "ReplayJobChanged",
+    "PayloadsArchived",
 ]
 
 

@@ -99,7 +99,7 @@ GET_STATE = Operation(
     description="The state folded from the instance's events up to atSequence (default: all of them).",
     query=StateQuery,
     replies=(Reply(200, "The rebuilt state.", InstanceStateResponse, example=EXAMPLE_STATE),),
-    errors=(400, 404, 503),
+    errors=(400, 404, 409, 410, 503),
 )
 
 
@@ -120,7 +120,9 @@ GET_EVENT = Operation(
     summary="One event's exact payload",
     description="The exact bytes received, from the row or Blob storage, their SHA-256 verified, with the "
     "stored content type; ETag is the SHA-256 and X-Event-* headers carry the metadata. With "
-    "format=envelope: the metadata and the payload as one JSON document.",
+    "format=envelope: the metadata and the payload as one JSON document. A payload retention moved to cold "
+    "storage is read from there the same way; one in the Archive tier answers 409 payload-archived with "
+    "Retry-After, having started to bring its segment back (a later read succeeds).",
     query=EventQuery,
     replies=(
         Reply(
@@ -141,7 +143,7 @@ GET_EVENT = Operation(
         ),
         Reply(304, "Not modified (If-None-Match matched the ETag).", content_type=None),
     ),
-    errors=(400, 404, 410, 503),
+    errors=(400, 404, 409, 410, 503),
 )
 
 

@@ -24,6 +24,7 @@ from eventstore.errors import (
     InvalidEventType,
     InvalidInput,
     InvalidTenantId,
+    PayloadArchived,
     PayloadIntegrityError,
     PayloadMissing,
     PayloadTooLarge,
@@ -94,6 +95,8 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.
     (PayloadMissing, ProblemKind(410, "Payload missing", "payload-missing")),
+    # Retention put the payload in the Archive tier: not an outage, and not gone; the read started its way back.
+    (PayloadArchived, ProblemKind(409, "Payload archived", "payload-archived")),
     (PayloadIntegrityError, ProblemKind(500, "Stored payload failed its integrity check", "payload-integrity")),
 )
 INTERNAL_ERROR = ProblemKind(500, "Internal Server Error", "internal-error")
@@ -147,6 +150,11 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         extensions["jobs"] = [str(j) for j in exc.jobs]
     if isinstance(exc, UnknownReplayJob):
         extensions["jobId"] = str(exc.job_id)
+    if isinstance(exc, PayloadArchived):
+        extensions.update(
+            eventId=str(exc.event_id), segment=exc.segment, rehydration=exc.status or "started",
+            retryAfterSeconds=exc.retry_after_seconds,
+        )  # fmt: skip
     if isinstance(exc, UnknownDeadLetter):
         extensions["deadLetterId"] = exc.letter_id
     if isinstance(exc, PayloadMissing):
@@ -172,6 +180,8 @@ def problem_response(exc: BaseException, instance: str | None = None) -> func.Ht
     headers = {"Content-Type": PROBLEM_CONTENT_TYPE, "Cache-Control": "no-store"}
     if kind.status == 503:
         headers["Retry-After"] = str(retry_after_seconds())
+    elif isinstance(exc, PayloadArchived):
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     COUNTERS.add(HTTP_PROBLEMS, status=str(kind.status))
     if isinstance(exc, ViewBehind):
         log.warning("%s answered %d: %s", instance, kind.status, exc)

@@ -14,13 +14,16 @@ _REPLAY_PAGE = 1000
 
 
 def replay(tenant: TenantEvents, workflow_instance_id: str, from_sequence: int = 1) -> Iterator[RecordedEvent]:
-    """The instance's events in sequence order from `from_sequence`, read page by page."""
+    """The instance's events in sequence order from `from_sequence`, read page by page, each with its payload:
+    one kept in Blob storage (large, or archived by retention) is fetched and verified, so that the state
+    folded from them is the state the events say (an archived one in the Archive tier: `PayloadArchived`)."""
     stream_id = instance_stream_id(workflow_instance_id)
     if from_sequence < 1:
         raise InvalidInput("from_sequence must be at least 1", field="from_sequence")
     while True:
         page = tenant.read_stream(stream_id, from_sequence, limit=_REPLAY_PAGE)
-        yield from page
+        for event in page:
+            yield event if event.payload is not None else event._replace(payload=tenant.payload_of(event))
         if len(page) < _REPLAY_PAGE:
             return
         from_sequence = page[-1].sequence_number + 1

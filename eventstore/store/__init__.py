@@ -12,6 +12,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
   `views.session(view)` -> `ViewSession`, one runner's locked hold on one view.
 - `store.replays(tenant_id)` -> `TenantReplays`: replay jobs and the delivery of their messages.
 - `store.alerts(tenant_id)` -> `TenantAlerts`: incidents of the alert rules and the notifications outbox.
+- `store.retention(tenant_id)` -> `TenantRetention`: payloads past retention and their move to cold segments.
 - `store.queue_dead_letters()` -> `QueueDeadLetters`: poison messages of the ingest queues, kept; the
   deployment's own alert outbox.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
@@ -19,6 +20,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
 
 from eventstore.store.alert_outbox import AlertOutbox, Notice, OutboxRow
 from eventstore.store.blob_payloads import BlobPayloads
+from eventstore.store.cold_payloads import COLD_PREFIX, ArchiveKeys, ColdRef, is_cold
 from eventstore.store.event_store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter, SinkState
 from eventstore.store.payload_problems import PayloadProblem
@@ -34,6 +36,7 @@ from eventstore.store.read_feed import FeedEntry, FeedPage, PendingStats, Writin
 from eventstore.store.streams import (
     AUDIT_STREAM_ID,
     INSTANCE_PREFIX,
+    MAINTENANCE_STREAM_ID,
     MAX_INSTANCE_ID_LENGTH,
     NO_CONTROL_CHARACTERS,
     instance_stream_id,
@@ -53,15 +56,21 @@ from eventstore.store.tenant_replays import (
     TenantReplays,
     UnknownReplayJob,
 )
+from eventstore.store.tenant_retention import ArchiveRaced, HeldPayload, RetentionFigures, TenantRetention
 from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, ViewWriter, shadow_of
 
 __all__ = [
     "AUDIT_STREAM_ID",
+    "COLD_PREFIX",
     "INSTANCE_PREFIX",
+    "MAINTENANCE_STREAM_ID",
     "MAX_INSTANCE_ID_LENGTH",
     "NO_CONTROL_CHARACTERS",
     "AlertOutbox",
+    "ArchiveKeys",
+    "ArchiveRaced",
     "BlobPayloads",
+    "ColdRef",
     "ConfirmationRequired",
     "DeadLetter",
     "DeadLetterMismatch",
@@ -69,6 +78,7 @@ __all__ = [
     "FeedEntry",
     "FeedPage",
     "FeedSession",
+    "HeldPayload",
     "IncidentRow",
     "ItemCounts",
     "NewQueueDeadLetter",
@@ -84,11 +94,13 @@ __all__ = [
     "ReplayItemRow",
     "ReplayJobRow",
     "ReplayOverlap",
+    "RetentionFigures",
     "SinkState",
     "TenantAlerts",
     "TenantEvents",
     "TenantFeed",
     "TenantReplays",
+    "TenantRetention",
     "TenantViews",
     "UnknownDeadLetter",
     "UnknownReplayJob",
@@ -98,6 +110,7 @@ __all__ = [
     "WindowFigures",
     "WritingTransaction",
     "instance_stream_id",
+    "is_cold",
     "shadow_of",
     "validate_instance_id",
 ]

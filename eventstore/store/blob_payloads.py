@@ -105,6 +105,76 @@ class BlobPayloads:
         except AzureError as exc:
             raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
 
+    # -- cold segments (retention: eventstore/store/cold_payloads.py) -----------------------------------------
+
+    def put_segment(self, container: str, name: str, data: bytes, tier: str) -> None:
+        """Write a cold segment and read it back to check its SHA-256 before anything relies on it; written in
+        the Cool tier (readable, so checkable) and then moved to `tier` when another is asked for."""
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import StandardBlobTier
+
+        digest = hashlib.sha256(data).hexdigest()
+        client = self._service.get_blob_client(container, name)
+        try:
+            self._ensure_container(container)
+            client.upload_blob(
+                data, overwrite=False, metadata={"sha256": digest}, standard_blob_tier=StandardBlobTier.COOL
+            )
+            written = client.download_blob().readall()
+        except AzureError as exc:
+            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+        if hashlib.sha256(written).hexdigest() != digest:
+            raise PayloadIntegrityError(f"cold segment {container}/{name} did not read back as written")
+        if tier != "Cool":
+            try:
+                client.set_standard_blob_tier(StandardBlobTier(tier))
+            except AzureError as exc:
+                raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+
+    def get_range(self, container: str, name: str, offset: int, length: int) -> bytes | None:
+        """`length` bytes of a cold segment from `offset`; None when the segment is in the Archive tier
+        (offline until rehydrated: `rehydrate`). `PayloadMissing` when it is gone."""
+        from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+
+        try:
+            return self._service.get_blob_client(container, name).download_blob(offset, length).readall()
+        except ResourceNotFoundError as exc:
+            raise PayloadMissing(f"{container}/{name}") from exc
+        except HttpResponseError as exc:
+            if getattr(exc, "error_code", None) == "BlobArchived":
+                return None
+            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+        except AzureError as exc:
+            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+
+    def rehydrate(self, container: str, name: str) -> str | None:
+        """Start bringing an archived segment back to the Cool tier (standard priority: up to 15 hours), unless
+        that has started already; its archive status (`rehydrate-pending-to-cool`), or None once it is back."""
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import RehydratePriority, StandardBlobTier
+
+        client = self._service.get_blob_client(container, name)
+        try:
+            properties = client.get_blob_properties()
+            if properties.archive_status is None and properties.blob_tier == "Archive":
+                client.set_standard_blob_tier(StandardBlobTier.COOL, rehydrate_priority=RehydratePriority.STANDARD)
+                properties = client.get_blob_properties()
+        except AzureError as exc:
+            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+        status = properties.archive_status
+        return str(status) if status else None
+
+    def segment_tier(self, container: str, name: str) -> str | None:
+        """The access tier a cold segment is in (None: gone)."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            return str(self._service.get_blob_client(container, name).get_blob_properties().blob_tier)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+
     def _ensure_container(self, container: str) -> None:
         from azure.core.exceptions import ResourceExistsError
 

@@ -12,6 +12,7 @@ from eventstore.settings import Settings
 from eventstore.store import migrations
 from eventstore.store.alert_reports import AlertReports
 from eventstore.store.blob_payloads import BlobPayloads
+from eventstore.store.cold_payloads import ArchiveKeys
 from eventstore.store.connection import Pools, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
 from eventstore.store.queue_dead_letters import QueueDeadLetters
@@ -22,6 +23,7 @@ from eventstore.store.tenant_alerts import TenantAlerts
 from eventstore.store.tenant_events import Clock, TenantEvents
 from eventstore.store.tenant_feed import TenantFeed
 from eventstore.store.tenant_replays import TenantReplays
+from eventstore.store.tenant_retention import TenantRetention
 from eventstore.store.tenant_views import TenantViews
 from eventstore.tenancy import (
     TenantPlacement,
@@ -47,6 +49,7 @@ class EventStore:
         self.control_schema = settings.schema_prefix + "control"
         self._registry: TenantRegistry | None = None
         self._payloads: BlobPayloads | None = None
+        self._archive_keys: ArchiveKeys | None = None
         self._tenants: dict[str, TenantEvents] = {}
         self._feeds: dict[str, TenantFeed] = {}
         self._views: dict[str, TenantViews] = {}
@@ -69,6 +72,12 @@ class EventStore:
             )
         return self._payloads
 
+    def archive_keys(self) -> ArchiveKeys | None:
+        """The archive key that wraps archived payloads' data keys (read once), or None when not configured."""
+        if self._archive_keys is None:
+            self._archive_keys = ArchiveKeys.from_settings(self.settings)
+        return self._archive_keys
+
     @property
     def registry(self) -> TenantRegistry:
         if self._registry is None:
@@ -81,6 +90,14 @@ class EventStore:
         """The weekly summary's sends (control schema)."""
         self.registry  # noqa: B018 (the control schema is migrated on first use)
         return AlertReports(self.pools.app("default"), self.control_schema)
+
+    def retention(self, tenant_id: str) -> TenantRetention:
+        """The tenant's payloads past retention, and the maintenance transaction that archives them."""
+        canonical = validate_tenant_id(tenant_id)
+        placement = self.registry.get(canonical)
+        return TenantRetention(
+            placement, self.pools.app(placement.dsn_name), self.pools.maintenance(placement.dsn_name), self.settings
+        )
 
     def queue_dead_letters(self) -> QueueDeadLetters:
         """The ingest queues' dead letters and the deployment's alert outbox (control schema)."""
@@ -188,7 +205,9 @@ class EventStore:
         if events is None:
             placement = self.registry.get(canonical)
             pool = self.pools.app(placement.dsn_name)
-            events = TenantEvents(placement, pool, self.settings, blobs=self.payloads, clock=self.clock)
+            events = TenantEvents(
+                placement, pool, self.settings, blobs=self.payloads, keys=self.archive_keys, clock=self.clock
+            )
             self._tenants[canonical] = events
         return events
 

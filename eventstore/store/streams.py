@@ -1,4 +1,4 @@
-"""Stream ids: the tenant's audit stream and one stream per workflow instance."""
+"""Stream ids: the tenant's audit stream, its maintenance stream and one stream per workflow instance."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import re
 from eventstore.errors import InvalidInput
 
 AUDIT_STREAM_ID = "audit"
+MAINTENANCE_STREAM_ID = "maintenance"
+"""What the maintenance path did to the tenant's stored events (archiving, erasure), one event per action."""
 INSTANCE_PREFIX = "instance:"
 _STREAM_ID = re.compile(r"[^\x00-\x1f\x7f]{1,300}")
 

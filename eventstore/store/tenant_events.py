@@ -9,7 +9,13 @@ from datetime import datetime
 from functools import partial
 from uuid import UUID
 
-from eventstore.errors import PayloadIntegrityError, PayloadMissing, PayloadTooLarge, StoreUnavailable
+from eventstore.errors import (
+    PayloadArchived,
+    PayloadIntegrityError,
+    PayloadMissing,
+    PayloadTooLarge,
+    StoreUnavailable,
+)
 from eventstore.event_types import EventType
 from eventstore.models import (
     START,
@@ -24,6 +30,7 @@ from eventstore.models import (
 from eventstore.settings import Settings
 from eventstore.store.append_events import append_events, stream_version
 from eventstore.store.blob_payloads import BlobPayloads, verify
+from eventstore.store.cold_payloads import REHYDRATION_RETRY_SECONDS, ArchiveKeys, ColdRef, archive_key_of, is_cold
 from eventstore.store.connection import StorePool, run
 from eventstore.store.list_streams import list_streams
 from eventstore.store.payload_problems import (
@@ -61,6 +68,7 @@ class TenantEvents:
         settings: Settings,
         *,
         blobs: BlobPayloads | None = None,
+        keys: Callable[[], ArchiveKeys | None] = lambda: None,
         clock: Clock | None = None,
     ) -> None:
         self.placement = placement
@@ -68,6 +76,7 @@ class TenantEvents:
         self._pool = pool
         self._settings = settings
         self._blobs = blobs
+        self._keys = keys
         self._clock = clock
 
     @property
@@ -136,6 +145,8 @@ class TenantEvents:
                 raise StoreUnavailable(
                     f"event {event.event_id} keeps its payload in Blob storage, which is not configured"
                 )
+            if is_cold(event.blob_ref):
+                return self._cold_payload(event, payloads)
             data = payloads.get(event.blob_ref, event.payload_sha256)
         except PayloadMissing as missing:
             self._note_payload_problem(event.event_id, event.blob_ref, "missing")
@@ -144,6 +155,26 @@ class TenantEvents:
             self._note_payload_problem(event.event_id, event.blob_ref, "mismatch")
             raise
         return data
+
+    def _cold_payload(self, event: RecordedEvent, payloads: BlobPayloads) -> bytes:
+        """An archived payload: its range of the cold segment, opened with the data key kept in its row."""
+        assert event.blob_ref is not None
+        ref = ColdRef.parse(event.blob_ref)
+        keys = self._keys()
+        if keys is None:
+            raise StoreUnavailable(
+                f"event {event.event_id} was archived; reading it needs the archive key (EVENTSTORE_ARCHIVE_KEY)"
+            )
+        wrapped = run(self._pool, partial(archive_key_of, schema=self._schema, event=event))
+        if wrapped is None:
+            raise PayloadIntegrityError(f"the archived payload of event {event.event_id} has no data key")
+        entry = payloads.get_range(ref.container, ref.segment, ref.offset, ref.length)
+        if entry is None:  # the Archive tier: offline until rehydrated (hours), which this read starts
+            status = payloads.rehydrate(ref.container, ref.segment)
+            raise PayloadArchived(event.event_id, ref.segment, status, REHYDRATION_RETRY_SECONDS)
+        payload = keys.open(entry, wrapped, event.event_id)
+        verify(payload, event.payload_sha256, f"of event {event.event_id} (archived)")
+        return payload
 
     def _note_payload_problem(self, event_id: UUID, blob_ref: str | None, problem: Problem) -> None:
         # Best effort: the caller's answer is the lost payload, whether or not health hears of it.

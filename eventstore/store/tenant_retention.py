@@ -1,0 +1,174 @@
+"""One tenant's retention in the store: the payloads still held in their rows past the cutoff, and the
+maintenance transaction that hands a batch over to its cold segment (docs/retention.md).
+
+The archiver writes the segment and checks it first (`BlobPayloads.put_segment`); only then does `archive`,
+run as the maintenance role, clear each payload and its JSONB copy, keep the cold reference and the wrapped
+data key, and record a `PayloadsArchived` event in the tenant's maintenance stream, all in one transaction.
+Every row is matched on its event id *and* the payload hash the segment was built from, still held: a batch
+that no longer matches as a whole (another archiver got there first) changes nothing. A run killed before
+the commit leaves a segment no row points at (found and listed by `orphans`), never a row without its bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from eventstore.errors import EventStoreError
+from eventstore.event_types import EventType
+from eventstore.models import AppendResult, NewEvent, StreamState
+from eventstore.settings import Settings
+from eventstore.store.append_events import append_events
+from eventstore.store.cold_payloads import COLD_LOGICAL_NAME, COLD_PREFIX
+from eventstore.store.connection import StorePool, run, translated_errors
+from eventstore.store.partitions import create_partition_for
+from eventstore.store.schema import EVENTS, table
+from eventstore.store.streams import MAINTENANCE_STREAM_ID
+from eventstore.tenancy import TenantPlacement, container_name_for
+
+_RETENTION_LOCK_CLASS = 0x45535254  # "ESRT": one archiver per tenant (a lock space apart from the feed's)
+
+
+class ArchiveRaced(EventStoreError):
+    """The batch no longer matches the rows (another archiver moved them first): nothing was changed."""
+
+
+@dataclass(frozen=True)
+class HeldPayload:
+    event_id: UUID
+    stream_id: str
+    sequence_number: int
+    global_position: int
+    recorded_at: datetime
+    payload: bytes
+    payload_sha256: bytes
+
+
+@dataclass(frozen=True)
+class RetentionFigures:
+    oldest_held_at: datetime | None
+    """The oldest event still holding its payload in its row."""
+    held_before: int
+    """Events past the cutoff still holding their payload (what a run would move)."""
+    held_bytes_before: int
+    archived_events: int
+    archived_bytes: int
+    segments: int
+
+
+class TenantRetention:
+    """Obtain with `EventStore.retention(tenant_id)`."""
+
+    def __init__(self, placement: TenantPlacement, pool: StorePool, maintenance: StorePool, settings: Settings) -> None:
+        self.placement = placement
+        self._schema = placement.schema_name
+        self._pool = pool
+        self._maintenance = maintenance
+        self._settings = settings
+        self._events = table(self._schema, EVENTS)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.placement.tenant_id
+
+    @property
+    def cold_container(self) -> str:
+        return container_name_for(self.placement.tenant_id, COLD_LOGICAL_NAME)
+
+    def held(self, before: datetime, limit: int) -> list[HeldPayload]:
+        """The oldest `limit` events recorded before `before` whose payload is still in their row (the
+        maintenance stream's own events stay where they are: they are the record of what was done)."""
+        statement = sql.SQL(
+            "SELECT event_id, stream_id, sequence_number, global_position, recorded_at, payload, payload_sha256"
+            " FROM {events} WHERE payload IS NOT NULL AND recorded_at < %s AND stream_id <> %s"
+            " ORDER BY recorded_at, global_position LIMIT %s"
+        ).format(events=self._events)
+        rows = run(
+            self._pool,
+            lambda conn: conn.cursor(binary=True).execute(statement, (before, MAINTENANCE_STREAM_ID, limit)).fetchall(),
+        )
+        return [HeldPayload(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
+
+    def figures(self, before: datetime) -> RetentionFigures:
+        held = sql.SQL(
+            "SELECT min(recorded_at), count(*) FILTER (WHERE recorded_at < %s),"
+            " coalesce(sum(payload_size) FILTER (WHERE recorded_at < %s), 0)"
+            " FROM {events} WHERE payload IS NOT NULL AND stream_id <> %s"
+        ).format(events=self._events)
+        done = sql.SQL(
+            "SELECT count(*), coalesce(sum((payload_json ->> 'events')::bigint), 0),"
+            " coalesce(sum((payload_json ->> 'bytes')::bigint), 0)"
+            " FROM {events} WHERE stream_id = %s AND event_type = %s"
+        ).format(events=self._events)
+
+        def read(conn: psycopg.Connection[Any]) -> RetentionFigures:
+            first = conn.execute(held, (before, before, MAINTENANCE_STREAM_ID)).fetchone()
+            second = conn.execute(done, (MAINTENANCE_STREAM_ID, EventType.PAYLOADS_ARCHIVED.value)).fetchone()
+            assert first is not None and second is not None
+            return RetentionFigures(
+                oldest_held_at=first[0], held_before=int(first[1]), held_bytes_before=int(first[2]),
+                segments=int(second[0]), archived_events=int(second[1]), archived_bytes=int(second[2]),
+            )  # fmt: skip
+
+        return run(self._pool, read)
+
+    @contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Hold this tenant's archiver lock for the block (True), or find another archiver holding it (False):
+        a session lock on a connection of its own, released by the server if this process dies."""
+        key = f"{self._schema}/retention"
+        with translated_errors(), self._maintenance.connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_RETENTION_LOCK_CLASS, key)).fetchone()
+            held = bool(row and row[0])
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_RETENTION_LOCK_CLASS, key))
+
+    def archive(
+        self, batch: Sequence[HeldPayload], refs: Sequence[str], keys: Sequence[bytes], record: NewEvent
+    ) -> AppendResult:
+        """Hand `batch` over to its cold segment: each row's payload and JSONB copy cleared, its reference
+        (`refs`, `cold:...`) and wrapped data key (`keys`) kept, `record` appended to the maintenance stream;
+        one transaction, as the maintenance role. `ArchiveRaced` (and no change) when any row of the batch
+        is not as it was read."""
+        if not (len(batch) == len(refs) == len(keys)) or not batch:
+            raise ValueError("a batch, its references and its keys go together, at least one of each")
+        if any(not ref.startswith(COLD_PREFIX) for ref in refs):
+            raise ValueError("archived payloads point at cold storage")
+        update = sql.SQL(
+            "UPDATE {events} AS e SET payload = NULL, payload_json = NULL, blob_ref = v.ref, archive_key = v.key"
+            " FROM (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::timestamptz[], %s::bytea[],"
+            " %s::text[], %s::bytea[])) AS v(event_id, stream_id, sequence_number, recorded_at, sha256, ref, key)"
+            " WHERE e.stream_id = v.stream_id AND e.sequence_number = v.sequence_number"
+            " AND e.recorded_at = v.recorded_at AND e.event_id = v.event_id AND e.payload_sha256 = v.sha256"
+            " AND e.payload IS NOT NULL"
+        ).format(events=self._events)
+        params = (
+            [b.event_id for b in batch], [b.stream_id for b in batch], [b.sequence_number for b in batch],
+            [b.recorded_at for b in batch], [b.payload_sha256 for b in batch], list(refs), list(keys),
+        )  # fmt: skip
+        settings = self._settings
+
+        def archive(conn: psycopg.Connection[Any]) -> AppendResult:
+            create_partition_for(conn, self._schema, None)  # the record's month, before the transaction
+            with conn.transaction():
+                changed = conn.execute(update, params).rowcount
+                if changed != len(batch):
+                    raise ArchiveRaced(
+                        f"{changed} of {len(batch)} payloads were still as read: another archiver moved them"
+                    )
+                return append_events(
+                    conn, self._schema, MAINTENANCE_STREAM_ID, [record], StreamState.ANY,
+                    inline_limit=settings.inline_payload_limit, max_batch=1,
+                )  # fmt: skip
+
+        return run(self._maintenance, archive, writes=True)
