@@ -79,6 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = views.add_parser("rebuild", help="build a view again from the start beside the live one, then swap")
     rebuild.add_argument("name", help="the view (e.g. instances)")
     rebuild.add_argument("--tenant", help="only this tenant")
+    _add_operation_commands(commands)
+    from eventstore_local.host.cli import add_arguments as add_host_arguments
+
+    add_host_arguments(
+        commands.add_parser(
+            "host",
+            help="serve the Functions app locally: HTTP on 127.0.0.1:7071/api, queues via Azurite, timers; "
+            "embedded PostgreSQL and Azurite when nothing is configured",
+        )
+    )
+    return parser
+
+
+def _add_operation_commands(commands: Any) -> None:
+    """The commands that operate a deployment: the feed, alerts, replay, retention, dead letters, reports."""
     from eventstore_local.feed_commands import add_arguments as add_feed_arguments
 
     add_feed_arguments(
@@ -96,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
             "app, and follow, list, pause, resume or cancel the jobs",
         )
     )
+    from eventstore_local.retention_commands import add_arguments as add_retention_arguments
+
+    add_retention_arguments(
+        commands.add_parser(
+            "retention", help="payloads past EVENTSTORE_RETENTION_DAYS: status, or move them to cold storage now"
+        )
+    )
     from eventstore_local.dead_letter_commands import add_arguments as add_dead_letter_arguments
 
     add_dead_letter_arguments(
@@ -109,16 +131,6 @@ def _parser() -> argparse.ArgumentParser:
     add_report_arguments(
         commands.add_parser("report", help="reports from a running app: `report failures` (failure rate per day)")
     )
-    from eventstore_local.host.cli import add_arguments as add_host_arguments
-
-    add_host_arguments(
-        commands.add_parser(
-            "host",
-            help="serve the Functions app locally: HTTP on 127.0.0.1:7071/api, queues via Azurite, timers; "
-            "embedded PostgreSQL and Azurite when nothing is configured",
-        )
-    )
-    return parser
 
 
 def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -298,6 +310,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from eventstore_local.replay_commands import run as run_replay
 
             return run_replay(args)
+        if args.command == "retention":
+            from eventstore_local.retention_commands import run as run_retention
+            from eventstore_local.settings import AppSettings
+            from eventstore_local.standins.environment import local_archive_key
+
+            AppSettings.set(local_archive_key())
+            with local_settings() as settings, EventStore(settings) as store:
+                return run_retention(args, store)
         if args.command == "dead-letters":
             from eventstore_local.dead_letter_commands import run as run_dead_letters
 

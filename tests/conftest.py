@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from eventstore import EventStore, Settings, TenantEvents
 from eventstore_local.host.process import HostProcess
 from eventstore_local.samples import expense_claim_walk
-from tests.helpers import CONTINUATION_KEY, PROJECT_ROOT, REPLAY_ROUTER_QUEUE, random_tenant_id, settle
+from tests.helpers import ARCHIVE_KEY, CONTINUATION_KEY, PROJECT_ROOT, REPLAY_ROUTER_QUEUE, random_tenant_id, settle
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +178,8 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
         "EVENTSTORE_REPLAY_CONFIRM_OVER": "2",
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
+        "EVENTSTORE_ARCHIVE_KEY": ARCHIVE_KEY,
+        "EVENTSTORE_RETENTION_SCHEDULE": "0 0 0 1 1 *",
     }
     options = ["--no-engine", "--alerts-port", "-1", "--host-json", str(folder / "host.json")]
     # The suite's own EVENTSTORE_* (the test database's URL) pass through, as they always have.

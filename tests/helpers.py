@@ -39,6 +39,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONTINUATION_KEY = "test-continuation-key-0123456789"
 
 REPLAY_ROUTER_QUEUE = "replays-router-test"
+ARCHIVE_KEY = "ZXZlbnRzdG9yZS10ZXN0LWFyY2hpdmUta2V5LTMyYnk="
+"""The suite host's archive key (base64 of 32 bytes), so that tests archive payloads it can read back."""
 """The queue the suite's local host sends replays to (its deployment-wide replay router)."""
 """The local host's EVENTSTORE_CONTINUATION_KEY in the suite (tests sign tokens with it)."""
 

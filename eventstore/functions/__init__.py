@@ -13,6 +13,7 @@ from eventstore.functions import (
     partitions,
     query,
     replay,
+    retention,
     tenants,
     traces,
     views,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     views.blueprint,
     replay.blueprint,
     alerts.blueprint,
+    retention.blueprint,
     dead_letters.blueprint,
 )
 

@@ -314,6 +314,20 @@ class PayloadProblemItem(BaseModel):
     times_seen: int = Field(alias="timesSeen", description="Reads that met the problem.")
 
 
+class RetentionHealth(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    retention_days: int = Field(alias="retentionDays")
+    cutoff: AwareDatetime = Field(description="Payloads of events recorded before this are due for cold storage.")
+    oldest_held_at: AwareDatetime | None = Field(
+        alias="oldestHeldAt", description="The oldest event still holding its payload in its row."
+    )
+    held_past_cutoff: int = Field(alias="heldPastCutoff", description="Events past the cutoff still holding it.")
+    archived_events: int = Field(alias="archivedEvents", description="Payloads moved to cold storage so far.")
+    archived_bytes: int = Field(alias="archivedBytes", description="Their bytes.")
+    segments: int = Field(description="Cold segments written (one PayloadsArchived event each).")
+
+
 class TenantHealth(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -326,6 +340,7 @@ class TenantHealth(BaseModel):
     payload_problems: list[PayloadProblemItem] = Field(
         alias="payloadProblems", description=f"The most recently seen of them, at most {HEALTH_LIST_LIMIT}."
     )
+    retention: RetentionHealth = Field(description="Where retention stands (docs/retention.md).")
 
 
 # --- traces: messages, executions and steps, failure counts ------------------------------------------------

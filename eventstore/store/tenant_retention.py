@@ -97,10 +97,15 @@ class TenantRetention:
         return [HeldPayload(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
 
     def figures(self, before: datetime) -> RetentionFigures:
+        # Both walk `events_held_payloads` from its start: the oldest held payload, and the few past the cutoff
+        # (none, once retention keeps up), never the months still held.
+        oldest = sql.SQL(
+            "SELECT recorded_at FROM {events} WHERE payload IS NOT NULL AND stream_id <> %s"
+            " ORDER BY recorded_at LIMIT 1"
+        ).format(events=self._events)
         held = sql.SQL(
-            "SELECT min(recorded_at), count(*) FILTER (WHERE recorded_at < %s),"
-            " coalesce(sum(payload_size) FILTER (WHERE recorded_at < %s), 0)"
-            " FROM {events} WHERE payload IS NOT NULL AND stream_id <> %s"
+            "SELECT count(*), coalesce(sum(payload_size), 0) FROM {events}"
+            " WHERE payload IS NOT NULL AND recorded_at < %s AND stream_id <> %s"
         ).format(events=self._events)
         done = sql.SQL(
             "SELECT count(*), coalesce(sum((payload_json ->> 'events')::bigint), 0),"
@@ -109,12 +114,13 @@ class TenantRetention:
         ).format(events=self._events)
 
         def read(conn: psycopg.Connection[Any]) -> RetentionFigures:
-            first = conn.execute(held, (before, before, MAINTENANCE_STREAM_ID)).fetchone()
-            second = conn.execute(done, (MAINTENANCE_STREAM_ID, EventType.PAYLOADS_ARCHIVED.value)).fetchone()
-            assert first is not None and second is not None
+            first = conn.execute(oldest, (MAINTENANCE_STREAM_ID,)).fetchone()
+            due = conn.execute(held, (before, MAINTENANCE_STREAM_ID)).fetchone()
+            moved = conn.execute(done, (MAINTENANCE_STREAM_ID, EventType.PAYLOADS_ARCHIVED.value)).fetchone()
+            assert due is not None and moved is not None
             return RetentionFigures(
-                oldest_held_at=first[0], held_before=int(first[1]), held_bytes_before=int(first[2]),
-                segments=int(second[0]), archived_events=int(second[1]), archived_bytes=int(second[2]),
+                oldest_held_at=first[0] if first else None, held_before=int(due[0]), held_bytes_before=int(due[1]),
+                segments=int(moved[0]), archived_events=int(moved[1]), archived_bytes=int(moved[2]),
             )  # fmt: skip
 
         return run(self._pool, read)

@@ -104,7 +104,7 @@ def run_with_database(args: argparse.Namespace) -> int:
     settings (the process environment, which they read)."""
     from eventstore_local.host.config import load_local_settings
     from eventstore_local.settings import AppSettings
-    from eventstore_local.standins.environment import local_settings
+    from eventstore_local.standins.environment import local_archive_key, local_settings
 
     root = Path(args.project_root or Path.cwd())
     AppSettings.set_defaults(
@@ -114,6 +114,7 @@ def run_with_database(args: argparse.Namespace) -> int:
     AppSettings.set_defaults({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     router = replay_router_defaults(AppSettings.current(), engine=args.engine, queue=args.engine_queue)
     AppSettings.set(router)
+    AppSettings.set(local_archive_key())
     with (
         local_settings() as settings,
         _local_event_grid(args.eventgrid_port, settings),

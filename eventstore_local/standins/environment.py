@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,3 +33,20 @@ def local_settings(say: bool = True) -> Iterator[Settings]:
         yield settings.model_copy(update={"database_url": server.dsn})
     finally:
         server.stop()
+
+
+def local_archive_key() -> dict[str, str]:
+    """The app settings that give a local run an archive key (retention seals archived payloads with it): none
+    when one is configured; else a key file in `.local/keys/`, made once (readable by this user alone). Lose
+    it and the payloads archived with it cannot be read: in Azure the key is a Key Vault secret."""
+    from eventstore.store import ArchiveKeys
+
+    settings = Settings()
+    if settings.archive_key is not None or settings.archive_key_file:
+        return {}
+    path = local_dir() / "keys" / "archive.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(path, "x", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:
+            file.write(ArchiveKeys.new_key_text() + "\n")
+    return {"EVENTSTORE_ARCHIVE_KEY_FILE": str(path)}

@@ -21,8 +21,8 @@ from pydantic import SecretStr
 from eventstore import EventStore, EventType, Settings, instance_stream_id
 from eventstore.errors import PayloadArchived
 from eventstore.retention.archiver import Archiver
-from eventstore.store import MAINTENANCE_STREAM_ID, ArchiveKeys, ColdRef
-from tests.helpers import PROJECT_ROOT, event, random_tenant_id
+from eventstore.store import MAINTENANCE_STREAM_ID, ColdRef
+from tests.helpers import ARCHIVE_KEY, PROJECT_ROOT, event, random_tenant_id
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 """The archiver's now: with 90 days the cutoff is 2026-08-17 12:00."""
@@ -34,7 +34,7 @@ MOMENTS = [
     datetime(2026, 11, 14, 8, 0, tzinfo=UTC),  # yesterday: stays
 ]
 ARCHIVED = 3
-KEY = ArchiveKeys.new_key_text()
+KEY = ARCHIVE_KEY
 
 
 def retention_settings(settings: Settings, azurite: Any, **changes: Any) -> Settings:
