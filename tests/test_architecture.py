@@ -41,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "views": {"store"},
     "replay": {"store", "views", "query"},
     "alerts": {"store", "views", "query", "ingest"},
-    "retention": {"store"},
+    "retention": {"store", "views"},
     "client": set(),
     "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts", "retention"},
     "(package)": {"store"},

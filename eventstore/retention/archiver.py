@@ -1,7 +1,9 @@
-"""The archiver: for each tenant, the payloads recorded before the cutoff that are still held in their rows go,
-a batch at a time, into a sealed segment in the tenant's cold container (written and read back first), and
-then, in one maintenance transaction, their rows keep only the reference, the wrapped data key and the
-metadata, and a `PayloadsArchived` event records the batch (docs/retention.md).
+"""The archiver: for each tenant, the views give up their own copies of payload content recorded before the
+cutoff (step inputs and outputs, read from their events from then on); then the payloads recorded before the
+cutoff that are still held in their rows go, a batch at a time, into a sealed segment in the tenant's cold
+container (written and read back first), and in one maintenance transaction their rows keep only the
+reference, the wrapped data key and the metadata, and a `PayloadsArchived` event records the batch
+(docs/retention.md).
 
 Killed at any point, nothing is lost: before the commit the rows still hold their payloads (a segment no row
 points at may be left behind), after it the segment holds them. The next run takes what is still held.
@@ -23,6 +25,7 @@ from eventstore.event_types import EventType
 from eventstore.models import NewEvent
 from eventstore.settings import Settings
 from eventstore.store import ArchiveKeys, BlobPayloads, ColdRef, EventStore, HeldPayload, TenantRetention
+from eventstore.views import VIEWS, ViewRunner
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ class RetentionNotConfigured(EventStoreError):
 class TenantRun:
     tenant_id: str
     cutoff: datetime
+    views: dict[str, int | None] = field(default_factory=dict)
+    """Per view that keeps copies of payload content: the rows that gave them up (None: the view was busy)."""
     due: int = 0
     """Events past the cutoff still holding their payload when the run began."""
     due_bytes: int = 0
@@ -103,7 +108,11 @@ class Archiver:
         cutoff = self.cutoff()
         figures = retention.figures(cutoff)
         run = TenantRun(retention.tenant_id, cutoff, due=figures.held_before, due_bytes=figures.held_bytes_before)
-        if dry_run or not figures.held_before:
+        if dry_run:
+            return run
+        # The views' own copies follow the same policy: from now on they are read from their events.
+        run.views = ViewRunner(self.store, VIEWS).age_out(retention.tenant_id, cutoff)
+        if not figures.held_before:
             return run
         keys, payloads = self._configured()
         with retention.lock() as locked:

@@ -128,6 +128,12 @@ class ViewSession:
             )
         return checkpoint
 
+    def change(self, tables: Mapping[str, str], handler: Callable[[ViewWriter], int]) -> int:
+        """`handler` over the view's tables in one transaction, the checkpoint untouched (retention's pass
+        over a view, under the view's lock); what `handler` answers."""
+        with translated_errors(), self._conn.transaction():
+            return handler(ViewWriter(self._conn, self._schema, tables))
+
     def stop(self, event: RecordedEvent, reason: str) -> None:
         """Record that the view cannot apply `event` (its checkpoint stays before it)."""
         with translated_errors():

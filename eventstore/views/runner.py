@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import partial
 
 from eventstore.errors import StoreUnavailable
 from eventstore.models import START, Checkpoint, RecordedEvent
@@ -107,6 +109,21 @@ class ViewRunner:
                     timing.set(outcome=_outcome(run))
                 runs.append(run)
         return runs
+
+    def age_out(self, tenant_id: str, cutoff: datetime) -> dict[str, int | None]:
+        """Retention's pass over the tenant's views that keep copies of payload content (`View.age_out`):
+        per view, the rows that gave them up, or None when another runner held the view (the next pass does
+        it)."""
+        tenant_views = self.store.views(tenant_id)
+        done: dict[str, int | None] = {}
+        for view in self.views:
+            if view.age_out is None:
+                continue
+            with tenant_views.session(view.name) as session:
+                done[view.name] = (
+                    None if session is None else session.change(view.tables, partial(view.age_out, cutoff=cutoff))
+                )
+        return done
 
     def run_all(self, *, run_seconds: float = 30.0, pending: PendingWork | None = None) -> dict[str, list[ViewRun]]:
         """One pass over every registered tenant (the timer's job). With `pending`, a view of a tenant is

@@ -602,6 +602,11 @@ def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
             " first_at = EXCLUDED.first_at, first_event_id = EXCLUDED.first_event_id",
             moved,
         )
+    _rewrite(writer, touched)
+
+
+def _rewrite(writer: ViewWriter, touched: set[str]) -> None:
+    """Recompute the executions, steps and unplaced events of the executions `touched` from their facts."""
     ids = sorted(touched)
     mine = [
         _fact_of(r)
@@ -629,10 +634,26 @@ def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
     )
 
 
+def _age_out(writer: ViewWriter, *, cutoff: datetime) -> int:
+    """Retention: the trace events recorded before `cutoff` give up their copies of step inputs and outputs,
+    which are read from their events from then on (as those over the inline limit always were: from cold
+    storage once the events are archived), and their executions are recomputed from them."""
+    rows = writer.execute(
+        "UPDATE {facts} SET data = NULL, data_by_ref = true WHERE recorded_at < %s AND data IS NOT NULL"
+        " RETURNING execution_id",
+        [cutoff],
+    )
+    touched = {r[0] for r in rows}
+    if touched:
+        _rewrite(writer, touched)
+    return len(rows)
+
+
 EXECUTIONS = View(
     name="executions",
     tables=TABLES,
     apply=_apply,
+    age_out=_age_out,
     description="The trace: each execution an engine reported, its steps (input, output, error, attempts), "
     "and the trace events that could not be placed.",
 )

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from eventstore.models import RecordedEvent
 from eventstore.store import ViewWriter
 
 Handler = Callable[[ViewWriter, Sequence[RecordedEvent]], None]
+
+
+class AgeOut(Protocol):
+    """Retention's pass over a view: drop the view's own copies of payload content recorded before the
+    cutoff, leaving references to the events (read like any payload, from cold storage once archived); how
+    many rows."""
+
+    def __call__(self, writer: ViewWriter, *, cutoff: datetime) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -24,3 +34,4 @@ class View:
     tables: Mapping[str, str]
     apply: Handler
     description: str
+    age_out: AgeOut | None = None

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from eventstore import EventStore, EventType, Settings, instance_stream_id
 from eventstore.errors import PayloadArchived
+from eventstore.query.traces import read_trace
 from eventstore.retention.archiver import Archiver
 from eventstore.store import MAINTENANCE_STREAM_ID, ColdRef
 from tests.helpers import ARCHIVE_KEY, PROJECT_ROOT, event, random_tenant_id
@@ -195,3 +196,39 @@ def test_two_archivers_at_once_move_each_payload_once(cold: tuple[EventStore, st
         assert first
         assert archiver.run_tenant(tenant_id).locked is False  # the other one waits for the next night
     assert archiver.run_tenant(tenant_id).events == 2 * ARCHIVED
+
+
+def test_the_trace_view_gives_up_its_copies_and_reads_step_data_from_the_archived_events(
+    settings: Settings, azurite: Any
+) -> None:
+    config = retention_settings(settings, azurite)
+    old_moment = datetime(2026, 7, 20, 10, 0, tzinfo=UTC)
+    with EventStore(config, clock=lambda: old_moment) as old, EventStore(config) as store:
+        tenant_id = random_tenant_id()
+        old.onboard_tenant(tenant_id)
+        step = {"executionId": "exec-1", "stepId": "s1", "name": "send-email", "attempt": 1}
+        trace = [
+            ("ExecutionStarted", {"executionId": "exec-1"}),
+            ("StepStarted", {**step, "input": {"to": "person@contoso.example"}}),
+            ("StepCompleted", {**step, "output": {"messageId": "m-42"}}),
+            ("ExecutionCompleted", {"executionId": "exec-1"}),
+        ]
+        old.tenant(tenant_id).append(
+            instance_stream_id("deal-1"),
+            [event(body, kind, workflow_id="deals", workflow_instance_id="deal-1") for kind, body in trace],
+        )
+        before = read_trace(store, tenant_id, "exec-1")
+        assert before is not None and before.steps[0].input == '{"to":"person@contoso.example"}'
+        schema = store.tenant(tenant_id).placement.schema_name
+        with store.pools.owner("default").connection() as conn:
+            copies = sql.SQL("SELECT count(*) FROM {} WHERE input IS NOT NULL OR output IS NOT NULL").format(
+                sql.Identifier(schema, "view_trace_steps")
+            )
+            assert conn.execute(copies).fetchone() == (1,)
+
+            run = Archiver(store, config, clock=lambda: NOW).run_tenant(tenant_id)
+            assert run.views == {"executions": 2} and run.events == 4
+            assert conn.execute(copies).fetchone() == (0,)  # the view keeps references only
+        after = read_trace(store, tenant_id, "exec-1")
+        assert after is not None
+        assert (after.steps[0].input, after.steps[0].output) == (before.steps[0].input, before.steps[0].output)
