@@ -101,6 +101,11 @@ class EventType(StrEnum):
     container and tier, the events' count, positions and times, the bytes moved, a manifest hash over each
     event's id, payload hash and place in the segment, who and why; never the payloads (docs/retention.md)."""
 
+    PARTITION_COMPACTED = "PartitionCompacted"
+    """Retention rewrote a month's partition once all its payloads had moved to cold storage, so that the
+    database gives the space back (tenant maintenance stream): the partition, its bytes before and after,
+    how long its lock was held, who and why; its rows (the metadata record) are all still there."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""
@@ -120,6 +125,7 @@ RECORDED_BY_THE_STORE = frozenset(
         EventType.MESSAGE_REPLAYED,
         EventType.REPLAY_JOB_CHANGED,
         EventType.PAYLOADS_ARCHIVED,
+        EventType.PARTITION_COMPACTED,
     }
 )
 """Types only the store itself records (the replays' audit trail, the maintenance path's): the ingest routes

@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     retention_segment_events: int = Field(
         default=1000, ge=1, le=100_000, description="Events per cold segment blob (one archive batch)."
     )
+    retention_compact: bool = Field(
+        default=True,
+        description="Rewrite a month's partition (VACUUM FULL) once all its payloads moved to cold storage, so "
+        "the database gives the space back; its reads wait while it is rewritten. Needs the owner DSN.",
+    )
     archive_key: SecretStr | None = Field(
         default=None,
         description="The key (32 bytes, base64) that wraps each archived payload's own data key; a Key Vault "

@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, store: EventStore, say: Any = print) -> int:
                     f"{len(result.segments)} segment(s)",
                     highlight=False,
                 )
+                for partition, before, after in result.compacted:
+                    say(f"  partition {partition} compacted: {_size(before)} -> {_size(after)}")
     if not args.dry_run:
         say(f"{moved} payload(s) moved to cold storage ({settings.retention_tier})")
     return 0

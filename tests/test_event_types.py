@@ -38,6 +38,7 @@ ISSUE_TYPES = [
     "MessageReplayed",
     "ReplayJobChanged",
     "PayloadsArchived",
+    "PartitionCompacted",
 ]
 
 

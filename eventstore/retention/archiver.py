@@ -50,6 +50,8 @@ class TenantRun:
     events: int = 0
     bytes: int = 0
     segments: list[str] = field(default_factory=list)
+    compacted: list[tuple[str, int, int]] = field(default_factory=list)
+    """Partitions rewritten after all their payloads moved: (name, bytes before, bytes after)."""
     locked: bool = True
     """False: another archiver held this tenant; nothing was done."""
 
@@ -124,8 +126,35 @@ class Archiver:
                 if progress:
                     progress(run.events, run.due)
                 if deadline is not None and time.monotonic() >= deadline:
-                    break
+                    return run
+            if self.settings.retention_compact:
+                self._compact(retention, cutoff, run, deadline)
         return run
+
+    def _compact(self, retention: TenantRetention, cutoff: datetime, run: TenantRun, deadline: float | None) -> None:
+        """Give back the space of each month whose payloads have all moved (the rows stay: VACUUM FULL)."""
+        owner = self.store.pools.owner(retention.placement.dsn_name)
+        for partition in retention.compactable(cutoff):
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+            def record(before: int, after: int, seconds: float, partition: str = partition) -> NewEvent:
+                body = {
+                    "partition": partition, "bytesBefore": before, "bytesAfter": after,
+                    "lockedSeconds": round(seconds, 3), "requestedBy": self.requested_by,
+                    "reason": "retention: every payload of the month moved to cold storage",
+                }  # fmt: skip
+                return NewEvent(
+                    event_id=uuid4(), event_type=EventType.PARTITION_COMPACTED,
+                    payload=json.dumps(body, separators=(",", ":")).encode(),
+                    user_id=self.requested_by, source_system=SOURCE,
+                )  # fmt: skip
+
+            event = retention.compact(owner, partition, record)
+            body = json.loads(event.payload)
+            run.compacted.append((partition, body["bytesBefore"], body["bytesAfter"]))
+            log.info("retention: tenant %s: partition %s compacted from %d to %d bytes",
+                     retention.tenant_id, partition, body["bytesBefore"], body["bytesAfter"])  # fmt: skip
 
     def _configured(self) -> tuple[ArchiveKeys, BlobPayloads]:
         keys = self.store.archive_keys()

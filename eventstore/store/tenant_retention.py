@@ -11,7 +11,8 @@ the commit leaves a segment no row points at (found and listed by `orphans`), ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,6 +126,51 @@ class TenantRetention:
 
         return run(self._pool, read)
 
+    def compactable(self, before: datetime) -> list[str]:
+        """The months' partitions that ended by `before`, hold no payload any more (all moved to cold
+        storage) and were never compacted: their space can be given back."""
+        statement = sql.SQL(
+            "SELECT c.relname, upper_bound FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid,"
+            " LATERAL (SELECT (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]"
+            "::timestamptz AS upper_bound) AS b"
+            " WHERE i.inhparent = to_regclass(%s) AND upper_bound <= %s"
+            " AND NOT EXISTS (SELECT 1 FROM {events} AS e WHERE e.payload IS NOT NULL AND e.stream_id <> %s"
+            "  AND e.recorded_at >= upper_bound - interval '1 month' AND e.recorded_at < upper_bound)"
+            " AND NOT EXISTS (SELECT 1 FROM {events} AS m WHERE m.stream_id = %s AND m.event_type = %s"
+            "  AND m.payload_json ->> 'partition' = c.relname)"
+            " AND EXISTS (SELECT 1 FROM {events} AS a WHERE a.blob_ref LIKE 'cold:%%'"
+            "  AND a.recorded_at >= upper_bound - interval '1 month' AND a.recorded_at < upper_bound)"
+            " ORDER BY upper_bound"
+        ).format(events=self._events)
+        params = (
+            self._events.as_string(None), before, MAINTENANCE_STREAM_ID, MAINTENANCE_STREAM_ID,
+            EventType.PARTITION_COMPACTED.value,
+        )  # fmt: skip
+        rows = run(self._pool, lambda conn: conn.execute(statement, params).fetchall())
+        return [str(r[0]) for r in rows]
+
+    def compact(self, owner: StorePool, partition: str, record: Callable[[int, int, float], NewEvent]) -> NewEvent:
+        """Rewrite `partition` (VACUUM FULL: every row kept, the dead space of the moved payloads given back to
+        the operating system) as its owner, then record it (`record(bytes before, bytes after, seconds)`) in
+        the maintenance stream; the record made. The partition is locked against reads while it is rewritten."""
+        relation = sql.Identifier(self._schema, partition)
+
+        def rewrite(conn: psycopg.Connection[Any]) -> tuple[int, int, float]:
+            size = sql.SQL("SELECT pg_total_relation_size({})").format(sql.Literal(relation.as_string(None)))
+            before_row = conn.execute(size).fetchone()
+            began = time.monotonic()
+            conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(relation))
+            seconds = time.monotonic() - began
+            after_row = conn.execute(size).fetchone()
+            assert before_row is not None and after_row is not None
+            return int(before_row[0]), int(after_row[0]), seconds
+
+        with translated_errors():
+            before, after, seconds = run(owner, rewrite, writes=True)
+        event = record(before, after, seconds)
+        run(self._maintenance, lambda conn: self._record(conn, event), writes=True)
+        return event
+
     @contextmanager
     def lock(self) -> Iterator[bool]:
         """Hold this tenant's archiver lock for the block (True), or find another archiver holding it (False):
@@ -162,7 +208,6 @@ class TenantRetention:
             [b.event_id for b in batch], [b.stream_id for b in batch], [b.sequence_number for b in batch],
             [b.recorded_at for b in batch], [b.payload_sha256 for b in batch], list(refs), list(keys),
         )  # fmt: skip
-        settings = self._settings
 
         def archive(conn: psycopg.Connection[Any]) -> AppendResult:
             create_partition_for(conn, self._schema, None)  # the record's month, before the transaction
@@ -172,9 +217,13 @@ class TenantRetention:
                     raise ArchiveRaced(
                         f"{changed} of {len(batch)} payloads were still as read: another archiver moved them"
                     )
-                return append_events(
-                    conn, self._schema, MAINTENANCE_STREAM_ID, [record], StreamState.ANY,
-                    inline_limit=settings.inline_payload_limit, max_batch=1,
-                )  # fmt: skip
+                return self._record(conn, record)
 
         return run(self._maintenance, archive, writes=True)
+
+    def _record(self, conn: psycopg.Connection[Any], event: NewEvent) -> AppendResult:
+        """Append `event` to the tenant's maintenance stream on `conn` (in its transaction, if one is open)."""
+        return append_events(
+            conn, self._schema, MAINTENANCE_STREAM_ID, [event], StreamState.ANY,
+            inline_limit=self._settings.inline_payload_limit, max_batch=1,
+        )  # fmt: skip

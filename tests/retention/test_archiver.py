@@ -108,9 +108,14 @@ def test_old_payloads_move_to_sealed_cold_segments_and_read_back_exactly(
     page = tenant.search(event_types=[EventType.TRIGGER_RECEIVED], recorded_from=MOMENTS[0], recorded_to=MOMENTS[3])
     assert [e.event_id for e in page.events] == [recorded[0].event_id, recorded[2].event_id, recorded[4].event_id]
 
-    # Each batch is recorded in the maintenance stream: the manifest, never the payloads.
-    records = tenant.read_stream(MAINTENANCE_STREAM_ID)
+    # July's partition ended before the cutoff and holds no payload any more: rewritten, every row kept.
+    [(partition, before, after)] = run.compacted
+    assert partition == "events_2026m07" and after < before
+    # Each batch is recorded in the maintenance stream: the manifest, never the payloads; then the compaction.
+    *records, compaction = tenant.read_stream(MAINTENANCE_STREAM_ID)
     assert [r.event_type for r in records] == [EventType.PAYLOADS_ARCHIVED] * ARCHIVED
+    assert compaction.event_type == EventType.PARTITION_COMPACTED
+    assert json.loads(compaction.payload or b"")["bytesAfter"] == after
     manifests = [json.loads(r.payload or b"") for r in records]
     assert [m["segment"] for m in manifests] == run.segments
     assert sum(m["events"] for m in manifests) == 2 * ARCHIVED and all(m["tier"] == "Cool" for m in manifests)
@@ -121,7 +126,11 @@ def test_old_payloads_move_to_sealed_cold_segments_and_read_back_exactly(
     assert (figures.held_before, figures.archived_events, figures.segments) == (0, 2 * ARCHIVED, ARCHIVED)
     assert figures.oldest_held_at == MOMENTS[3]
     again = archiver.run_tenant(tenant_id)
-    assert (again.due, again.events) == (0, 0) and len(tenant.read_stream(MAINTENANCE_STREAM_ID)) == ARCHIVED
+    assert (again.due, again.events, again.compacted) == (0, 0, [])
+    assert len(tenant.read_stream(MAINTENANCE_STREAM_ID)) == ARCHIVED + 1
+    for new in recorded:  # read again after the rewrite
+        found = tenant.get_event(new.event_id)
+        assert found is not None and tenant.payload_of(found) == new.payload
 
 
 def test_the_archive_tier_says_so_starts_rehydration_and_a_later_read_succeeds(

@@ -83,4 +83,8 @@ def test_the_retention_command_says_what_is_due_and_moves_it(settings: Settings,
         run(parser.parse_args(["run", "--tenant", tenant_id, "--requested-by", "ops"]), store, lines.append)
         assert lines[-1] == "2 payload(s) moved to cold storage (Cool)"
         records = store.tenant(tenant_id).read_stream("maintenance")
-        assert [r.user_id for r in records] == ["ops"] and json.loads(records[0].payload or b"")["events"] == 2
+        assert [(r.event_type, r.user_id) for r in records] == [
+            (EventType.PAYLOADS_ARCHIVED, "ops"), (EventType.PARTITION_COMPACTED, "ops"),
+        ]  # fmt: skip
+        assert json.loads(records[0].payload or b"")["events"] == 2
+        assert any(line.startswith("  partition events_2026m07 compacted: ") for line in lines)
