@@ -4,7 +4,9 @@
 # Further main.bicep parameters go after the location (alertEmailTo=ops@example.com smtpHost=...). The secrets
 # come from the environment, never the command line (where `ps` would show them): POSTGRES_PASSWORD, and for
 # the alert channels, each optional (unset: that channel stays off) PAGERDUTY_ROUTING_KEY, SLACK_WEBHOOK_URL,
-# SMTP_PASSWORD, ACS_EMAIL_CONNECTION_STRING; CONTINUATION_KEY keeps the token key across deployments. The
+# SMTP_PASSWORD, ACS_EMAIL_CONNECTION_STRING; CONTINUATION_KEY keeps the token key across deployments;
+# ARCHIVE_KEY (32 bytes, base64: `python3 -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())"`)
+# turns retention on; give the same one every time (a new one cannot read what the old one archived). The
 # template puts them in the Key Vault and gives the app Key Vault references.
 # Then onboards nothing by itself: run `eventstore tenant onboard <tenantId>` with EVENTSTORE_DATABASE_URL
 # pointing at the new server (printed at the end), or use the tenant API once it lands.
@@ -30,6 +32,7 @@ names = {
     "slackWebhookUrl": "SLACK_WEBHOOK_URL",
     "smtpPassword": "SMTP_PASSWORD",
     "acsEmailConnectionString": "ACS_EMAIL_CONNECTION_STRING",
+    "archiveKey": "ARCHIVE_KEY",
 }
 parameters = {p: {"value": os.environ[v]} for p, v in names.items() if os.environ.get(v)}
 document = {

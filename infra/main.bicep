@@ -150,6 +150,18 @@ param alertSeverity string = 'error'
 @description('Where people reach the app, for the links in alerts (EVENTSTORE_PUBLIC_URL). Empty: the Function App\'s own https address.')
 param publicUrl string = ''
 
+@description('Payloads of events older than this many days move to cold Blob storage (EVENTSTORE_RETENTION_DAYS).')
+@minValue(1)
+param retentionDays int = 90
+
+@description('Access tier of the cold segments (EVENTSTORE_RETENTION_TIER): Cool and Cold read at once, Archive is offline until a read rehydrates (hours).')
+@allowed(['Cool', 'Cold', 'Archive'])
+param retentionTier string = 'Cool'
+
+@secure()
+@description('The archive key (32 bytes, base64) that wraps archived payloads\' data keys, kept in the Key Vault. Empty: nothing is archived. Keep it: without it archived payloads cannot be read.')
+param archiveKey string = ''
+
 @secure()
 @description('PagerDuty Events API v2 integration key, kept in the Key Vault. Empty: no pages.')
 param pagerdutyRoutingKey string = ''
@@ -237,6 +249,12 @@ resource pagerdutySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!e
   properties: { value: pagerdutyRoutingKey, contentType: 'EVENTSTORE_PAGERDUTY_ROUTING_KEY' }
 }
 
+resource archiveKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(archiveKey)) {
+  parent: vault
+  name: 'archive-key'
+  properties: { value: archiveKey, contentType: 'EVENTSTORE_ARCHIVE_KEY' }
+}
+
 resource slackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(slackWebhookUrl)) {
   parent: vault
   name: 'slack-webhook-url'
@@ -319,6 +337,15 @@ var alertSettings = {
   EVENTSTORE_SMTP_STARTTLS: string(smtpStarttls)
 }
 
+var retentionSettings = {
+  EVENTSTORE_RETENTION_DAYS: string(retentionDays)
+  EVENTSTORE_RETENTION_TIER: retentionTier
+}
+
+var archiveKeySettings = empty(archiveKey) ? {} : {
+  EVENTSTORE_ARCHIVE_KEY: '@Microsoft.KeyVault(SecretUri=${archiveKeySecret.properties.secretUri})'
+}
+
 var pagerdutySettings = empty(pagerdutyRoutingKey) ? {} : {
   EVENTSTORE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerdutySecret.properties.secretUri})'
 }
@@ -377,7 +404,7 @@ resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
 resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
+  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
   dependsOn: [vaultReader, acsSender]
 }
 
