@@ -204,7 +204,7 @@ class TenantEvents:
             )
             present = []
             for _, event_id, blob_ref in page:
-                if payloads.exists(blob_ref):
+                if self._blob_is_there(payloads, blob_ref):
                     present.append(event_id)
                 else:
                     missing += 1
@@ -215,6 +215,16 @@ class TenantEvents:
             if len(page) < _CHECK_PAGE:
                 return checked, missing
             position = page[-1][0]
+
+    @staticmethod
+    def _blob_is_there(payloads: BlobPayloads, blob_ref: str) -> bool:
+        """A hot payload's blob, or an archived payload's segment (one HEAD); True for what has no blob."""
+        if is_cold(blob_ref):
+            ref = ColdRef.parse(blob_ref)
+            return payloads.segment_tier(ref.container, ref.segment) is not None
+        if ":" in blob_ref.partition("/")[0]:  # a reference of another kind (an erased payload's): no blob
+            return True
+        return payloads.exists(blob_ref)
 
     def search(
         self,

@@ -122,6 +122,8 @@ def test_old_payloads_move_to_sealed_cold_segments_and_read_back_exactly(
     assert {r.user_id for r in records} == {"ops@contoso.example"}
     assert not any(b"person" in (r.payload or b"") or b"send-email" in (r.payload or b"") for r in records)
 
+    # `eventstore payloads check` finds each archived payload's segment (a HEAD each), none missing.
+    assert tenant.check_payloads() == (2 * ARCHIVED, 0)
     figures = store.retention(tenant_id).figures(archiver.cutoff())
     assert (figures.held_before, figures.archived_events, figures.segments) == (0, 2 * ARCHIVED, ARCHIVED)
     assert figures.oldest_held_at == MOMENTS[3]
