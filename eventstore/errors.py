@@ -7,6 +7,7 @@ problem+json once. Callers never need to import psycopg to handle a failure.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from uuid import UUID
 
 
@@ -155,6 +156,25 @@ class PayloadArchived(EventStoreError):
         )
         self.event_id, self.segment, self.status = event_id, segment, status
         self.retry_after_seconds = retry_after_seconds
+
+
+class PayloadErased(EventStoreError):
+    """The event's payload was removed by an erasure (GDPR): the event itself, its metadata and original hash
+    stay; `erasure_id` names the erasure (its event in the tenant's maintenance stream)."""
+
+    def __init__(
+        self, event_id: object, erasure_id: object, erased_at: datetime | None, reason: str | None, by: str | None
+    ) -> None:
+        when = f" on {erased_at.isoformat()}" if erased_at else ""
+        why = f": {reason}" if reason else ""
+        super().__init__(f"the payload of event {event_id} was erased by erasure {erasure_id}{when}{why}")
+        self.event_id, self.erasure_id, self.erased_at, self.reason, self.by = (
+            event_id,
+            erasure_id,
+            erased_at,
+            reason,
+            by,
+        )
 
 
 class StoreUnavailable(EventStoreError):

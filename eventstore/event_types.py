@@ -106,6 +106,11 @@ class EventType(StrEnum):
     database gives the space back (tenant maintenance stream): the partition, its bytes before and after,
     how long its lock was held, who and why; its rows (the metadata record) are all still there."""
 
+    PAYLOADS_ERASED = "PayloadsErased"
+    """An erasure removed a data subject's payloads (tenant maintenance stream; its event id is the erasure
+    id): the subject's kind and SHA-256 (never its value), which events, who and why. Reads of those events
+    answer that they were erased, and by this erasure."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""
@@ -126,6 +131,7 @@ RECORDED_BY_THE_STORE = frozenset(
         EventType.REPLAY_JOB_CHANGED,
         EventType.PAYLOADS_ARCHIVED,
         EventType.PARTITION_COMPACTED,
+        EventType.PAYLOADS_ERASED,
     }
 )
 """Types only the store itself records (the replays' audit trail, the maintenance path's): the ingest routes

@@ -39,6 +39,7 @@ ISSUE_TYPES = [
     "ReplayJobChanged",
     "PayloadsArchived",
     "PartitionCompacted",
+    "PayloadsErased",
 ]
 
 

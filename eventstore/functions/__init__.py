@@ -5,6 +5,7 @@ from eventstore.functions import (
     alerts,
     compare,
     dead_letters,
+    erasures,
     feed,
     health,
     ingest,
@@ -32,6 +33,7 @@ OPERATIONS = (
     *replay.OPERATIONS,
     *alerts.OPERATIONS,
     *dead_letters.OPERATIONS,
+    *erasures.OPERATIONS,
     *openapi.OPERATIONS,
 )
 
@@ -51,6 +53,7 @@ BLUEPRINTS = (
     alerts.blueprint,
     retention.blueprint,
     dead_letters.blueprint,
+    erasures.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

@@ -25,6 +25,7 @@ from eventstore.errors import (
     InvalidInput,
     InvalidTenantId,
     PayloadArchived,
+    PayloadErased,
     PayloadIntegrityError,
     PayloadMissing,
     PayloadTooLarge,
@@ -95,6 +96,8 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.
     (PayloadMissing, ProblemKind(410, "Payload missing", "payload-missing")),
+    # Erased on purpose (GDPR): gone for good, and the answer says by which erasure.
+    (PayloadErased, ProblemKind(410, "Payload erased", "payload-erased")),
     # Retention put the payload in the Archive tier: not an outage, and not gone; the read started its way back.
     (PayloadArchived, ProblemKind(409, "Payload archived", "payload-archived")),
     (PayloadIntegrityError, ProblemKind(500, "Stored payload failed its integrity check", "payload-integrity")),
@@ -150,6 +153,11 @@ def _details(exc: BaseException, kind: ProblemKind) -> tuple[str, dict[str, Any]
         extensions["jobs"] = [str(j) for j in exc.jobs]
     if isinstance(exc, UnknownReplayJob):
         extensions["jobId"] = str(exc.job_id)
+    if isinstance(exc, PayloadErased):
+        extensions.update(
+            eventId=str(exc.event_id), erasureId=str(exc.erasure_id),
+            erasedAt=exc.erased_at.isoformat() if exc.erased_at else None, reason=exc.reason,
+        )  # fmt: skip
     if isinstance(exc, PayloadArchived):
         extensions.update(
             eventId=str(exc.event_id), segment=exc.segment, rehydration=exc.status or "started",

@@ -13,6 +13,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
 - `store.replays(tenant_id)` -> `TenantReplays`: replay jobs and the delivery of their messages.
 - `store.alerts(tenant_id)` -> `TenantAlerts`: incidents of the alert rules and the notifications outbox.
 - `store.retention(tenant_id)` -> `TenantRetention`: payloads past retention and their move to cold segments.
+- `store.erasure(tenant_id)` -> `TenantErasure`: a subject's events, and the transaction that erases them.
 - `store.queue_dead_letters()` -> `QueueDeadLetters`: poison messages of the ingest queues, kept; the
   deployment's own alert outbox.
 - `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
@@ -43,6 +44,7 @@ from eventstore.store.streams import (
     validate_instance_id,
 )
 from eventstore.store.tenant_alerts import IncidentRow, TenantAlerts, WindowFigures
+from eventstore.store.tenant_erasure import ERASED_PREFIX, ErasureTarget, Scrub, TenantErasure, is_erased
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
 from eventstore.store.tenant_replays import (
@@ -62,6 +64,7 @@ from eventstore.store.tenant_views import TenantViews, ViewSession, ViewState, V
 __all__ = [
     "AUDIT_STREAM_ID",
     "COLD_PREFIX",
+    "ERASED_PREFIX",
     "INSTANCE_PREFIX",
     "MAINTENANCE_STREAM_ID",
     "MAX_INSTANCE_ID_LENGTH",
@@ -74,6 +77,7 @@ __all__ = [
     "ConfirmationRequired",
     "DeadLetter",
     "DeadLetterMismatch",
+    "ErasureTarget",
     "EventStore",
     "FeedEntry",
     "FeedPage",
@@ -95,8 +99,10 @@ __all__ = [
     "ReplayJobRow",
     "ReplayOverlap",
     "RetentionFigures",
+    "Scrub",
     "SinkState",
     "TenantAlerts",
+    "TenantErasure",
     "TenantEvents",
     "TenantFeed",
     "TenantReplays",
@@ -111,6 +117,7 @@ __all__ = [
     "WritingTransaction",
     "instance_stream_id",
     "is_cold",
+    "is_erased",
     "shadow_of",
     "validate_instance_id",
 ]

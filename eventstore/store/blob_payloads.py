@@ -94,6 +94,18 @@ class BlobPayloads:
         verify(data, digest, blob_ref)
         return data
 
+    def delete(self, blob_ref: str) -> None:
+        """Delete a hot payload's blob (erasure); one already gone is fine."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        container, _, name = blob_ref.partition("/")
+        try:
+            self._service.get_blob_client(container, name).delete_blob()
+        except ResourceNotFoundError:
+            return
+        except AzureError as exc:
+            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+
     def exists(self, blob_ref: str) -> bool:
         """Whether the blob behind `blob_ref` is there (one HEAD request); `StoreUnavailable` when storage
         does not answer."""

@@ -20,6 +20,7 @@ from eventstore.store.read_feed import WritingTransaction, oldest_writing_transa
 from eventstore.store.registry import TenantRegistry
 from eventstore.store.schema import TENANTS, table
 from eventstore.store.tenant_alerts import TenantAlerts
+from eventstore.store.tenant_erasure import TenantErasure
 from eventstore.store.tenant_events import Clock, TenantEvents
 from eventstore.store.tenant_feed import TenantFeed
 from eventstore.store.tenant_replays import TenantReplays
@@ -96,6 +97,14 @@ class EventStore:
         canonical = validate_tenant_id(tenant_id)
         placement = self.registry.get(canonical)
         return TenantRetention(
+            placement, self.pools.app(placement.dsn_name), self.pools.maintenance(placement.dsn_name), self.settings
+        )
+
+    def erasure(self, tenant_id: str) -> TenantErasure:
+        """The tenant's erasures: the events a subject's data is in, and the transaction that removes it."""
+        canonical = validate_tenant_id(tenant_id)
+        placement = self.registry.get(canonical)
+        return TenantErasure(
             placement, self.pools.app(placement.dsn_name), self.pools.maintenance(placement.dsn_name), self.settings
         )
 

@@ -46,6 +46,7 @@ from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
+from eventstore.store.tenant_erasure import TenantErasure, is_erased
 from eventstore.tenancy import TenantPlacement
 
 Clock = Callable[[], datetime]
@@ -140,6 +141,8 @@ class TenantEvents:
                 assert event.payload is not None
                 verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
                 return event.payload
+            if is_erased(event.blob_ref):
+                raise TenantErasure(self.placement, self._pool, self._pool, self._settings).erasure_of(event)
             payloads = self._blobs
             if payloads is None:
                 raise StoreUnavailable(
@@ -222,7 +225,7 @@ class TenantEvents:
         if is_cold(blob_ref):
             ref = ColdRef.parse(blob_ref)
             return payloads.segment_tier(ref.container, ref.segment) is not None
-        if ":" in blob_ref.partition("/")[0]:  # a reference of another kind (an erased payload's): no blob
+        if is_erased(blob_ref):  # no blob any more, on purpose
             return True
         return payloads.exists(blob_ref)
 

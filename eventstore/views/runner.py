@@ -20,7 +20,7 @@ from functools import partial
 
 from eventstore.errors import StoreUnavailable
 from eventstore.models import START, Checkpoint, RecordedEvent
-from eventstore.store import EventStore, PendingWork, TenantEvents, ViewSession, ViewWriter, shadow_of
+from eventstore.store import EventStore, PendingWork, TenantEvents, ViewSession, ViewWriter, is_erased, shadow_of
 from eventstore.telemetry import VIEW_CATCH_UP_DURATION, timed
 from eventstore.views.view import Handler, View
 
@@ -37,7 +37,11 @@ def _with_payloads(tenant: TenantEvents, apply: Handler) -> Handler:
     def handler(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
         apply(
             writer,
-            [e if e.payload is not None else e._replace(payload=tenant.payload_of(e)) for e in events],
+            [
+                e if e.payload is not None else e._replace(payload=tenant.payload_of(e))
+                for e in events
+                if not is_erased(e.blob_ref)  # its content is gone on purpose: a view rebuilt leaves it out
+            ],
         )
 
     return handler

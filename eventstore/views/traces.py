@@ -602,10 +602,10 @@ def _apply(writer: ViewWriter, events: Sequence[RecordedEvent]) -> None:
             " first_at = EXCLUDED.first_at, first_event_id = EXCLUDED.first_event_id",
             moved,
         )
-    _rewrite(writer, touched)
+    rewrite_executions(writer, touched)
 
 
-def _rewrite(writer: ViewWriter, touched: set[str]) -> None:
+def rewrite_executions(writer: ViewWriter, touched: set[str]) -> None:
     """Recompute the executions, steps and unplaced events of the executions `touched` from their facts."""
     ids = sorted(touched)
     mine = [
@@ -645,7 +645,7 @@ def _age_out(writer: ViewWriter, *, cutoff: datetime) -> int:
     )
     touched = {r[0] for r in rows}
     if touched:
-        _rewrite(writer, touched)
+        rewrite_executions(writer, touched)
     return len(rows)
 
 
