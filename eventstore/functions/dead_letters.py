@@ -35,7 +35,7 @@ def _item(row: QueueDeadLetterRow) -> QueueDeadLetter:
         queued_at=row.queued_at, dead_at=row.dead_at,
         body_sha256=row.body_sha256.hex(), body_encoding=encoding, body=body, was_base64=row.base64,
         redriven_at=row.redriven_at, redriven_by=row.redriven_by, redrive_reason=row.redrive_reason,
-        redrives=row.redrives,
+        redrives=row.redrives, erasure_id=str(row.erasure_id) if row.erasure_id else None,
     )  # fmt: skip
 
 
@@ -73,6 +73,7 @@ _EXAMPLE = {
     "redrivenBy": None,
     "redriveReason": None,
     "redrives": 0,
+    "erasureId": None,
 }
 
 LIST_DEAD_LETTERS = Operation(

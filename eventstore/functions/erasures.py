@@ -23,6 +23,7 @@ _EXAMPLE = {
     "dryRun": False,
     "eventIds": ["7e7033bf-3e51-4df6-94d0-a51fc0f9afc3"],
     "blobsDeleted": 0,
+    "deadLetters": 0,
 }
 
 ERASE = Operation(
@@ -79,6 +80,7 @@ def erase_subject(req: func.HttpRequest) -> func.HttpResponse:
         erasure_id=str(result.erasure_id) if result.erasure_id else None, subject=kind, matched=result.matched,
         already_erased=result.already_erased, erased=result.erased, dry_run=result.dry_run,
         event_ids=[str(i) for i in result.event_ids[:MAX_LISTED]], blobs_deleted=result.blobs_deleted,
+        dead_letters=result.dead_letters,
     )  # fmt: skip
     if result.erasure_id is None:
         return json_response(answer, 200)

@@ -45,6 +45,9 @@ class QueueDeadLetter(_Wire):
     redriven_by: str | None = Field(alias="redrivenBy")
     redrive_reason: str | None = Field(alias="redriveReason")
     redrives: int
+    erasure_id: str | None = Field(
+        alias="erasureId", description="The erasure that emptied its body (it held an erased subject's data)."
+    )
 
 
 class DeadLettersPage(_Wire):

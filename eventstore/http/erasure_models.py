@@ -56,3 +56,7 @@ class ErasureAnswer(_Wire):
         alias="eventIds", description=f"The events erased now (or that would be): the first {MAX_LISTED}."
     )
     blobs_deleted: int = Field(alias="blobsDeleted", description="Large payloads' blobs deleted.")
+    dead_letters: int = Field(
+        alias="deadLetters",
+        description="Dead letters of the ingest queues whose body held the subject: emptied (or that would be).",
+    )

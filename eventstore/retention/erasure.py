@@ -55,6 +55,8 @@ class ErasureResult:
     dry_run: bool = False
     event_ids: list[UUID] = field(default_factory=list)
     blobs_deleted: int = 0
+    dead_letters: int = 0
+    """Dead letters of the ingest queues whose body held the subject, emptied."""
 
 
 def subject_digest(kind: SubjectKind, value: str) -> str:
@@ -102,13 +104,17 @@ def erase(
     erasure = store.erasure(tenant_id)
     targets: list[ErasureTarget] = erasure.of_instance(value) if kind == "workflowInstance" else erasure.of_user(value)
     pending = [t for t in targets if t.erasure_id is None]
+    # The ingest queues' dead letters that hold the subject's value as JSON writes it (control schema).
+    needles = sorted({json.dumps(value).encode(), json.dumps(value, ensure_ascii=False).encode()})
+    dead = store.queue_dead_letters()
+    held = dead.holding(erasure.tenant_id, needles)
     result = ErasureResult(
         erasure.tenant_id, kind, matched=len(targets), already_erased=len(targets) - len(pending), dry_run=dry_run,
-        event_ids=[t.event_id for t in pending],
+        event_ids=[t.event_id for t in pending], dead_letters=held,
     )  # fmt: skip
     if dry_run:
         return result
-    if pending:
+    if pending or held:
         erasure_id = uuid4()
         ids = [t.event_id for t in pending]
         record = {
@@ -118,6 +124,7 @@ def erase(
             "events": len(pending),
             "eventIds": [str(i) for i in ids],
             "archived": sum(1 for t in pending if t.blob_ref and t.blob_ref.startswith("cold:")),
+            "deadLetters": held,
             "requestedBy": requested_by,
             "reason": reason,
         }
@@ -132,7 +139,11 @@ def erase(
         if kind == "workflowInstance":
             scrubs.append(_scrub_instance(value))
         result.erased, result.erasure_id = erasure.erase(pending, erasure_id, event, scrubs), erasure_id
-        log.info("erasure %s of tenant %s: %d event(s) of a %s", erasure_id, erasure.tenant_id, result.erased, kind)
+        # After the tenant's transaction (the control schema may be in another database): asked again, the
+        # same erasure finds any it could not empty and records them under a new erasure.
+        result.dead_letters = dead.erase(erasure.tenant_id, needles, erasure_id)
+        log.info("erasure %s of tenant %s: %d event(s) and %d dead letter(s) of a %s",
+                 erasure_id, erasure.tenant_id, result.erased, result.dead_letters, kind)  # fmt: skip
     # Large payloads' blobs go after the commit; asked again (the same erasure), a delete that failed is retried.
     erased_now = [t if t.erasure_id is not None else replace(t, erasure_id=result.erasure_id) for t in targets]
     payloads = store.payloads

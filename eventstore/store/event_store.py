@@ -111,7 +111,8 @@ class EventStore:
     def queue_dead_letters(self) -> QueueDeadLetters:
         """The ingest queues' dead letters and the deployment's alert outbox (control schema)."""
         self.registry  # noqa: B018 (the control schema is migrated on first use)
-        return QueueDeadLetters(self.pools.app("default"), self.control_schema)
+        pools = self.pools
+        return QueueDeadLetters(pools.app("default"), self.control_schema, lambda: pools.maintenance("default"))
 
     def migrate_control(self) -> int:
         """Create or upgrade the control schema (tenant registry) and the application role."""

@@ -7,10 +7,11 @@ in one transaction, so a message is never taken off its poison queue without bot
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -68,20 +69,25 @@ class QueueDeadLetterRow(NamedTuple):
     redriven_by: str | None
     redrive_reason: str | None
     redrives: int
+    erasure_id: UUID | None
+    """The erasure that removed its body (which held an erased subject's data), if one did."""
 
 
 _COLUMNS = (
     "id, queue, message_id, body, body_sha256, base64, tenant_id, message_type, workflow_id, reason,"
-    " dequeue_count, queued_at, dead_at, redriven_at, redriven_by, redrive_reason, redrives"
+    " dequeue_count, queued_at, dead_at, redriven_at, redriven_by, redrive_reason, redrives, erasure_id"
 )
 
 
 class QueueDeadLetters(AlertOutbox):
     """Obtain with `EventStore.queue_dead_letters()`; its outbox is the deployment's (`tenant_id` None)."""
 
-    def __init__(self, pool: StorePool, control_schema: str) -> None:
+    def __init__(
+        self, pool: StorePool, control_schema: str, maintenance: Callable[[], StorePool] | None = None
+    ) -> None:
         super().__init__(control_schema, pool, None)
         self._letters = table(control_schema, QUEUE_DEAD_LETTERS)
+        self._maintenance = maintenance
 
     def record(self, letter: NewQueueDeadLetter, notices: Sequence[Notice]) -> bool:
         """Keep `letter` and queue `notices` about it, in one transaction; False when it was kept before (the
@@ -155,6 +161,30 @@ class QueueDeadLetters(AlertOutbox):
         if row is None:
             raise UnknownDeadLetter(letter_id)
         return _row(row)
+
+    def holding(self, tenant_id: str, needles: Sequence[bytes]) -> int:
+        """How many of the tenant's dead letters not erased yet hold one of `needles` in their body."""
+        if not needles:
+            return 0
+        statement = sql.SQL(
+            "SELECT count(*) FROM {} WHERE tenant_id = %s AND erasure_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM unnest(%s::bytea[]) AS n(needle) WHERE position(n.needle in body) > 0)"
+        ).format(self._letters)
+        row = run(self._pool, lambda conn: conn.execute(statement, (tenant_id, list(needles))).fetchone())
+        return int(row[0]) if row else 0
+
+    def erase(self, tenant_id: str, needles: Sequence[bytes], erasure_id: UUID) -> int:
+        """Remove the body of each of the tenant's dead letters that holds one of `needles` (an erased
+        subject's value, as JSON writes it), as the maintenance role; how many. Asked again, it finds them
+        erased already and looks at the others again."""
+        if self._maintenance is None or not needles:
+            return 0
+        statement = sql.SQL(
+            "UPDATE {} SET body = ''::bytea, erasure_id = %s WHERE tenant_id = %s AND erasure_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM unnest(%s::bytea[]) AS n(needle) WHERE position(n.needle in body) > 0)"
+        ).format(self._letters)
+        params = (erasure_id, tenant_id, list(needles))
+        return run(self._maintenance(), lambda conn: conn.execute(statement, params).rowcount, writes=True)
 
 
 def _row(row: tuple[Any, ...]) -> QueueDeadLetterRow:

@@ -6,6 +6,7 @@ again erases nothing more; views rebuilt from the log leave the erased events ou
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,7 @@ from psycopg import sql
 from eventstore import EventStore, EventType, NewEvent, Settings, instance_stream_id
 from eventstore.retention.archiver import Archiver
 from eventstore.retention.erasure import subject_digest
-from eventstore.store import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID
+from eventstore.store import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID, NewQueueDeadLetter
 from eventstore.views import VIEWS, ViewRunner
 from tests.helpers import random_tenant_id
 from tests.http.client import HttpApi
@@ -49,6 +50,31 @@ def _record(store: EventStore, tenant_id: str, instance: str, email: str) -> lis
     ]
     tenant.append(instance_stream_id(instance), events)
     return [message, *events]
+
+
+def _dead_letter(store: EventStore, tenant_id: str, instance: str) -> bytes:
+    """A message for the instance that the host gave up on, kept as a dead letter of the ingest queue."""
+    body = json.dumps({"tenantId": tenant_id, "claimant": EMAIL, "workflowInstanceId": instance}).encode()
+    letter = NewQueueDeadLetter(
+        queue="workflow-messages-poison", message_id=str(uuid4()), body=body, base64=True, tenant_id=tenant_id,
+        message_type="Submit", workflow_id="claims", reason="test", dequeue_count=1, queued_at=None,
+    )  # fmt: skip
+    store.queue_dead_letters().record(letter, [])
+    return body
+
+
+def _keys_left(store: EventStore, tenant_id: str, erasure_id: str) -> tuple[int, int]:
+    """(erased rows still holding a data key, erased rows) of the erasure."""
+    schema = store.tenant(tenant_id).placement.schema_name
+    with store.pools.owner("default").connection() as conn:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE archive_key IS NOT NULL), count(*) FROM {} WHERE erasure_id = %s"
+            ).format(sql.Identifier(schema, "events")),
+            (erasure_id,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def _holding(store: EventStore, tenant_id: str, value: str) -> dict[str, int]:
@@ -91,6 +117,7 @@ def test_a_subject_is_erased_everywhere_its_data_lives_and_reads_say_so(
         archived = _record(old, tenant_id, "claim-7", EMAIL)  # old: archived below
         recent = _record(store, tenant_id, "claim-7", EMAIL)  # recent: in the rows and in Blob storage
         other = _record(store, tenant_id, "claim-8", "someone.else@contoso.example")
+        poisoned = _dead_letter(store, tenant_id, "claim-7")
         ViewRunner(store, VIEWS).run_tenant(tenant_id)
         assert Archiver(store, config, clock=lambda: NOW).run_tenant(tenant_id).events == len(archived) - 1
         assert _holding(store, tenant_id, EMAIL)  # the rows, the views (and the cold segment, sealed)
@@ -106,21 +133,17 @@ def test_a_subject_is_erased_everywhere_its_data_lives_and_reads_say_so(
         done = api.post(f"tenants/{tenant_id}/erasures", json.dumps(asked).encode())
         assert done.status == 201, done.body
         answer = done.json()
-        assert (answer["matched"], answer["erased"], answer["blobsDeleted"]) == (12, 12, 1)
+        assert (answer["matched"], answer["erased"], answer["blobsDeleted"], answer["deadLetters"]) == (12, 12, 1, 1)
+        [letter] = store.queue_dead_letters().list(tenant_id=tenant_id)
+        assert (letter.body, str(letter.erasure_id)) == (b"", answer["erasureId"])  # its hash stays
+        assert letter.body_sha256 == hashlib.sha256(poisoned).digest()
         erasure_id = answer["erasureId"]
         assert done.headers["location"].endswith(f"/events/{erasure_id}")
 
         # Nowhere does the value remain: rows, JSONB copies, views; the blob is gone; the cold copies are noise.
         assert _holding(store, tenant_id, EMAIL) == {}
         assert not payloads.exists(large.blob_ref)
-        with store.pools.owner("default").connection() as conn:  # the archived ones' data keys are destroyed
-            keys = conn.execute(
-                sql.SQL(
-                    "SELECT count(*) FILTER (WHERE archive_key IS NOT NULL), count(*) FROM {} WHERE erasure_id = %s"
-                ).format(sql.Identifier(store.tenant(tenant_id).placement.schema_name, "events")),
-                (erasure_id,),
-            ).fetchone()
-        assert keys == (0, 12)
+        assert _keys_left(store, tenant_id, erasure_id) == (0, 12)  # the archived ones' data keys are destroyed
         tenant = store.tenant(tenant_id)
         for new in archived + recent:
             gone = api.get(f"tenants/{tenant_id}/events/{new.event_id}")
