@@ -114,19 +114,19 @@ class Archiver:
             return run
         # The views' own copies follow the same policy: from now on they are read from their events.
         run.views = ViewRunner(self.store, VIEWS).age_out(retention.tenant_id, cutoff)
-        if not figures.held_before:
-            return run
-        keys, payloads = self._configured()
         with retention.lock() as locked:
             if not locked:
                 run.locked = False
                 return run
-            while batch := retention.held(cutoff, self.settings.retention_segment_events):
-                self._archive(retention, batch, keys, payloads, cutoff, run)
-                if progress:
-                    progress(run.events, run.due)
-                if deadline is not None and time.monotonic() >= deadline:
-                    return run
+            if figures.held_before:
+                keys, payloads = self._configured()
+                while batch := retention.held(cutoff, self.settings.retention_segment_events):
+                    self._archive(retention, batch, keys, payloads, cutoff, run)
+                    if progress:
+                        progress(run.events, run.due)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return run
+            # Also when nothing was left to move: a month finished by an earlier run is compacted now.
             if self.settings.retention_compact:
                 self._compact(retention, cutoff, run, deadline)
         return run

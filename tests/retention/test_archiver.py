@@ -243,3 +243,12 @@ def test_the_trace_view_gives_up_its_copies_and_reads_step_data_from_the_archive
         after = read_trace(store, tenant_id, "exec-1")
         assert after is not None
         assert (after.steps[0].input, after.steps[0].output) == (before.steps[0].input, before.steps[0].output)
+
+
+def test_a_month_finished_by_an_earlier_run_is_compacted_by_the_next(cold: tuple[EventStore, str, list[Any]]) -> None:
+    store, tenant_id, _ = cold
+    keep = store.settings.model_copy(update={"retention_compact": False})
+    first = Archiver(store, keep, clock=lambda: NOW).run_tenant(tenant_id)
+    assert first.events == 2 * ARCHIVED and first.compacted == []
+    second = Archiver(store, store.settings, clock=lambda: NOW).run_tenant(tenant_id)
+    assert second.events == 0 and [p for p, _, _ in second.compacted] == ["events_2026m07"]
