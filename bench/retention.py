@@ -100,14 +100,15 @@ def run(dsn: str, events: int, output: Path) -> int:
                 compacted = Archiver(store, settings, requested_by="bench", clock=lambda: NOW).run_tenant(tenant_id)
                 compact_seconds = time.perf_counter() - began
                 after = tenant_bytes(conn, schema)
+            records = store.tenant(tenant_id).read_stream("maintenance", limit=100_000)  # a record per segment
             locked = [
                 json.loads(r.payload or b"")["lockedSeconds"]
-                for r in store.tenant(tenant_id).read_stream("maintenance")
+                for r in records
                 if r.event_type == EventType.PARTITION_COMPACTED
             ]
             segments_bytes = sum(
                 json.loads(r.payload or b"")["segmentBytes"]
-                for r in store.tenant(tenant_id).read_stream("maintenance")
+                for r in records
                 if r.event_type == EventType.PAYLOADS_ARCHIVED
             )
     report = {
