@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
 
 from eventstore.http.replay_models import _Asked
 from eventstore.store import NO_CONTROL_CHARACTERS
@@ -16,17 +16,42 @@ class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """The member's schema without its null branch: a member is left out, never sent as null."""
+    branches = schema.pop("anyOf", None)
+    if branches:
+        schema.update(next(b for b in branches if b.get("type") != "null"))
+    schema.pop("default", None)
+
+
 class ErasureSubject(_Wire):
     """Exactly one of its members: whose data to erase."""
+
+    # The schema says "exactly one" too, so that a client (and the API fuzzer) reads the rule from the document.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"oneOf": [{"required": ["workflowInstanceId"]}, {"required": ["userId"]}]},
+    )
 
     workflow_instance_id: StrictStr | None = Field(
         default=None, alias="workflowInstanceId", min_length=1, max_length=256, pattern=NO_CONTROL_CHARACTERS,
         description="A workflow instance: every event of its stream and the received messages that name it.",
+        json_schema_extra=_not_null,
     )  # fmt: skip
     user_id: StrictStr | None = Field(
         default=None, alias="userId", min_length=1, max_length=512, pattern=NO_CONTROL_CHARACTERS,
-        description="A user: every event recorded with this user id.",
+        description="A user: every event recorded with this user id.", json_schema_extra=_not_null,
     )  # fmt: skip
+
+    @field_validator("workflow_instance_id", "user_id", mode="before")
+    @classmethod
+    def _not_none(cls, value: Any) -> Any:
+        # Runs only for a member that was sent: one left out is None by default, one sent as null is refused.
+        if value is None:
+            raise ValueError("must be a string; leave the member out instead of null")
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> ErasureSubject:

@@ -182,6 +182,7 @@ def test_bad_erasure_requests_are_refused_naming_the_member(api_url: str, store:
         ({"subject": {"userId": "u"}, "requestedBy": "x"}, "reason"),
         ({"subject": {"userId": "u"}, "reason": "r"}, "requestedBy"),
         ({"subject": {"userId": "u"}, "reason": "r", "requestedBy": "x", "dryRun": "yes"}, "dryRun"),
+        ({"subject": {"workflowInstanceId": "a", "userId": None}, "reason": "r", "requestedBy": "x"}, "subject.userId"),
     ):
         answer = api.post(route, json.dumps(body).encode())
         assert answer.status == 400 and answer.json()["field"] == field, (body, answer.body)
