@@ -22,15 +22,12 @@ import psycopg
 from psycopg import sql
 
 from eventstore.errors import PayloadErased
-from eventstore.models import NewEvent, RecordedEvent, StreamState
-from eventstore.settings import Settings
-from eventstore.store.append_events import append_events
-from eventstore.store.connection import StorePool, run
-from eventstore.store.partitions import create_partition_for
+from eventstore.models import NewEvent, RecordedEvent
+from eventstore.store.connection import run
+from eventstore.store.maintenance_path import MaintenancePath
 from eventstore.store.schema import EVENT_IDS, EVENTS, table
 from eventstore.store.streams import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID, instance_stream_id
 from eventstore.store.tenant_views import ViewWriter
-from eventstore.tenancy import TenantPlacement
 
 ERASED_PREFIX = "erased:"
 
@@ -56,20 +53,8 @@ def is_erased(blob_ref: str | None) -> bool:
     return blob_ref is not None and blob_ref.startswith(ERASED_PREFIX)
 
 
-class TenantErasure:
+class TenantErasure(MaintenancePath):
     """Obtain with `EventStore.erasure(tenant_id)`."""
-
-    def __init__(self, placement: TenantPlacement, pool: StorePool, maintenance: StorePool, settings: Settings) -> None:
-        self.placement = placement
-        self._schema = placement.schema_name
-        self._pool = pool
-        self._maintenance = maintenance
-        self._settings = settings
-        self._events = table(self._schema, EVENTS)
-
-    @property
-    def tenant_id(self) -> str:
-        return self.placement.tenant_id
 
     def of_instance(self, workflow_instance_id: str) -> list[ErasureTarget]:
         """Every event of the instance's stream, and the received messages that name the instance."""
@@ -110,18 +95,14 @@ class TenantErasure:
             erasure_id, f"{ERASED_PREFIX}{erasure_id}", [t.stream_id for t in pending],
             [t.sequence_number for t in pending], [t.recorded_at for t in pending], [t.event_id for t in pending],
         )  # fmt: skip
-        settings = self._settings
 
         def erase(conn: psycopg.Connection[Any]) -> int:
-            create_partition_for(conn, self._schema, None)  # the record's month, before the transaction
+            self._ready_to_record(conn)
             with conn.transaction():
                 erased = conn.execute(update, params).rowcount if pending else 0
                 for tables, scrub in scrubs:
                     scrub(ViewWriter(conn, self._schema, tables))
-                append_events(
-                    conn, self._schema, MAINTENANCE_STREAM_ID, [record], StreamState.ANY,
-                    inline_limit=settings.inline_payload_limit, max_batch=1,
-                )  # fmt: skip
+                self._record(conn, record)
             return erased
 
         return run(self._maintenance, erase, writes=True)
@@ -146,13 +127,19 @@ class TenantErasure:
 
     def erasure_of(self, event: RecordedEvent) -> PayloadErased:
         """What to answer for a read of an erased event: the erasure, when, why and by whom."""
-        erasure_id = UUID(str(event.blob_ref)[len(ERASED_PREFIX) :])
-        statement = sql.SQL(
-            "SELECT e.recorded_at, e.payload_json ->> 'reason', e.payload_json ->> 'requestedBy'"
-            " FROM {events} AS e WHERE (e.stream_id, e.sequence_number) ="
-            " (SELECT stream_id, sequence_number FROM {ids} WHERE event_id = %s)"
-        ).format(events=self._events, ids=table(self._schema, EVENT_IDS))
-        row = run(self._pool, lambda conn: conn.execute(statement, (erasure_id,)).fetchone())
-        if row is None:
-            return PayloadErased(event.event_id, erasure_id, None, None, None)
-        return PayloadErased(event.event_id, erasure_id, row[0], row[1], row[2])
+        return run(self._pool, lambda conn: erasure_of(conn, self._schema, event))
+
+
+def erasure_of(conn: psycopg.Connection[Any], schema: str, event: RecordedEvent) -> PayloadErased:
+    """What to answer for a read of an erased event: the erasure its reference names (the event the erasure
+    recorded in the maintenance stream), when, why and by whom."""
+    erasure_id = UUID(str(event.blob_ref)[len(ERASED_PREFIX) :])
+    statement = sql.SQL(
+        "SELECT e.recorded_at, e.payload_json ->> 'reason', e.payload_json ->> 'requestedBy'"
+        " FROM {events} AS e WHERE (e.stream_id, e.sequence_number) ="
+        " (SELECT stream_id, sequence_number FROM {ids} WHERE event_id = %s)"
+    ).format(events=table(schema, EVENTS), ids=table(schema, EVENT_IDS))
+    row = conn.execute(statement, (erasure_id,)).fetchone()
+    if row is None:
+        return PayloadErased(event.event_id, erasure_id, None, None, None)
+    return PayloadErased(event.event_id, erasure_id, row[0], row[1], row[2])

@@ -46,7 +46,7 @@ from eventstore.store.read_all import read_all_after
 from eventstore.store.read_event import read_event
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
-from eventstore.store.tenant_erasure import TenantErasure, is_erased
+from eventstore.store.tenant_erasure import erasure_of, is_erased
 from eventstore.tenancy import TenantPlacement
 
 Clock = Callable[[], datetime]
@@ -142,7 +142,7 @@ class TenantEvents:
                 verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
                 return event.payload
             if is_erased(event.blob_ref):
-                raise TenantErasure(self.placement, self._pool, self._pool, self._settings).erasure_of(event)
+                raise run(self._pool, partial(erasure_of, schema=self._schema, event=event))
             payloads = self._blobs
             if payloads is None:
                 raise StoreUnavailable(

@@ -24,15 +24,12 @@ from psycopg import sql
 
 from eventstore.errors import EventStoreError
 from eventstore.event_types import EventType
-from eventstore.models import AppendResult, NewEvent, StreamState
-from eventstore.settings import Settings
-from eventstore.store.append_events import append_events
+from eventstore.models import AppendResult, NewEvent
 from eventstore.store.cold_payloads import COLD_LOGICAL_NAME, COLD_PREFIX
 from eventstore.store.connection import StorePool, run, translated_errors
-from eventstore.store.partitions import create_partition_for
-from eventstore.store.schema import EVENTS, table
+from eventstore.store.maintenance_path import MaintenancePath
 from eventstore.store.streams import MAINTENANCE_STREAM_ID
-from eventstore.tenancy import TenantPlacement, container_name_for
+from eventstore.tenancy import container_name_for
 
 _RETENTION_LOCK_CLASS = 0x45535254  # "ESRT": one archiver per tenant (a lock space apart from the feed's)
 
@@ -64,20 +61,8 @@ class RetentionFigures:
     segments: int
 
 
-class TenantRetention:
+class TenantRetention(MaintenancePath):
     """Obtain with `EventStore.retention(tenant_id)`."""
-
-    def __init__(self, placement: TenantPlacement, pool: StorePool, maintenance: StorePool, settings: Settings) -> None:
-        self.placement = placement
-        self._schema = placement.schema_name
-        self._pool = pool
-        self._maintenance = maintenance
-        self._settings = settings
-        self._events = table(self._schema, EVENTS)
-
-    @property
-    def tenant_id(self) -> str:
-        return self.placement.tenant_id
 
     @property
     def cold_container(self) -> str:
@@ -210,7 +195,7 @@ class TenantRetention:
         )  # fmt: skip
 
         def archive(conn: psycopg.Connection[Any]) -> AppendResult:
-            create_partition_for(conn, self._schema, None)  # the record's month, before the transaction
+            self._ready_to_record(conn)
             with conn.transaction():
                 changed = conn.execute(update, params).rowcount
                 if changed != len(batch):
@@ -220,10 +205,3 @@ class TenantRetention:
                 return self._record(conn, record)
 
         return run(self._maintenance, archive, writes=True)
-
-    def _record(self, conn: psycopg.Connection[Any], event: NewEvent) -> AppendResult:
-        """Append `event` to the tenant's maintenance stream on `conn` (in its transaction, if one is open)."""
-        return append_events(
-            conn, self._schema, MAINTENANCE_STREAM_ID, [event], StreamState.ANY,
-            inline_limit=self._settings.inline_payload_limit, max_batch=1,
-        )  # fmt: skip

@@ -169,13 +169,13 @@ def test_an_archiver_killed_inside_its_transaction_loses_nothing_and_the_next_ru
         from datetime import datetime
         from eventstore import EventStore, Settings
         from eventstore.retention.archiver import Archiver
-        from eventstore.store import tenant_retention
+        from eventstore.store import maintenance_path
         from pydantic import SecretStr
 
         def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)
 
-        tenant_retention.append_events = killed
+        maintenance_path.append_events = killed  # the record, appended after the UPDATE, before the commit
         settings = Settings.model_validate_json({config.model_dump_json()!r})
         settings = settings.model_copy(update={{"archive_key": SecretStr({KEY!r})}})
         now = datetime.fromisoformat({NOW.isoformat()!r})
