@@ -23,6 +23,7 @@ from uuid import uuid4
 from eventstore.errors import EventStoreError
 from eventstore.event_types import EventType
 from eventstore.models import NewEvent
+from eventstore.retention.records import maintenance_record
 from eventstore.settings import Settings
 from eventstore.store import ArchiveKeys, BlobPayloads, ColdRef, EventStore, HeldPayload, TenantRetention
 from eventstore.views import VIEWS, ViewRunner
@@ -144,11 +145,7 @@ class Archiver:
                     "lockedSeconds": round(seconds, 3), "requestedBy": self.requested_by,
                     "reason": "retention: every payload of the month moved to cold storage",
                 }  # fmt: skip
-                return NewEvent(
-                    event_id=uuid4(), event_type=EventType.PARTITION_COMPACTED,
-                    payload=json.dumps(body, separators=(",", ":")).encode(),
-                    user_id=self.requested_by, source_system=SOURCE,
-                )  # fmt: skip
+                return maintenance_record(EventType.PARTITION_COMPACTED, body, by=self.requested_by, source=SOURCE)
 
             event = retention.compact(owner, partition, record)
             body = json.loads(event.payload)
@@ -214,13 +211,7 @@ class Archiver:
             "requestedBy": self.requested_by,
             "reason": f"retention: payloads recorded more than {self.settings.retention_days} days ago",
         }
-        event = NewEvent(
-            event_id=uuid4(),
-            event_type=EventType.PAYLOADS_ARCHIVED,
-            payload=json.dumps(record, separators=(",", ":")).encode(),
-            user_id=self.requested_by,
-            source_system=SOURCE,
-        )
+        event = maintenance_record(EventType.PAYLOADS_ARCHIVED, record, by=self.requested_by, source=SOURCE)
         retention.archive(batch, refs, wrapped, event)
         run.events += len(batch)
         run.bytes += moved

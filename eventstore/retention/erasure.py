@@ -30,7 +30,7 @@ from typing import Literal
 from uuid import UUID, uuid4
 
 from eventstore.event_types import EventType
-from eventstore.models import NewEvent
+from eventstore.retention.records import maintenance_record
 from eventstore.store import ErasureTarget, EventStore, Scrub, ViewWriter
 from eventstore.views import traces
 from eventstore.views.instances import TABLES as INSTANCE_TABLES
@@ -128,12 +128,8 @@ def erase(
             "requestedBy": requested_by,
             "reason": reason,
         }
-        event = NewEvent(
-            event_id=erasure_id,
-            event_type=EventType.PAYLOADS_ERASED,
-            payload=json.dumps(record, separators=(",", ":")).encode(),
-            user_id=requested_by,
-            source_system=SOURCE,
+        event = maintenance_record(
+            EventType.PAYLOADS_ERASED, record, by=requested_by, source=SOURCE, event_id=erasure_id
         )
         scrubs = [_scrub_traces(ids)]
         if kind == "workflowInstance":
