@@ -111,6 +111,15 @@ class EventType(StrEnum):
     id): the subject's kind and SHA-256 (never its value), which events, who and why. Reads of those events
     answer that they were erased, and by this erasure."""
 
+    SEGMENTS_DELETED = "SegmentsDeleted"
+    """Retention deleted cold segments that no `PayloadsArchived` record names (an archiver killed between
+    writing a segment and committing its batch left them; no row points at them): the container, the
+    segments, their bytes, who and why (tenant maintenance stream)."""
+
+    DATA_KEYS_REWRAPPED = "DataKeysRewrapped"
+    """Retention re-wrapped archived payloads' data keys under the current archive key after a rotation: how
+    many, the key ids from and to, who and why (tenant maintenance stream). No segment is rewritten."""
+
     @classmethod
     def parse(cls, value: object) -> EventType:
         """The member for `value` (its stored name), or `InvalidEventType` listing the valid ones."""
@@ -132,6 +141,8 @@ RECORDED_BY_THE_STORE = frozenset(
         EventType.PAYLOADS_ARCHIVED,
         EventType.PARTITION_COMPACTED,
         EventType.PAYLOADS_ERASED,
+        EventType.SEGMENTS_DELETED,
+        EventType.DATA_KEYS_REWRAPPED,
     }
 )
 """Types only the store itself records (the replays' audit trail, the maintenance path's): the ingest routes

@@ -93,13 +93,19 @@ class NewEvent(BaseModel):
             raise invalid_input_from(exc) from None
 
 
+def wire_field(loc: Any) -> str | None:
+    """A pydantic error's location as the client wrote it: `subject.paths[1]`, not `subject.paths.1`."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    return text or None
+
+
 def invalid_input_from(exc: ValidationError) -> InvalidInput:
     """The first problem of a pydantic error as `InvalidInput` (or `InvalidEventType`)."""
     first = exc.errors()[0]
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, InvalidInput):
         return cause
-    field = ".".join(str(p) for p in first["loc"]) or None
+    field = wire_field(first["loc"])
     return InvalidInput(f"{field}: {first['msg']}" if field else first["msg"], field=field)
 
 
@@ -143,6 +149,16 @@ class RecordedEvent(NamedTuple):
     causation_id: str | None
     source_system: str | None
     recorded_at: datetime
+    erasure_id: UUID | None = None
+    """The erasure that removed or redacted this payload (its event in the tenant's maintenance stream)."""
+    redacted_sha256: bytes | None = None
+    """Set when an erasure redacted values in the payload: the SHA-256 of the bytes it now holds
+    (`payload_sha256` stays the hash of what was received)."""
+
+    @property
+    def served_sha256(self) -> bytes:
+        """The SHA-256 of the payload as stored now: what a read verifies."""
+        return self.redacted_sha256 if self.redacted_sha256 is not None else self.payload_sha256
 
     def json(self) -> Any:
         """The payload parsed as JSON (only for JSON payloads stored inline)."""

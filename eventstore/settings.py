@@ -209,10 +209,28 @@ class Settings(BaseSettings):
     retention_segment_events: int = Field(
         default=1000, ge=1, le=100_000, description="Events per cold segment blob (one archive batch)."
     )
+    retention_segment_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="At most this many payload bytes per cold segment (large payloads moved from the hot "
+        "container fill a segment before it reaches its event count); a single larger payload gets one of its own.",
+    )
+    retention_orphan_grace_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="A cold segment no PayloadsArchived record names (an archiver killed between writing it and "
+        "committing) is deleted by the next run once it is this old.",
+    )
     retention_compact: bool = Field(
         default=True,
         description="Rewrite a month's partition (VACUUM FULL) once all its payloads moved to cold storage, so "
         "the database gives the space back; its reads wait while it is rewritten. Needs the owner DSN.",
+    )
+    archive_previous_keys: SecretStr | None = Field(
+        default=None,
+        description="Archive keys replaced by EVENTSTORE_ARCHIVE_KEY, comma-separated base64: they still open what "
+        "they sealed, and each retention run re-wraps those data keys under the current key (a row update, no "
+        "segment rewritten). Remove one once `eventstore retention status` shows no data key under it.",
     )
     archive_key: SecretStr | None = Field(
         default=None,

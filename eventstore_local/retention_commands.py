@@ -43,14 +43,20 @@ def run(args: argparse.Namespace, store: EventStore, say: Any = print) -> int:
     if args.action == "status":
         days, tier = settings.retention_days, settings.retention_tier
         say(f"retention {days} days (cutoff {cutoff:%Y-%m-%d %H:%M} UTC), tier {tier}")
+        keys = store.archive_keys()
+        previous = keys.previous_kids if keys is not None else []
         for tenant_id in tenant_ids:
-            f = store.retention(tenant_id).figures(cutoff)
+            retention = store.retention(tenant_id)
+            f = retention.figures(cutoff)
             oldest = f"{f.oldest_held_at:%Y-%m-%d}" if f.oldest_held_at else "-"
             say(
                 f"  {tenant_id}: oldest payload held {oldest}; {f.held_before} past the cutoff "
                 f"({_size(f.held_bytes_before)}); moved {f.archived_events} ({_size(f.archived_bytes)}) "
                 f"in {f.segments} segment(s)"
             )
+            if previous:  # a rotation in progress: how far the re-wrapping is
+                under = retention.count_wrapped_under(previous)
+                say(f"    data keys still under a previous archive key: {under}")
         return 0
     moved = 0
     with Progress(transient=True) as progress:
@@ -75,6 +81,13 @@ def run(args: argparse.Namespace, store: EventStore, say: Any = print) -> int:
                     f"{len(result.segments)} segment(s)",
                     highlight=False,
                 )
+                for what, count in (
+                    ("large payloads' hot blobs deleted", result.hot_blobs_deleted),
+                    ("data keys re-wrapped under the current archive key", result.rewrapped),
+                    ("orphan segments deleted", result.orphans_deleted),
+                ):
+                    if count:
+                        say(f"  {what}: {count}")
                 for partition, before, after in result.compacted:
                     say(f"  partition {partition} compacted: {_size(before)} -> {_size(after)}")
     if not args.dry_run:

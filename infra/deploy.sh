@@ -6,6 +6,7 @@
 # the alert channels, each optional (unset: that channel stays off) PAGERDUTY_ROUTING_KEY, SLACK_WEBHOOK_URL,
 # SMTP_PASSWORD, ACS_EMAIL_CONNECTION_STRING; CONTINUATION_KEY keeps the token key across deployments;
 # ARCHIVE_KEY (32 bytes, base64: `python3 -c "import base64,os;print(base64.b64encode(os.urandom(32)).decode())"`)
+# ARCHIVE_PREVIOUS_KEYS (a rotation: the keys ARCHIVE_KEY replaced, comma-separated, until re-wrapped)
 # turns retention on; give the same one every time (a new one cannot read what the old one archived). The
 # template puts them in the Key Vault and gives the app Key Vault references.
 # Then onboards nothing by itself: run `eventstore tenant onboard <tenantId>` with EVENTSTORE_DATABASE_URL
@@ -33,6 +34,7 @@ names = {
     "smtpPassword": "SMTP_PASSWORD",
     "acsEmailConnectionString": "ACS_EMAIL_CONNECTION_STRING",
     "archiveKey": "ARCHIVE_KEY",
+    "archivePreviousKeys": "ARCHIVE_PREVIOUS_KEYS",
 }
 parameters = {p: {"value": os.environ[v]} for p, v in names.items() if os.environ.get(v)}
 document = {

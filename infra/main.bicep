@@ -163,6 +163,10 @@ param retentionTier string = 'Cool'
 param archiveKey string = ''
 
 @secure()
+@description('Archive keys replaced in a rotation (comma-separated base64), kept in the Key Vault: they still open what they sealed until each retention run has re-wrapped those data keys under archiveKey. Empty: no rotation in progress.')
+param archivePreviousKeys string = ''
+
+@secure()
 @description('PagerDuty Events API v2 integration key, kept in the Key Vault. Empty: no pages.')
 param pagerdutyRoutingKey string = ''
 
@@ -253,6 +257,12 @@ resource archiveKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!
   parent: vault
   name: 'archive-key'
   properties: { value: archiveKey, contentType: 'EVENTSTORE_ARCHIVE_KEY' }
+}
+
+resource archivePreviousKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(archivePreviousKeys)) {
+  parent: vault
+  name: 'archive-previous-keys'
+  properties: { value: archivePreviousKeys, contentType: 'EVENTSTORE_ARCHIVE_PREVIOUS_KEYS' }
 }
 
 resource slackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(slackWebhookUrl)) {
@@ -346,6 +356,10 @@ var archiveKeySettings = empty(archiveKey) ? {} : {
   EVENTSTORE_ARCHIVE_KEY: '@Microsoft.KeyVault(SecretUri=${archiveKeySecret.properties.secretUri})'
 }
 
+var archivePreviousKeysSettings = empty(archivePreviousKeys) ? {} : {
+  EVENTSTORE_ARCHIVE_PREVIOUS_KEYS: '@Microsoft.KeyVault(SecretUri=${archivePreviousKeysSecret.properties.secretUri})'
+}
+
 var pagerdutySettings = empty(pagerdutyRoutingKey) ? {} : {
   EVENTSTORE_PAGERDUTY_ROUTING_KEY: '@Microsoft.KeyVault(SecretUri=${pagerdutySecret.properties.secretUri})'
 }
@@ -404,7 +418,7 @@ resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
 resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
+  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, archivePreviousKeysSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
   dependsOn: [vaultReader, acsSender]
 }
 

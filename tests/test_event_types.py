@@ -40,6 +40,8 @@ ISSUE_TYPES = [
     "PayloadsArchived",
     "PartitionCompacted",
     "PayloadsErased",
+    "SegmentsDeleted",
+    "DataKeysRewrapped",
 ]
 
 

@@ -153,7 +153,7 @@ def get_event(req: func.HttpRequest) -> func.HttpResponse:
     event_id = event_id_param(req)
     tenant = services().store.tenant(route_param(req, "tenantId"))
     event, payload = query.get_event(tenant, event_id)
-    etag = f'"{bytes(event.payload_sha256).hex()}"'
+    etag = f'"{bytes(event.served_sha256).hex()}"'
     headers = {
         "ETag": etag,
         "X-Event-Id": str(event.event_id),
@@ -163,8 +163,9 @@ def get_event(req: func.HttpRequest) -> func.HttpResponse:
         "X-Event-Sequence": str(event.sequence_number),
         "X-Event-Global-Position": str(event.global_position),
         "X-Event-Recorded-At": event.recorded_at.isoformat(),
-        # Events never change: a cache may keep them as long as it likes.
-        "Cache-Control": "private, max-age=31536000, immutable",
+        # Not `immutable`: an erasure may still remove or redact the payload, and a cache must not keep serving
+        # what was erased. Revalidating with the ETag (a 304) is cheap.
+        "Cache-Control": "private, no-cache",
     }
     if params.format == "envelope":
         return json_response(event_envelope(tenant.tenant_id, event, payload), 200, headers)

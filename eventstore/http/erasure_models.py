@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
+from eventstore.errors import InvalidInput
+from eventstore.event_types import EventType
 from eventstore.http.replay_models import _Asked
+from eventstore.retention.json_paths import PATTERN, JsonPath
 from eventstore.store import NO_CONTROL_CHARACTERS
 
 MAX_LISTED = 1000
+NO_SURROGATES_OR_NUL = r"^[^\x00]*$"
+"""A value no JSONB copy could hold (NUL) is refused; lone surrogates never survive the JSON body's parse."""
 
 
 class _Wire(BaseModel):
@@ -24,6 +38,47 @@ def _not_null(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+def _a_path(text: str) -> str:
+    JsonPath.parse(text)  # its JsonPathError (a ValueError) names what is wrong, and where
+    return text
+
+
+def _an_event_type(text: str) -> str:
+    try:
+        return EventType.parse(text).value
+    except InvalidInput as exc:  # named by its place in this request, not as an event's own type
+        raise ValueError(str(exc)) from None
+
+
+_EVENT_TYPES: dict[str, Any] = {"enum": [t.value for t in EventType]}
+_EventTypeName = Annotated[StrictStr, Field(json_schema_extra=_EVENT_TYPES), AfterValidator(_an_event_type)]
+
+
+class JsonValueSubject(_Wire):
+    """A value at JSON paths across event types: redacted in place."""
+
+    value: StrictStr = Field(
+        min_length=1, max_length=1000, pattern=NO_SURROGATES_OR_NUL,
+        description="The value to erase (a string, as it appears in the payloads: an e-mail address, a name).",
+    )  # fmt: skip
+    paths: list[
+        Annotated[
+            StrictStr,
+            Field(min_length=2, max_length=512, json_schema_extra={"pattern": PATTERN}),
+            AfterValidator(_a_path),
+        ]
+    ] = Field(
+        min_length=1, max_length=20,
+        description="Where the value sits in the payloads: $.member, $[\"a name\"], [n], [*] and .* steps, e.g. "
+        "$.trigger.parameters.email. Wherever a payload holds exactly the value at one of them, it is replaced by "
+        "the marker erased:<erasure id>.",
+    )  # fmt: skip
+    event_types: list[_EventTypeName] = Field(
+        default_factory=list, alias="eventTypes", max_length=50,
+        description="Only payloads of these event types (all types when left out).",
+    )  # fmt: skip
+
+
 class ErasureSubject(_Wire):
     """Exactly one of its members: whose data to erase."""
 
@@ -32,7 +87,9 @@ class ErasureSubject(_Wire):
         frozen=True,
         extra="forbid",
         populate_by_name=True,
-        json_schema_extra={"oneOf": [{"required": ["workflowInstanceId"]}, {"required": ["userId"]}]},
+        json_schema_extra={
+            "oneOf": [{"required": ["workflowInstanceId"]}, {"required": ["userId"]}, {"required": ["jsonValue"]}]
+        },
     )
 
     workflow_instance_id: StrictStr | None = Field(
@@ -44,8 +101,12 @@ class ErasureSubject(_Wire):
         default=None, alias="userId", min_length=1, max_length=512, pattern=NO_CONTROL_CHARACTERS,
         description="A user: every event recorded with this user id.", json_schema_extra=_not_null,
     )  # fmt: skip
+    json_value: JsonValueSubject | None = Field(
+        default=None, alias="jsonValue", json_schema_extra=_not_null,
+        description="A value at JSON paths across event types: redacted in place in every payload holding it there.",
+    )  # fmt: skip
 
-    @field_validator("workflow_instance_id", "user_id", mode="before")
+    @field_validator("workflow_instance_id", "user_id", "json_value", mode="before")
     @classmethod
     def _not_none(cls, value: Any) -> Any:
         # Runs only for a member that was sent: one left out is None by default, one sent as null is refused.
@@ -55,8 +116,9 @@ class ErasureSubject(_Wire):
 
     @model_validator(mode="after")
     def _one(self) -> ErasureSubject:
-        if (self.workflow_instance_id is None) == (self.user_id is None):
-            raise ValueError("give exactly one of workflowInstanceId and userId")
+        given = [m for m in (self.workflow_instance_id, self.user_id, self.json_value) if m is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of workflowInstanceId, userId and jsonValue")
         return self
 
 
@@ -72,7 +134,10 @@ class ErasureAnswer(_Wire):
         description="The erasure recorded now: its event in the maintenance stream. Null for a dry run, or when "
         "nothing was left to erase (the same erasure asked again).",
     )
-    subject: Literal["workflowInstance", "user"]
+    subject: Literal["workflowInstance", "user", "jsonValue"]
+    mode: Literal["whole payload", "redaction"] = Field(
+        description="Whole payloads removed (an instance, a user), or the value redacted in place (jsonValue)."
+    )
     matched: int = Field(description="Events the subject's data is in.")
     already_erased: int = Field(alias="alreadyErased", description="Of them, erased before.")
     erased: int = Field(description="Erased now (0 for a dry run).")
@@ -84,4 +149,15 @@ class ErasureAnswer(_Wire):
     dead_letters: int = Field(
         alias="deadLetters",
         description="Dead letters of the ingest queues whose body held the subject: emptied (or that would be).",
+    )
+    pending: int = Field(
+        default=0,
+        description="jsonValue: archived payloads in the Archive tier that may hold the value. Their segments are "
+        "being rehydrated (hours); ask the same erasure again after retryAfterSeconds to redact them.",
+    )
+    retry_after_seconds: int | None = Field(
+        default=None, alias="retryAfterSeconds", description="Set when something is pending: when to ask again."
+    )
+    unreadable: int = Field(
+        default=0, description="jsonValue: payloads that could not be read to look for the value (missing or altered)."
     )

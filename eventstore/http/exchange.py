@@ -187,6 +187,8 @@ def _metadata(tenant_id: str, event: RecordedEvent) -> dict[str, Any]:
         "payloadSha256": bytes(event.payload_sha256).hex(),
         "payloadSize": event.payload_size,
         "recordedAt": event.recorded_at.isoformat(),
+        "erasureId": str(event.erasure_id) if event.erasure_id else None,
+        "redactedSha256": bytes(event.redacted_sha256).hex() if event.redacted_sha256 else None,
     }
     return {k: v for k, v in item.items() if v is not None}
 

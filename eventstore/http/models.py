@@ -222,6 +222,17 @@ class EventItem(_Wire):
     payload_sha256: str = Field(alias="payloadSha256", description="SHA-256 of the exact payload, hex.")
     payload_size: int = Field(alias="payloadSize")
     recorded_at: datetime = Field(alias="recordedAt")
+    erasure_id: str | None = Field(
+        default=None,
+        alias="erasureId",
+        description="The erasure that removed or redacted the payload (its event in the maintenance stream).",
+    )
+    redacted_sha256: str | None = Field(
+        default=None,
+        alias="redactedSha256",
+        description="Set when an erasure redacted values in the payload: SHA-256 of the bytes it holds now, hex "
+        "(payloadSha256 stays the hash of what was received).",
+    )
     payload: JsonValue = Field(default=None, description="The payload, inline, when it is JSON stored in the row.")
     payload_text: str | None = Field(
         default=None,

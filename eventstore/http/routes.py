@@ -103,6 +103,7 @@ class Operation:
 
 
 LOCATION = Header("Location", "Where the stored event can be read.")
+RETRY_AFTER = Header("Retry-After", "Seconds to wait before asking again.")
 
 
 def http_function(blueprint: func.Blueprint, op: Operation) -> Callable[[Handler], Handler]:

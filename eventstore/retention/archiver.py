@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -51,6 +51,12 @@ class TenantRun:
     events: int = 0
     bytes: int = 0
     segments: list[str] = field(default_factory=list)
+    rewrapped: int = 0
+    """Data keys wrapped again under the current archive key (after a rotation)."""
+    orphans_deleted: int = 0
+    """Cold segments no record names (left by a killed archiver), deleted."""
+    hot_blobs_deleted: int = 0
+    """Large payloads' blobs in the hot container deleted once sealed in a segment."""
     compacted: list[tuple[str, int, int]] = field(default_factory=list)
     """Partitions rewritten after all their payloads moved: (name, bytes before, bytes after)."""
     locked: bool = True
@@ -121,7 +127,8 @@ class Archiver:
                 return run
             if figures.held_before:
                 keys, payloads = self._configured()
-                while batch := retention.held(cutoff, self.settings.retention_segment_events):
+                while held := retention.held(cutoff, self.settings.retention_segment_events):
+                    batch = self._filled(held, payloads)
                     self._archive(retention, batch, keys, payloads, cutoff, run)
                     if progress:
                         progress(run.events, run.due)
@@ -130,7 +137,55 @@ class Archiver:
             # Also when nothing was left to move: a month finished by an earlier run is compacted now.
             if self.settings.retention_compact:
                 self._compact(retention, cutoff, run, deadline)
+            current = self.store.archive_keys()
+            if current is not None and current.previous_kids:
+                self._rewrap(retention, current, run, deadline)
+            if self.store.payloads is not None:
+                self._delete_orphans(retention, self.store.payloads, run)
         return run
+
+    def _rewrap(self, retention: TenantRetention, keys: ArchiveKeys, run: TenantRun, deadline: float | None) -> None:
+        """After a rotation: the data keys still wrapped under a previous archive key, wrapped again under the
+        current one (the rows change; no segment is read or rewritten), a batch per transaction, each recorded."""
+        while batch := retention.wrapped_under(keys.previous_kids, self.settings.retention_segment_events):
+            rewrapped = [keys.rewrap(k.wrapped, k.event_id) for k in batch]
+            body = {
+                "events": len(batch), "fromKeys": sorted({k.wrapped[:8].hex() for k in batch}),
+                "toKey": keys.kid.hex(), "requestedBy": self.requested_by,
+                "reason": "retention: the archive key was rotated (EVENTSTORE_ARCHIVE_PREVIOUS_KEYS)",
+            }  # fmt: skip
+            event = maintenance_record(EventType.DATA_KEYS_REWRAPPED, body, by=self.requested_by, source=SOURCE)
+            run.rewrapped += retention.rewrap(batch, rewrapped, event)
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+
+    def _delete_orphans(self, retention: TenantRetention, payloads: BlobPayloads, run: TenantRun) -> None:
+        """Delete the cold segments no `PayloadsArchived` record names: an archiver killed between writing one
+        and committing its batch left it, and no row points at it. Under the tenant's archiver lock, and only
+        once a segment is older than the grace period, so that no batch still on its way loses its segment."""
+        container = retention.cold_container
+        recorded = retention.recorded_segments()
+        now = datetime.now(UTC)  # the blobs' own clock, not the archiver's (which tests move)
+        grace = timedelta(seconds=self.settings.retention_orphan_grace_seconds)
+        orphans = [
+            (name, size)
+            for name, modified, size in payloads.list_segments(container)
+            if name not in recorded and now - modified >= grace
+        ]
+        if not orphans:
+            return
+        body = {
+            "container": container, "segments": [n for n, _ in orphans], "bytes": sum(b for _, b in orphans),
+            "requestedBy": self.requested_by,
+            "reason": "retention: segments no PayloadsArchived record names (an archiver stopped before its commit)",
+        }  # fmt: skip
+        # Recorded first: killed in between, the next run deletes what is left and records it again.
+        retention.record(maintenance_record(EventType.SEGMENTS_DELETED, body, by=self.requested_by, source=SOURCE))
+        for name, _ in orphans:
+            payloads.delete(f"{container}/{name}")
+        run.orphans_deleted += len(orphans)
+        log.info("retention: tenant %s: %d orphan segment(s) deleted from %s", retention.tenant_id, len(orphans),
+                 container)  # fmt: skip
 
     def _compact(self, retention: TenantRetention, cutoff: datetime, run: TenantRun, deadline: float | None) -> None:
         """Give back the space of each month whose payloads have all moved (the rows stay: VACUUM FULL)."""
@@ -152,6 +207,23 @@ class Archiver:
             run.compacted.append((partition, body["bytesBefore"], body["bytesAfter"]))
             log.info("retention: tenant %s: partition %s compacted from %d to %d bytes",
                      retention.tenant_id, partition, body["bytesBefore"], body["bytesAfter"])  # fmt: skip
+
+    def _filled(self, held: list[HeldPayload], payloads: BlobPayloads) -> list[HeldPayload]:
+        """The first of `held` that fit one segment (at least one), each large payload read from its hot blob
+        and verified: a blob that is missing or altered stops the run, which says so (never skipped)."""
+        budget = self.settings.retention_segment_bytes
+        batch: list[HeldPayload] = []
+        total = 0
+        for item in held:
+            total += item.size
+            if batch and total > budget:
+                break
+            if item.payload is not None:
+                batch.append(item)
+            else:
+                assert item.blob_ref is not None
+                batch.append(replace(item, payload=payloads.get(item.blob_ref, item.payload_sha256)))
+        return batch
 
     def _configured(self) -> tuple[ArchiveKeys, BlobPayloads]:
         keys = self.store.archive_keys()
@@ -182,6 +254,7 @@ class Archiver:
         manifest = hashlib.sha256()
         offset = 0
         for held in batch:
+            assert held.payload is not None  # filled
             entry, key = keys.seal(held.payload, held.event_id)
             ref = ColdRef(container, name, offset, len(entry))
             parts.append(entry)
@@ -192,7 +265,7 @@ class Archiver:
         segment = b"".join(parts)
         tier = self.settings.retention_tier
         payloads.put_segment(container, name, segment, tier)
-        moved = sum(len(h.payload) for h in batch)
+        moved = sum(h.size for h in batch)
         record = {
             "segment": name,
             "container": container,
@@ -213,6 +286,11 @@ class Archiver:
         }
         event = maintenance_record(EventType.PAYLOADS_ARCHIVED, record, by=self.requested_by, source=SOURCE)
         retention.archive(batch, refs, wrapped, event)
+        # The large payloads' hot blobs, now sealed in the segment, go once no row points at them (the same bytes
+        # appended again since keep theirs).
+        for hot in retention.blobs_unreferenced([h.blob_ref for h in batch if h.blob_ref is not None]):
+            payloads.delete(hot)
+            run.hot_blobs_deleted += 1
         run.events += len(batch)
         run.bytes += moved
         run.segments.append(name)

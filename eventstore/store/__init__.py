@@ -44,7 +44,15 @@ from eventstore.store.streams import (
     validate_instance_id,
 )
 from eventstore.store.tenant_alerts import IncidentRow, TenantAlerts, WindowFigures
-from eventstore.store.tenant_erasure import ERASED_PREFIX, ErasureTarget, Scrub, TenantErasure, is_erased
+from eventstore.store.tenant_erasure import (
+    ERASED_PREFIX,
+    ErasureRaced,
+    ErasureTarget,
+    Redaction,
+    Scrub,
+    TenantErasure,
+    is_erased,
+)
 from eventstore.store.tenant_events import TenantEvents
 from eventstore.store.tenant_feed import FeedSession, TenantFeed
 from eventstore.store.tenant_replays import (
@@ -77,6 +85,7 @@ __all__ = [
     "ConfirmationRequired",
     "DeadLetter",
     "DeadLetterMismatch",
+    "ErasureRaced",
     "ErasureTarget",
     "EventStore",
     "FeedEntry",
@@ -95,6 +104,7 @@ __all__ = [
     "PendingWork",
     "QueueDeadLetterRow",
     "QueueDeadLetters",
+    "Redaction",
     "ReplayItemRow",
     "ReplayJobRow",
     "ReplayOverlap",

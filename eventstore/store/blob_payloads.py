@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from datetime import datetime
 from threading import Lock
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,18 @@ class BlobPayloads:
             raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
 
     # -- cold segments (retention: eventstore/store/cold_payloads.py) -----------------------------------------
+
+    def list_segments(self, container: str) -> list[tuple[str, datetime, int]]:
+        """The segments in a tenant's cold container: (name, last modified, bytes); none when it has no container."""
+        from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+        try:
+            blobs = self._service.get_container_client(container).list_blobs(name_starts_with="segments/")
+            return [(b.name, b.last_modified, int(b.size)) for b in blobs]
+        except ResourceNotFoundError:
+            return []
+        except AzureError as exc:
+            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
 
     def put_segment(self, container: str, name: str, data: bytes, tier: str) -> None:
         """Write a cold segment and read it back to check its SHA-256 before anything relies on it; written in

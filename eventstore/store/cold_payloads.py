@@ -21,6 +21,7 @@ import base64
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,15 +86,31 @@ def archive_key_of(conn: psycopg.Connection[Any], *, schema: str, event: Recorde
 class ArchiveKeys:
     """The archive key (key-encrypting key): wraps and unwraps each archived payload's data key."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, previous: Sequence[bytes] = ()) -> None:
+        self._aead = AESGCM(self._checked(key))
+        self.kid = self.kid_of(key)
+        # Keys replaced by `key` in a rotation: they still open what they sealed, until re-wrapped.
+        self._previous = {self.kid_of(k): AESGCM(self._checked(k)) for k in previous if self.kid_of(k) != self.kid}
+
+    @staticmethod
+    def _checked(key: bytes) -> bytes:
         if len(key) != 32:
-            raise ValueError(f"the archive key must be 32 bytes (base64 of 32 bytes); got {len(key)}")
-        self._aead = AESGCM(key)
-        self.kid = hashlib.sha256(b"eventstore-archive-key:" + key).digest()[:_KID]
+            raise ValueError(f"an archive key must be 32 bytes (base64 of 32 bytes); got {len(key)}")
+        return key
+
+    @staticmethod
+    def kid_of(key: bytes) -> bytes:
+        """A key's id, kept at the head of each data key it wraps: never the key, nor enough to find it."""
+        return hashlib.sha256(b"eventstore-archive-key:" + key).digest()[:_KID]
+
+    @property
+    def previous_kids(self) -> list[bytes]:
+        return sorted(self._previous)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArchiveKeys | None:
-        """The key of EVENTSTORE_ARCHIVE_KEY, else of the file EVENTSTORE_ARCHIVE_KEY_FILE, else None."""
+        """The key of EVENTSTORE_ARCHIVE_KEY, else of the file EVENTSTORE_ARCHIVE_KEY_FILE, else None; with the
+        keys it replaced (EVENTSTORE_ARCHIVE_PREVIOUS_KEYS)."""
         text: str | None = None
         if settings.archive_key is not None:
             text = settings.archive_key.get_secret_value()
@@ -104,10 +121,14 @@ class ArchiveKeys:
                 raise StoreUnavailable(f"the archive key file cannot be read: {exc.strerror}") from exc
         if text is None:
             return None
+        previous = settings.archive_previous_keys.get_secret_value() if settings.archive_previous_keys else ""
         try:
-            return cls(base64.b64decode(text.strip(), validate=True))
+            return cls(
+                base64.b64decode(text.strip(), validate=True),
+                [base64.b64decode(p.strip(), validate=True) for p in previous.split(",") if p.strip()],
+            )
         except (ValueError, TypeError) as exc:
-            raise StoreUnavailable(f"the archive key is not base64 of 32 bytes: {exc}") from exc
+            raise StoreUnavailable(f"an archive key is not base64 of 32 bytes: {exc}") from exc
 
     @staticmethod
     def new_key_text() -> str:
@@ -123,14 +144,29 @@ class ArchiveKeys:
         wrapped = self.kid + wrap_nonce + self._aead.encrypt(wrap_nonce, data_key, event_id.bytes)
         return entry, wrapped
 
-    def open(self, entry: bytes, wrapped: bytes, event_id: UUID) -> bytes:
-        """The payload sealed in `entry`; `PayloadIntegrityError` when anything does not fit."""
-        if wrapped[:_KID] != self.kid:
+    def _data_key(self, wrapped: bytes, event_id: UUID) -> bytes:
+        kid = wrapped[:_KID]
+        aead = self._aead if kid == self.kid else self._previous.get(kid)
+        if aead is None:
             raise PayloadIntegrityError(
-                f"the payload of event {event_id} was archived under another archive key ({wrapped[:_KID].hex()})"
+                f"the payload of event {event_id} was archived under another archive key ({kid.hex()}): "
+                "give it in EVENTSTORE_ARCHIVE_PREVIOUS_KEYS"
             )
         try:
-            data_key = self._aead.decrypt(wrapped[_KID : _KID + _NONCE], wrapped[_KID + _NONCE :], event_id.bytes)
+            return aead.decrypt(wrapped[_KID : _KID + _NONCE], wrapped[_KID + _NONCE :], event_id.bytes)
+        except InvalidTag as exc:
+            raise PayloadIntegrityError(f"the data key of event {event_id} does not unwrap") from exc
+
+    def open(self, entry: bytes, wrapped: bytes, event_id: UUID) -> bytes:
+        """The payload sealed in `entry`; `PayloadIntegrityError` when anything does not fit."""
+        data_key = self._data_key(wrapped, event_id)
+        try:
             return AESGCM(data_key).decrypt(entry[:_NONCE], entry[_NONCE:], event_id.bytes)
         except InvalidTag as exc:
             raise PayloadIntegrityError(f"the archived payload of event {event_id} does not decrypt") from exc
+
+    def rewrap(self, wrapped: bytes, event_id: UUID) -> bytes:
+        """The same data key wrapped under the current archive key (after a rotation)."""
+        data_key = self._data_key(wrapped, event_id)
+        nonce = os.urandom(_NONCE)
+        return self.kid + nonce + self._aead.encrypt(nonce, data_key, event_id.bytes)

@@ -4,14 +4,16 @@ tenant's `maintenance` stream in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from eventstore.models import AppendResult, NewEvent, StreamState
 from eventstore.settings import Settings
 from eventstore.store.append_events import append_events
-from eventstore.store.connection import StorePool
+from eventstore.store.connection import StorePool, run
 from eventstore.store.partitions import create_partition_for
 from eventstore.store.schema import EVENTS, table
 from eventstore.store.streams import MAINTENANCE_STREAM_ID
@@ -30,6 +32,18 @@ class MaintenancePath:
     @property
     def tenant_id(self) -> str:
         return self.placement.tenant_id
+
+    def blobs_unreferenced(self, refs: Sequence[str]) -> list[str]:
+        """Of the hot-container blob references `refs`, those no row points at any more: to delete."""
+        if not refs:
+            return []
+        # Phrased as the partial index `events_hot_blob_refs` is, so that it answers.
+        statement = sql.SQL(
+            "SELECT DISTINCT blob_ref FROM {events} WHERE blob_ref = ANY(%s)"
+            " AND payload IS NULL AND blob_ref NOT LIKE 'cold:%%' AND blob_ref NOT LIKE 'erased:%%'"
+        ).format(events=self._events)
+        used = {r[0] for r in run(self._pool, lambda conn: conn.execute(statement, (list(refs),)).fetchall())}
+        return sorted(ref for ref in set(refs) if ref not in used)
 
     def _ready_to_record(self, conn: psycopg.Connection[Any]) -> None:
         """Make sure this month has its partition, before a transaction that records: inside one, a missing

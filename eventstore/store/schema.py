@@ -96,6 +96,8 @@ _RECORDED_EVENT_FIELDS: Mapping[str, str] = {
     "causation_id": "causation_id",
     "source_system": "source_system",
     "recorded_at": "recorded_at",
+    "erasure_id": "erasure_id",
+    "redacted_sha256": "redacted_sha256",
 }
 
 # `FeedEntry`'s fields: ids and positions only (the feed never carries payloads).

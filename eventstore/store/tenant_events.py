@@ -139,7 +139,7 @@ class TenantEvents:
         try:
             if event.blob_ref is None:
                 assert event.payload is not None
-                verify(event.payload, event.payload_sha256, f"of event {event.event_id}")
+                verify(event.payload, event.served_sha256, f"of event {event.event_id}")
                 return event.payload
             if is_erased(event.blob_ref):
                 raise run(self._pool, partial(erasure_of, schema=self._schema, event=event))
@@ -150,7 +150,7 @@ class TenantEvents:
                 )
             if is_cold(event.blob_ref):
                 return self._cold_payload(event, payloads)
-            data = payloads.get(event.blob_ref, event.payload_sha256)
+            data = payloads.get(event.blob_ref, event.served_sha256)
         except PayloadMissing as missing:
             self._note_payload_problem(event.event_id, event.blob_ref, "missing")
             raise PayloadMissing(missing.blob_ref, event.event_id) from missing
@@ -176,7 +176,7 @@ class TenantEvents:
             status = payloads.rehydrate(ref.container, ref.segment)
             raise PayloadArchived(event.event_id, ref.segment, status, REHYDRATION_RETRY_SECONDS)
         payload = keys.open(entry, wrapped, event.event_id)
-        verify(payload, event.payload_sha256, f"of event {event.event_id} (archived)")
+        verify(payload, event.served_sha256, f"of event {event.event_id} (archived)")
         return payload
 
     def _note_payload_problem(self, event_id: UUID, blob_ref: str | None, problem: Problem) -> None:

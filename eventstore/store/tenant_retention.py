@@ -31,6 +31,11 @@ from eventstore.store.maintenance_path import MaintenancePath
 from eventstore.store.streams import MAINTENANCE_STREAM_ID
 from eventstore.tenancy import container_name_for
 
+# Held hot: in the row, or in a blob of the hot container. Written as literals (not parameters) so that the
+# planner matches them to the partial indexes `events_held_payloads` and `events_held_blobs`.
+_HELD_IN_ROW = "payload IS NOT NULL"
+_HELD_IN_BLOB = "payload IS NULL AND blob_ref NOT LIKE 'cold:%%' AND blob_ref NOT LIKE 'erased:%%'"
+
 _RETENTION_LOCK_CLASS = 0x45535254  # "ESRT": one archiver per tenant (a lock space apart from the feed's)
 
 
@@ -45,8 +50,23 @@ class HeldPayload:
     sequence_number: int
     global_position: int
     recorded_at: datetime
-    payload: bytes
+    payload: bytes | None
+    """The payload held in the row; None for one held in a hot-container blob (`blob_ref`), read by the
+    archiver."""
     payload_sha256: bytes
+    """The SHA-256 of the payload as held (after a redaction, not the one received)."""
+    blob_ref: str | None = None
+    """A large payload's blob in the hot container (None: the payload is in the row)."""
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    stream_id: str
+    sequence_number: int
+    recorded_at: datetime
+    event_id: UUID
+    wrapped: bytes
 
 
 @dataclass(frozen=True)
@@ -69,29 +89,44 @@ class TenantRetention(MaintenancePath):
         return container_name_for(self.placement.tenant_id, COLD_LOGICAL_NAME)
 
     def held(self, before: datetime, limit: int) -> list[HeldPayload]:
-        """The oldest `limit` events recorded before `before` whose payload is still in their row (the
-        maintenance stream's own events stay where they are: they are the record of what was done)."""
+        """The oldest `limit` events recorded before `before` whose payload is still held hot: in their row, or
+        (a large one) in a blob of the hot container. The maintenance stream's own events stay where they are:
+        they are the record of what was done."""
         statement = sql.SQL(
-            "SELECT event_id, stream_id, sequence_number, global_position, recorded_at, payload, payload_sha256"
-            " FROM {events} WHERE payload IS NOT NULL AND recorded_at < %s AND stream_id <> %s"
-            " ORDER BY recorded_at, global_position LIMIT %s"
+            "SELECT * FROM ("
+            "(SELECT event_id, stream_id, sequence_number, global_position, recorded_at, payload,"
+            " coalesce(redacted_sha256, payload_sha256), blob_ref, octet_length(payload) FROM {events}"
+            " WHERE " + _HELD_IN_ROW + " AND recorded_at < %s AND stream_id <> %s"
+            " ORDER BY recorded_at, global_position LIMIT %s)"
+            " UNION ALL "
+            "(SELECT event_id, stream_id, sequence_number, global_position, recorded_at, NULL,"
+            " coalesce(redacted_sha256, payload_sha256), blob_ref, payload_size FROM {events}"
+            " WHERE " + _HELD_IN_BLOB + " AND recorded_at < %s AND stream_id <> %s"
+            " ORDER BY recorded_at, global_position LIMIT %s)"
+            ") AS held ORDER BY recorded_at, global_position LIMIT %s"
         ).format(events=self._events)
-        rows = run(
-            self._pool,
-            lambda conn: conn.cursor(binary=True).execute(statement, (before, MAINTENANCE_STREAM_ID, limit)).fetchall(),
-        )
-        return [HeldPayload(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), bytes(r[6])) for r in rows]
+        params = (before, MAINTENANCE_STREAM_ID, limit) * 2 + (limit,)
+        rows = run(self._pool, lambda conn: conn.cursor(binary=True).execute(statement, params).fetchall())
+        return [
+            HeldPayload(r[0], r[1], r[2], r[3], r[4], None if r[5] is None else bytes(r[5]), bytes(r[6]), r[7], r[8])
+            for r in rows
+        ]
 
     def figures(self, before: datetime) -> RetentionFigures:
         # Both walk `events_held_payloads` from its start: the oldest held payload, and the few past the cutoff
         # (none, once retention keeps up), never the months still held.
         oldest = sql.SQL(
-            "SELECT recorded_at FROM {events} WHERE payload IS NOT NULL AND stream_id <> %s"
-            " ORDER BY recorded_at LIMIT 1"
+            "SELECT min(recorded_at) FROM ("
+            "(SELECT recorded_at FROM {events} WHERE " + _HELD_IN_ROW + " AND stream_id <> %s"
+            " ORDER BY recorded_at LIMIT 1) UNION ALL"
+            " (SELECT recorded_at FROM {events} WHERE " + _HELD_IN_BLOB + " AND stream_id <> %s"
+            " ORDER BY recorded_at LIMIT 1)) AS first"
         ).format(events=self._events)
         held = sql.SQL(
-            "SELECT count(*), coalesce(sum(payload_size), 0) FROM {events}"
-            " WHERE payload IS NOT NULL AND recorded_at < %s AND stream_id <> %s"
+            "SELECT count(*), coalesce(sum(size), 0) FROM ("
+            "SELECT payload_size AS size FROM {events} WHERE " + _HELD_IN_ROW + " AND recorded_at < %s"
+            " AND stream_id <> %s UNION ALL SELECT payload_size FROM {events} WHERE " + _HELD_IN_BLOB + ""
+            " AND recorded_at < %s AND stream_id <> %s) AS due"
         ).format(events=self._events)
         done = sql.SQL(
             "SELECT count(*), coalesce(sum((payload_json ->> 'events')::bigint), 0),"
@@ -100,8 +135,8 @@ class TenantRetention(MaintenancePath):
         ).format(events=self._events)
 
         def read(conn: psycopg.Connection[Any]) -> RetentionFigures:
-            first = conn.execute(oldest, (MAINTENANCE_STREAM_ID,)).fetchone()
-            due = conn.execute(held, (before, MAINTENANCE_STREAM_ID)).fetchone()
+            first = conn.execute(oldest, (MAINTENANCE_STREAM_ID,) * 2).fetchone()
+            due = conn.execute(held, (before, MAINTENANCE_STREAM_ID) * 2).fetchone()
             moved = conn.execute(done, (MAINTENANCE_STREAM_ID, EventType.PAYLOADS_ARCHIVED.value)).fetchone()
             assert due is not None and moved is not None
             return RetentionFigures(
@@ -156,6 +191,65 @@ class TenantRetention(MaintenancePath):
         run(self._maintenance, lambda conn: self._record(conn, event), writes=True)
         return event
 
+    def recorded_segments(self) -> set[str]:
+        """The segments `PayloadsArchived` records name: every segment a committed batch wrote."""
+        statement = sql.SQL(
+            "SELECT payload_json ->> 'segment' FROM {events} WHERE stream_id = %s AND event_type = %s"
+        ).format(events=self._events)
+        params = (MAINTENANCE_STREAM_ID, EventType.PAYLOADS_ARCHIVED.value)
+        return {str(r[0]) for r in run(self._pool, lambda conn: conn.execute(statement, params).fetchall())}
+
+    def record(self, event: NewEvent) -> AppendResult:
+        """Record a maintenance action done outside the database (segments deleted) in the maintenance stream."""
+
+        def record(conn: psycopg.Connection[Any]) -> AppendResult:
+            self._ready_to_record(conn)
+            return self._record(conn, event)
+
+        return run(self._maintenance, record, writes=True)
+
+    def wrapped_under(self, kids: Sequence[bytes], limit: int) -> list[WrappedKey]:
+        """Up to `limit` archived payloads whose data key is wrapped under one of the archive keys `kids`."""
+        statement = sql.SQL(
+            "SELECT stream_id, sequence_number, recorded_at, event_id, archive_key FROM {events}"
+            " WHERE archive_key IS NOT NULL AND substring(archive_key FROM 1 FOR 8) = ANY(%s) LIMIT %s"
+        ).format(events=self._events)
+        rows = run(self._pool, lambda conn: conn.execute(statement, (list(kids), limit)).fetchall())
+        return [WrappedKey(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def count_wrapped_under(self, kids: Sequence[bytes]) -> int:
+        """How many archived payloads' data keys are still wrapped under one of the archive keys `kids`."""
+        statement = sql.SQL(
+            "SELECT count(*) FROM {events}"
+            " WHERE archive_key IS NOT NULL AND substring(archive_key FROM 1 FOR 8) = ANY(%s)"
+        ).format(events=self._events)
+        row = run(self._pool, lambda conn: conn.execute(statement, (list(kids),)).fetchone())
+        return int(row[0]) if row else 0
+
+    def rewrap(self, keys: Sequence[WrappedKey], rewrapped: Sequence[bytes], record: NewEvent) -> int:
+        """Replace each of `keys` by its `rewrapped` form (the same data key under the current archive key) where
+        the row still holds it, and record `record`; one transaction, as the maintenance role."""
+        update = sql.SQL(
+            "UPDATE {events} AS e SET archive_key = v.new FROM (SELECT * FROM unnest(%s::text[], %s::bigint[],"
+            " %s::timestamptz[], %s::uuid[], %s::bytea[], %s::bytea[])) AS v(stream_id, sequence_number,"
+            " recorded_at, event_id, old, new) WHERE e.stream_id = v.stream_id AND e.sequence_number ="
+            " v.sequence_number AND e.recorded_at = v.recorded_at AND e.event_id = v.event_id"
+            " AND e.archive_key = v.old"
+        ).format(events=self._events)
+        params = (
+            [k.stream_id for k in keys], [k.sequence_number for k in keys], [k.recorded_at for k in keys],
+            [k.event_id for k in keys], [k.wrapped for k in keys], list(rewrapped),
+        )  # fmt: skip
+
+        def rewrap(conn: psycopg.Connection[Any]) -> int:
+            self._ready_to_record(conn)
+            with conn.transaction():
+                changed = conn.execute(update, params).rowcount
+                self._record(conn, record)
+            return changed
+
+        return run(self._maintenance, rewrap, writes=True)
+
     @contextmanager
     def lock(self) -> Iterator[bool]:
         """Hold this tenant's archiver lock for the block (True), or find another archiver holding it (False):
@@ -184,14 +278,17 @@ class TenantRetention(MaintenancePath):
         update = sql.SQL(
             "UPDATE {events} AS e SET payload = NULL, payload_json = NULL, blob_ref = v.ref, archive_key = v.key"
             " FROM (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bigint[], %s::timestamptz[], %s::bytea[],"
-            " %s::text[], %s::bytea[])) AS v(event_id, stream_id, sequence_number, recorded_at, sha256, ref, key)"
+            " %s::text[], %s::bytea[], %s::text[]))"
+            " AS v(event_id, stream_id, sequence_number, recorded_at, sha256, ref, key, held_ref)"
             " WHERE e.stream_id = v.stream_id AND e.sequence_number = v.sequence_number"
-            " AND e.recorded_at = v.recorded_at AND e.event_id = v.event_id AND e.payload_sha256 = v.sha256"
-            " AND e.payload IS NOT NULL"
+            " AND e.recorded_at = v.recorded_at AND e.event_id = v.event_id"
+            " AND coalesce(e.redacted_sha256, e.payload_sha256) = v.sha256"
+            " AND e.blob_ref IS NOT DISTINCT FROM v.held_ref"
         ).format(events=self._events)
         params = (
             [b.event_id for b in batch], [b.stream_id for b in batch], [b.sequence_number for b in batch],
             [b.recorded_at for b in batch], [b.payload_sha256 for b in batch], list(refs), list(keys),
+            [b.blob_ref for b in batch],
         )  # fmt: skip
 
         def archive(conn: psycopg.Connection[Any]) -> AppendResult:
