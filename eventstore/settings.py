@@ -194,6 +194,13 @@ class Settings(BaseSettings):
         description="Further named databases a tenant can be placed in (EVENTSTORE_DSNS__<name>=<dsn>).",
     )
     app_role: str = Field(default="eventstore_app", description="Role with SELECT/INSERT only on events.")
+    console_access: Literal["off", "open", "entra"] = Field(
+        default="off",
+        description="Who may open the operator console (/api/console/): off (nobody), open (anyone who reaches "
+        "the app: `eventstore host` on 127.0.0.1 sets it), entra (only requests App Service Authentication "
+        "signed in with Microsoft Entra ID: it sets X-MS-CLIENT-PRINCIPAL-NAME, which it strips from any other "
+        "request).",
+    )
     retention_enabled: bool = Field(
         default=True, description="Move old payloads to cold storage on the retention timer (needs an archive key)."
     )

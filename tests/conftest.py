@@ -180,6 +180,7 @@ def api_url(database_url: str, azurite: Any, feed_grid: Any, tmp_path_factory: p
         "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
         "EVENTSTORE_ARCHIVE_KEY": ARCHIVE_KEY,
         "EVENTSTORE_RETENTION_SCHEDULE": "0 0 0 1 1 *",
+        "EVENTSTORE_CONSOLE_ACCESS": "open",
     }
     options = ["--no-engine", "--alerts-port", "-1", "--host-json", str(folder / "host.json")]
     # The suite's own EVENTSTORE_* (the test database's URL) pass through, as they always have.

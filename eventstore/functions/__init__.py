@@ -4,6 +4,7 @@ its HTTP operations beside their handlers; `OPERATIONS` collects them, in the Op
 from eventstore.functions import (
     alerts,
     compare,
+    console,
     dead_letters,
     erasures,
     feed,
@@ -54,6 +55,7 @@ BLUEPRINTS = (
     retention.blueprint,
     dead_letters.blueprint,
     erasures.blueprint,
+    console.blueprint,
 )
 
 __all__ = ["BLUEPRINTS", "OPERATIONS"]

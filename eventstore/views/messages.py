@@ -381,12 +381,14 @@ class MessageFilter:
     event_ids: tuple[UUID, ...] | None = None
 
 
-def _where(match: MessageFilter, after: tuple[datetime, UUID] | None = None) -> tuple[str, list[Any]]:
+def _where(
+    match: MessageFilter, after: tuple[datetime, UUID] | None = None, *, newest_first: bool = False
+) -> tuple[str, list[Any]]:
     filters: list[str] = ["TRUE"]
     params: list[Any] = []
     # Each filter is a fixed fragment; only values travel as parameters.
     if after is not None:
-        filters.append("(received_at, event_id) > (%s, %s)")
+        filters.append("(received_at, event_id) < (%s, %s)" if newest_first else "(received_at, event_id) > (%s, %s)")
         params += [after[0], after[1]]
     if match.status is not None:
         filters.append("status = %s")
@@ -430,9 +432,21 @@ def list_messages(
     received_to: datetime | None = None,
     after: tuple[datetime, UUID] | None = None,
     limit: int = 100,
+    newest_first: bool = False,
 ) -> list[MessageRow]:
-    """Messages in (received_at, event_id) order after `after`, matching every filter given."""
+    """Messages in (received_at, event_id) order after `after` (with `newest_first`, the other way round and
+    before it), matching every filter given."""
     match = MessageFilter(status, event_type, message_type, workflow_id, received_from, received_to)
-    where, params = _where(match, after)
-    statement = "SELECT " + _COLUMNS + " FROM {messages} WHERE " + where + " ORDER BY received_at, event_id LIMIT %s"
+    where, params = _where(match, after, newest_first=newest_first)
+    order = "received_at DESC, event_id DESC" if newest_first else "received_at, event_id"
+    statement = "SELECT " + _COLUMNS + " FROM {messages} WHERE " + where + " ORDER BY " + order + " LIMIT %s"
     return [MessageRow(*r) for r in views.fetch(TABLES, statement, [*params, limit])]
+
+
+def count_messages(views: TenantViews, match: MessageFilter, *, cap: int = 100_000) -> int:
+    """How many messages `match` selects, counted up to `cap` (a count past it answers `cap`: a page says
+    "more than", and the count stays cheap however many there are)."""
+    where, params = _where(match)
+    statement = "SELECT count(*) FROM (SELECT 1 FROM {messages} WHERE " + where + " LIMIT %s) AS m"
+    rows = views.fetch(TABLES, statement, [*params, cap])
+    return int(rows[0][0]) if rows else 0

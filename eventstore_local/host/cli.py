@@ -112,6 +112,8 @@ def run_with_database(args: argparse.Namespace) -> int:
     )
     # Nothing configured: the functions' storage is Azurite on its standard ports, which `serve` starts.
     AppSettings.set_defaults({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    # The operator console is open on this machine (127.0.0.1); in Azure, Entra ID sign-in stands in front.
+    AppSettings.set_defaults({"EVENTSTORE_CONSOLE_ACCESS": "open"})
     router = replay_router_defaults(AppSettings.current(), engine=args.engine, queue=args.engine_queue)
     AppSettings.set(router)
     AppSettings.set(local_archive_key())
@@ -123,7 +125,10 @@ def run_with_database(args: argparse.Namespace) -> int:
     ):
         AppSettings.set({"EVENTSTORE_DATABASE_URL": settings.database_url})
         companions = [_sample_engine(args.crm_port, args.email_port, args.engine_queue)] if args.engine else []
-        return run(args, [*companions, _say(replay_router_line(settings, defaulted=bool(router)))])
+        where = f"http://127.0.0.1:{args.port}/api/console" if args.port else "/api/console on the address above"
+        access = AppSettings.current().get("EVENTSTORE_CONSOLE_ACCESS")
+        console = _say(f"console: {where} ({access} access: no sign-in is asked on this machine)")
+        return run(args, [*companions, _say(replay_router_line(settings, defaulted=bool(router))), console])
 
 
 REPLAY_ROUTER = "EVENTSTORE_REPLAY_ROUTER"
