@@ -217,6 +217,18 @@ param acsEmailEndpoint string = ''
 @description('Azure Communication Services connection string (endpoint and access key), kept in the Key Vault: the alternative to the managed identity. Empty: none.')
 param acsEmailConnectionString string = ''
 
+// -- the operator console (/api/console/): only behind App Service Authentication with Microsoft Entra ID, which
+// puts the signed-in operator in X-MS-CLIENT-PRINCIPAL-NAME and strips that header from every other request.
+@description('Client id of the Entra ID app registration operators sign in to the console with (its redirect URI: the consoleSignInRedirectUri output). Empty: no App Service Authentication, and the console is off (EVENTSTORE_CONSOLE_ACCESS).')
+param consoleAuthClientId string = ''
+
+@description('Entra ID tenant of that app registration, whose members can sign in. Default: the subscription\'s.')
+param consoleAuthTenantId string = subscription().tenantId
+
+@secure()
+@description('Client secret of that app registration, kept in the Key Vault (sign-in then uses the authorization code flow). Empty: the registration must issue ID tokens (implicit grant).')
+param consoleAuthClientSecret string = ''
+
 // The app's secrets: settings hold Key Vault references, never the values. RBAC only (no access policies);
 // soft delete keeps a deleted secret or vault recoverable for 90 days.
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -281,6 +293,12 @@ resource acsConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if
   parent: vault
   name: 'acs-email-connection-string'
   properties: { value: acsEmailConnectionString, contentType: 'EVENTSTORE_ACS_EMAIL_CONNECTION_STRING' }
+}
+
+resource consoleAuthSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!(empty(consoleAuthClientId) || empty(consoleAuthClientSecret))) {
+  parent: vault
+  name: 'console-auth-client-secret'
+  properties: { value: consoleAuthClientSecret, contentType: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET' }
 }
 
 resource acs 'Microsoft.Communication/communicationServices@2023-04-01' existing = if (!empty(acsEmailResourceName)) {
@@ -390,6 +408,16 @@ var acsConnectionSettings = empty(acsEmailConnectionString) ? {} : {
   EVENTSTORE_ACS_EMAIL_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${acsConnectionSecret.properties.secretUri})'
 }
 
+// Never open in Azure: without App Service Authentication in front, a client could send the principal header itself.
+var consoleSettings = {
+  EVENTSTORE_CONSOLE_ACCESS: empty(consoleAuthClientId) ? 'off' : 'entra'
+}
+
+// App Service Authentication reads the client secret from this setting (clientSecretSettingName below).
+var consoleAuthSecretSettings = (empty(consoleAuthClientId) || empty(consoleAuthClientSecret)) ? {} : {
+  MICROSOFT_PROVIDER_AUTHENTICATION_SECRET: '@Microsoft.KeyVault(SecretUri=${consoleAuthSecret.properties.secretUri})'
+}
+
 // The app's managed identity reads the vault's secrets (the Key Vault references), nothing else of it.
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 resource vaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -418,8 +446,38 @@ resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
 resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, archivePreviousKeysSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings)
+  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, archivePreviousKeysSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings, consoleSettings, consoleAuthSecretSettings)
   dependsOn: [vaultReader, acsSender]
+}
+
+// Signs operators in for the console without requiring it of anyone else: the JSON API's callers (function keys)
+// pass through as before; a signed-in browser carries X-MS-CLIENT-PRINCIPAL-NAME, which the console requires.
+// After the app settings: the client secret setting it names must exist, and two config writes must not race.
+resource consoleAuth 'Microsoft.Web/sites/config@2023-12-01' = if (!empty(consoleAuthClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: false
+      unauthenticatedClientAction: 'AllowAnonymous'
+    }
+    httpSettings: { requireHttps: true }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: consoleAuthClientId
+          clientSecretSettingName: empty(consoleAuthClientSecret) ? null : 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
+          openIdIssuer: '${environment().authentication.loginEndpoint}${consoleAuthTenantId}/v2.0'
+        }
+      }
+    }
+    // The console reads only the principal header: the provider's tokens need not be kept (and a Consumption
+    // app has no shared file system to keep them in).
+    login: { tokenStore: { enabled: false } }
+  }
+  dependsOn: [appSettings]
 }
 
 // The app's managed identity may publish to the topic (DefaultAzureCredential picks it up).
@@ -434,6 +492,8 @@ resource feedSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Register it on the console's app registration (Web platform); known before consoleAuthClientId is given.
+output consoleSignInRedirectUri string = 'https://${functionApp.properties.defaultHostName}/.auth/login/aad/callback'
 output feedTopicEndpoint string = feedTopic.properties.endpoint
 output functionAppName string = functionApp.name
 output functionAppPrincipalId string = functionApp.identity.principalId

@@ -153,7 +153,7 @@ def answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
         log.warning("console: %s", exc)
         return _problem(
             503, "The store is unavailable", f"{exc} Try again in a few seconds.", who, settings,
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            {"Retry-After": str(settings.retry_after_seconds if settings else RETRY_AFTER_SECONDS)},
         )  # fmt: skip
     except EventStoreError as exc:
         return _problem(409, "Cannot do that", str(exc), who, settings)

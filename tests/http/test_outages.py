@@ -85,6 +85,18 @@ def test_a_stopped_database_answers_503_with_retry_after_within_the_bound(pg: Pr
     assert api.post_message(timeout=BOUND).status == 202
 
 
+def test_the_console_says_a_stopped_database_on_a_page(pg: PrivatePostgres, api: Api) -> None:
+    pg.stop()
+    answer = api.host.request("GET", f"/api/console/tenants/{api.tenant_id}/messages", timeout=BOUND)
+    assert answer.status == 503, f"{answer.status} after {answer.seconds:.1f} s: {answer.body[:300]!r}"
+    assert answer.headers["retry-after"] == RETRY_AFTER
+    assert answer.headers["content-type"].startswith("text/html")
+    text = answer.body.decode()
+    assert "The store is unavailable" in text and "Traceback" not in text
+    pg.start()
+    assert api.host.request("GET", f"/api/console/tenants/{api.tenant_id}/messages", timeout=BOUND).status == 200
+
+
 def test_a_hung_database_answers_503_within_the_bound(pg: PrivatePostgres, api: Api) -> None:
     pg.stop()
     with SilentServer(pg.port):  # accepts the connection, never says a word

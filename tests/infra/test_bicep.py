@@ -1,6 +1,7 @@
 """infra/*.bicep read offline (pycep-parser; no `az bicep` here): the app settings the template writes are
 settings the app reads, its secrets reach the app only as Key Vault references, no output discloses one,
-and the app's identity is the one allowed to read the vault.
+the app's identity is the one allowed to read the vault, and the operator console is behind Entra ID sign-in
+or off, never open. infra/deploy.sh runs against a stand-in `az` that records what it is given.
 
 pycep gives an expression as JSON: an object literal is a dict, an operator or function call a dict with the
 single key `operator` or `function`, and a symbol (parameter, variable, resource) the bare string of its
@@ -10,7 +11,9 @@ name, which a literal string looks the same as: a string equal to a declared sym
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import types
 import typing
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{(\w+)\.p
 INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 LIST_CALL = re.compile(r"\blist\w*\(")
+CONSOLE_ACCESS = "EVENTSTORE_CONSOLE_ACCESS"
 
 Json = Any  # what pycep returns: JSON values of any shape
 
@@ -293,3 +297,180 @@ def test_the_vault_reader_is_the_function_apps_identity() -> None:
     assignment = body(template()["resources"][key_vault_reader()])
     assert accessor_path(assignment["properties"]["principalId"]) == [function_app(), "identity", "principalId"]
     assert body(template()["resources"][function_app()])["identity"]["type"] == "SystemAssigned"
+
+
+# -- the operator console: Entra ID sign-in in front, or off ----------------------------------------------------
+
+
+def outcomes(node: Json) -> list[Json]:
+    """Every value an expression can take, whichever way its `?:` go (variables followed)."""
+    node = resolve(node)
+    if isinstance(node, dict) and node.get("operator", {}).get("type") == "conditional":
+        operands = node["operator"]["operands"]
+        return outcomes(operands["true_value"]) + outcomes(operands["false_value"])
+    return [node]
+
+
+def negated(condition: Json) -> Json:
+    """`!condition`, as pycep writes it."""
+    return {"operator": {"type": "not", "operands": {"bool_value": condition}}}
+
+
+def empty_of(parameter: str) -> Json:
+    """`empty(parameter)`, as pycep writes it."""
+    return {"function": {"type": "empty", "parameters": {"item_to_test": parameter}}}
+
+
+def console_sign_in() -> tuple[str, dict[str, Json]]:
+    found = {
+        name: r
+        for name, r in resources_of_type("Microsoft.Web/sites/config").items()
+        if body(r)["name"].lower() in ("authsettingsv2", "authsettings")
+    }
+    assert len(found) == 1, f"one App Service Authentication config, found {sorted(found)}"
+    ((name, resource),) = found.items()
+    assert body(resource)["name"] == "authsettingsV2", "the V2 settings (the V1 ones have no Entra v2.0 issuer)"
+    assert body(resource)["parent"] == function_app()
+    return name, resource
+
+
+def console_access_value() -> Json:
+    values = [value for name, value in app_settings() if name.upper() == CONSOLE_ACCESS]
+    assert len(values) == 1, f"{CONSOLE_ACCESS} must be written once, found {len(values)}"
+    return values[0]
+
+
+def when_entra(value: Json) -> Json:
+    """The condition under which the setting says `entra`, for a `c ? 'entra' : 'off'` (or the reverse)."""
+    node = resolve(value)
+    assert isinstance(node, dict) and node.get("operator", {}).get("type") == "conditional", (
+        f"{CONSOLE_ACCESS} must depend on whether sign-in is configured, not be fixed: {node!r}"
+    )
+    operands = node["operator"]["operands"]
+    chosen = (outcomes(operands["true_value"]), outcomes(operands["false_value"]))
+    if chosen == (["entra"], ["off"]):
+        return operands["condition"]
+    assert chosen == (["off"], ["entra"]), f"{CONSOLE_ACCESS} must be entra or off, not {chosen}"
+    return negated(operands["condition"])
+
+
+def test_console_sign_in_exists_only_when_a_client_id_is_given() -> None:
+    name, resource = console_sign_in()
+    assert resource["config"].get("condition") == negated(empty_of("consoleAuthClientId")), (
+        f"{name} must be declared `if (!empty(consoleAuthClientId))`"
+    )
+    assert template()["parameters"]["consoleAuthClientId"].get("default") == "", "sign-in is off unless asked for"
+
+
+def test_console_sign_in_is_entra_id_with_the_client_id() -> None:
+    properties = body(console_sign_in()[1])["properties"]
+    assert properties["platform"]["enabled"] is True
+    entra = properties["identityProviders"]["azureActiveDirectory"]
+    assert entra["enabled"] is True
+    assert resolve(entra["registration"]["clientId"]) == "consoleAuthClientId"
+    issuer = entra["registration"]["openIdIssuer"]
+    assert "consoleAuthTenantId" in references(issuer) and issuer.endswith("/v2.0"), issuer
+    assert set(properties["identityProviders"]) == {"azureActiveDirectory"}, "no other sign-in provider"
+
+
+def test_console_sign_in_is_not_required_of_the_api() -> None:
+    # The JSON API's machine callers present function keys, not Entra tokens: requiring sign-in for the whole app
+    # (or turning the unauthenticated away) would lock them out. The console itself refuses an unsigned request.
+    validation = body(console_sign_in()[1])["properties"]["globalValidation"]
+    assert validation["requireAuthentication"] is False
+    assert validation["unauthenticatedClientAction"] == "AllowAnonymous"
+
+
+def test_the_console_is_never_open_in_azure() -> None:
+    # Open trusts X-MS-CLIENT-PRINCIPAL-NAME from anyone; only App Service Authentication makes it trustworthy
+    # (it strips the header from requests it did not sign in), so entra goes with the sign-in resource and
+    # anything else is off.
+    value = console_access_value()
+    possible = outcomes(value)
+    assert set(possible) <= {"entra", "off"}, f"{CONSOLE_ACCESS} can be {possible}: only entra or off in Azure"
+    assert set(possible) <= set(typing.get_args(Settings.model_fields["console_access"].annotation))
+    name, resource = console_sign_in()
+    assert when_entra(value) == resource["config"].get("condition"), (
+        f"{CONSOLE_ACCESS} must be entra exactly when {name} is deployed"
+    )
+
+
+def test_the_console_client_secret_reaches_sign_in_as_a_key_vault_reference() -> None:
+    assert "consoleAuthClientSecret" in secure_parameters()
+    registration = body(console_sign_in()[1])["properties"]["identityProviders"]["azureActiveDirectory"]["registration"]
+    names = {name for name in outcomes(registration["clientSecretSettingName"]) if name is not None}
+    assert len(names) == 1, f"one setting holds the client secret, found {names}"
+    (setting,) = names
+    values = [value for name, value in app_settings() if name == setting]
+    assert len(values) == 1, f"the app settings must write {setting}, which the sign-in reads the secret from"
+    match = KEY_VAULT_REFERENCE.match(values[0]) if isinstance(values[0], str) else None
+    assert match, f"{setting} must be a Key Vault reference, not {values[0]!r}"
+    assert body(template()["resources"][match.group(1)])["properties"]["value"] == "consoleAuthClientSecret"
+
+
+# -- infra/deploy.sh, against a stand-in az ---------------------------------------------------------------------
+
+# Records each call's arguments, with the content of any @file parameter (deploy.sh removes it on exit), and
+# answers the deployment with the outputs deploy.sh reads.
+FAKE_AZ = """#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+files = {a: open(a[1:]).read() for a in args if a.startswith("@")}
+with open(os.environ["FAKE_AZ_LOG"], "a") as log:
+    log.write(json.dumps({"args": args, "files": files}) + "\\n")
+if args[:3] == ["deployment", "group", "create"]:
+    names = ["functionAppName", "postgresHost", "keyVaultName", "consoleSignInRedirectUri"]
+    print(json.dumps({name: {"value": name + "-value"} for name in names}))
+"""
+
+
+def run_deploy(tmp_path: Path, environment: dict[str, str], *extra: str) -> list[dict[str, Any]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "az").write_text(FAKE_AZ)
+    (bin_dir / "az").chmod(0o755)
+    log = tmp_path / "az.log"
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "FAKE_AZ_LOG": str(log),
+        "POSTGRES_PASSWORD": "postgres-password-value",
+        **environment,
+    }
+    result = subprocess.run(
+        ["bash", str(INFRA / "deploy.sh"), "group", "name", "westeurope", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def deployment_call(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    (call,) = [c for c in calls if c["args"][:3] == ["deployment", "group", "create"]]
+    return call
+
+
+def test_deploy_passes_the_console_client_id_and_keeps_its_secret_off_the_command_line(tmp_path: Path) -> None:
+    calls = run_deploy(
+        tmp_path,
+        {"CONSOLE_AUTH_CLIENT_ID": "client-id-value", "CONSOLE_AUTH_CLIENT_SECRET": "client-secret-value"},
+    )
+    call = deployment_call(calls)
+    assert "consoleAuthClientId=client-id-value" in call["args"]
+    assert not any("client-secret-value" in arg or "postgres-password-value" in arg for c in calls for arg in c["args"])
+    (parameters,) = (json.loads(text)["parameters"] for text in call["files"].values())
+    assert parameters["consoleAuthClientSecret"] == {"value": "client-secret-value"}
+    assert parameters["postgresAdminPassword"] == {"value": "postgres-password-value"}
+    assert "consoleAuthClientId" not in parameters
+
+
+def test_deploy_without_a_console_client_id_leaves_sign_in_out(tmp_path: Path) -> None:
+    call = deployment_call(run_deploy(tmp_path, {}))
+    assert not any(arg.startswith("consoleAuth") for arg in call["args"]), call["args"]
+    (parameters,) = (json.loads(text)["parameters"] for text in call["files"].values())
+    assert not any(name.startswith("consoleAuth") for name in parameters)
