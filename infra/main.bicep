@@ -466,11 +466,10 @@ resource consoleAuth 'Microsoft.Web/sites/config@2023-12-01' = if (!empty(consol
     identityProviders: {
       azureActiveDirectory: {
         enabled: true
-        registration: {
+        registration: union({
           clientId: consoleAuthClientId
-          clientSecretSettingName: empty(consoleAuthClientSecret) ? null : 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'
           openIdIssuer: '${environment().authentication.loginEndpoint}${consoleAuthTenantId}/v2.0'
-        }
+        }, empty(consoleAuthClientSecret) ? {} : { clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET' })
       }
     }
     // The console reads only the principal header: the provider's tokens need not be kept (and a Consumption

@@ -20,6 +20,7 @@ ROOT = PROJECT_ROOT
 KERNEL = {
     "errors",
     "event_types",
+    "json_paths",
     "models",
     "payload_json",
     "replay_wire",
@@ -43,7 +44,20 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": {"store", "views", "query", "ingest"},
     "retention": {"store", "views"},
     "client": set(),
-    "functions": {"store", "query", "ingest", "feed", "http", "services", "views", "replay", "alerts", "retention"},
+    "console": {"store", "query", "feed", "http", "services", "views", "replay", "alerts"},
+    "functions": {
+        "store",
+        "query",
+        "ingest",
+        "feed",
+        "http",
+        "services",
+        "views",
+        "replay",
+        "alerts",
+        "retention",
+        "console",
+    },
     "(package)": {"store"},
 }
 

@@ -9,7 +9,7 @@ A form that changes something (a replay) must come from the console's own pages:
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import azure.functions as func
 
@@ -20,9 +20,9 @@ OPEN_ACCESS_NAME = "console (open access)"
 
 
 class ConsoleRefused(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, status: int, title: str, detail: str, sign_in: str | None = None) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+        self.status, self.title, self.detail, self.sign_in = status, title, detail, sign_in
 
 
 def principal(req: func.HttpRequest, settings: Settings) -> str:
@@ -36,7 +36,12 @@ def principal(req: func.HttpRequest, settings: Settings) -> str:
     name = (req.headers.get(PRINCIPAL_HEADER) or "").strip()
     if access == "entra":
         if not name:
-            raise ConsoleRefused(401, "Sign in", "The console needs a signed-in operator (App Service Authentication).")
+            back = urlsplit(req.url)
+            here = back.path + (f"?{back.query}" if back.query else "")
+            raise ConsoleRefused(
+                401, "Sign in", "The console needs a signed-in operator (App Service Authentication).",
+                sign_in=f"/.auth/login/aad?post_login_redirect_uri={quote(here, safe='')}",
+            )  # fmt: skip
         return name
     return name or OPEN_ACCESS_NAME
 

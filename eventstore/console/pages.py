@@ -139,7 +139,7 @@ def answer(req: func.HttpRequest, handler: Handler) -> func.HttpResponse:
             same_origin(req)
         result = handler(Asked(req, services().store, settings, who, _form(req)))
     except ConsoleRefused as refused:
-        return _problem(refused.status, refused.title, refused.detail, who, settings)
+        return _problem(refused.status, refused.title, refused.detail, who, settings, sign_in=refused.sign_in)
     except UnknownTenant as exc:
         return _problem(404, "No such tenant", str(exc), who, settings)
     except LookupError as exc:  # an unknown instance, event or sequence
@@ -193,9 +193,12 @@ def _problem(
     who: str,
     settings: Settings | None,
     headers: Mapping[str, str] | None = None,
+    *,
+    sign_in: str | None = None,
 ) -> func.HttpResponse:
     body = render(
         "problem.html", title=title, detail=detail, status=status, who=who, tenant_id=None, section="",
+        sign_in=sign_in,
         open_access=settings is not None and settings.console_access == "open", refresh=None,
     )  # fmt: skip
     return func.HttpResponse(

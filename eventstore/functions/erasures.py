@@ -8,11 +8,11 @@ import azure.functions as func
 from eventstore.http.erasure_models import MAX_LISTED, ErasureAnswer, ErasureRequest
 from eventstore.http.exchange import asked_body, event_path, json_response, route_param
 from eventstore.http.routes import LOCATION, RETRY_AFTER, Body, Operation, Reply, http_function
+from eventstore.json_paths import JsonPath
 from eventstore.models import JSON_CONTENT_TYPE
 from eventstore.retention.erasure import ErasureResult, SubjectKind, ValueSubject, erase, redact_value
-from eventstore.retention.json_paths import JsonPath
 from eventstore.services import services
-from eventstore.store.cold_payloads import REHYDRATION_RETRY_SECONDS
+from eventstore.store import REHYDRATION_RETRY_SECONDS
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]
 

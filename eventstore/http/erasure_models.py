@@ -18,7 +18,7 @@ from pydantic import (
 from eventstore.errors import InvalidInput
 from eventstore.event_types import EventType
 from eventstore.http.replay_models import _Asked
-from eventstore.retention.json_paths import PATTERN, JsonPath
+from eventstore.json_paths import PATTERN, JsonPath
 from eventstore.store import NO_CONTROL_CHARACTERS
 
 MAX_LISTED = 1000
@@ -38,7 +38,12 @@ def _not_null(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+MAX_PATH_LENGTH = 512
+
+
 def _a_path(text: str) -> str:
+    if len(text) > MAX_PATH_LENGTH:
+        raise ValueError(f"at most {MAX_PATH_LENGTH} characters")
     JsonPath.parse(text)  # its JsonPathError (a ValueError) names what is wrong, and where
     return text
 
@@ -64,7 +69,9 @@ class JsonValueSubject(_Wire):
     paths: list[
         Annotated[
             StrictStr,
-            Field(min_length=2, max_length=512, json_schema_extra={"pattern": PATTERN}),
+            # The pattern alone bounds the shape in the document: with a declared length beside it, the API
+            # fuzzer's boundary-length strings ignore the pattern. The length is checked on its own.
+            Field(json_schema_extra={"pattern": PATTERN}),
             AfterValidator(_a_path),
         ]
     ] = Field(

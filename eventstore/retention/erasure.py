@@ -34,9 +34,9 @@ from uuid import UUID, uuid4
 
 from eventstore.errors import InvalidInput, PayloadArchived, PayloadIntegrityError
 from eventstore.event_types import EventType
+from eventstore.json_paths import JsonPath, redact, redact_everywhere
 from eventstore.models import RecordedEvent
 from eventstore.payload_json import parse_strict, wants_json_copy
-from eventstore.retention.json_paths import JsonPath, redact, redact_everywhere
 from eventstore.retention.records import maintenance_record
 from eventstore.store import ErasureRaced, ErasureTarget, EventStore, Redaction, Scrub, ViewWriter, is_cold
 from eventstore.views import traces

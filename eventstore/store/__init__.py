@@ -21,7 +21,7 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
 
 from eventstore.store.alert_outbox import AlertOutbox, Notice, OutboxRow
 from eventstore.store.blob_payloads import BlobPayloads
-from eventstore.store.cold_payloads import COLD_PREFIX, ArchiveKeys, ColdRef, is_cold
+from eventstore.store.cold_payloads import COLD_PREFIX, REHYDRATION_RETRY_SECONDS, ArchiveKeys, ColdRef, is_cold
 from eventstore.store.event_store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter, SinkState
 from eventstore.store.payload_problems import PayloadProblem
@@ -77,6 +77,7 @@ __all__ = [
     "MAINTENANCE_STREAM_ID",
     "MAX_INSTANCE_ID_LENGTH",
     "NO_CONTROL_CHARACTERS",
+    "REHYDRATION_RETRY_SECONDS",
     "AlertOutbox",
     "ArchiveKeys",
     "ArchiveRaced",

@@ -48,6 +48,9 @@ class FunctionSpec:
         """Why this host cannot run the function, or None."""
         if self.trigger_type not in SUPPORTED_TRIGGERS:
             return f"trigger type {self.trigger_type!r} is not supported locally"
+        if self.trigger_type == HTTP_TRIGGER and _reserved(str(self.trigger.get("route") or self.name)):
+            # As the Functions host: /admin is its own management API, whatever the route prefix.
+            return "the specified route conflicts with one or more built in routes (it starts with admin)"
         if self.inputs:
             return f"input bindings ({', '.join(b.get('type', '?') for b in self.inputs)}) are not supported locally"
         for binding in self.outputs:
@@ -56,6 +59,11 @@ class FunctionSpec:
             if binding.get("type") == "http" and self.trigger_type != HTTP_TRIGGER:
                 return "an http output binding needs an http trigger"
         return None
+
+
+def _reserved(route: str) -> bool:
+    first = route.strip("/").split("/", 1)[0].lower()
+    return first.startswith("admin") or first == "runtime"
 
 
 def describe(app: func.FunctionApp | Iterable[func.Function]) -> list[FunctionSpec]:

@@ -151,6 +151,7 @@ def test_access_is_off_open_or_signed_in_with_entra(settings: Settings) -> None:
     with pytest.raises(ConsoleRefused) as anonymous:
         principal(_request(), entra)
     assert anonymous.value.status == 401
+    assert anonymous.value.sign_in == "/.auth/login/aad?post_login_redirect_uri=%2Fapi%2Fconsole"
     assert principal(_request(**{"X-MS-CLIENT-PRINCIPAL-NAME": "ana@contoso.example"}), entra) == "ana@contoso.example"
     open_access = settings.model_copy(update={"console_access": "open"})
     assert principal(_request(), open_access) == "console (open access)"

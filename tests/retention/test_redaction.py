@@ -16,9 +16,9 @@ import pytest
 from psycopg import sql
 
 from eventstore import EventStore, EventType, NewEvent, Settings, instance_stream_id
+from eventstore.json_paths import JsonPath, JsonPathError, redact, redact_everywhere
 from eventstore.retention.archiver import Archiver
 from eventstore.retention.erasure import subject_digest
-from eventstore.retention.json_paths import JsonPath, JsonPathError, redact, redact_everywhere
 from eventstore.store import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID, is_cold
 from eventstore.views import VIEWS, ViewRunner
 from tests.helpers import random_tenant_id
