@@ -149,18 +149,22 @@ def category_of(execution: ExecutionRow, step: StepRow | None, message_type: str
 # --- links ---------------------------------------------------------------------------------------------
 
 
+CONSOLE_PATH = "/api/console"
+"""The operator console (docs/console.md; not /api/admin, which the Functions host reserves)."""
+
+
 def admin_url(base_url: str, tenant_id: str, page: str, query: dict[str, str | None]) -> str:
-    """The admin page `page` of a tenant with `query` (members None left out). Every link an alert, post
-    or email carries is built here, so that the admin's paths change in one place."""
+    """The console page `page` of a tenant with `query` (members None left out). Every link an alert, post
+    or email carries is built here, so that the console's paths change in one place."""
     kept = {k: v for k, v in query.items() if v is not None}
-    path = f"{base_url.rstrip('/')}/api/admin/tenants/{quote(tenant_id, safe='')}/{page}"
+    path = f"{base_url.rstrip('/')}{CONSOLE_PATH}/tenants/{quote(tenant_id, safe='')}/{page}"
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
 def deployment_url(base_url: str, page: str, query: dict[str, str | None]) -> str:
-    """An admin page of the deployment rather than of one tenant (the dead letters that name no tenant)."""
+    """A console page of the deployment rather than of one tenant (the dead letters that name no tenant)."""
     kept = {k: v for k, v in query.items() if v is not None}
-    path = f"{base_url.rstrip('/')}/api/admin/{page}"
+    path = f"{base_url.rstrip('/')}{CONSOLE_PATH}/{page}"
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
@@ -182,12 +186,14 @@ def replay_url(
     message_type: str | None = None,
     workflow_id: str | None = None,
 ) -> str:
-    """A bulk replay of the failed messages of a group and time window, filled in (it asks before sending)."""
+    """A bulk replay of the failed messages of a group and time window, filled in and opened at its dry run
+    (the count and a sample: nothing is sent before the operator starts it)."""
     query = {
         "status": "failed",
         "messageType": message_type,
-        "workflowId": workflow_id,
+        "workflow": workflow_id,
         "from": start.isoformat(),
         "to": end.isoformat(),
+        "dryrun": "1",
     }
-    return admin_url(base_url, tenant_id, "replays/new", query)
+    return admin_url(base_url, tenant_id, "replays", query)

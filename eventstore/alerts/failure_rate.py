@@ -27,7 +27,7 @@ def dedup_key(tenant_id: str, workflow_id: str | None) -> str:
 
 def failures_link(settings: Settings, tenant_id: str, workflow_id: str | None, start: datetime, end: datetime) -> str:
     """The admin page of the failures behind an alert."""
-    window = {"workflowId": workflow_id, "from": start.isoformat(), "to": end.isoformat()}
+    window = {"workflow": workflow_id, "from": start.isoformat(), "to": end.isoformat()}
     return admin_url(settings.public_url, tenant_id, "failures", window)
 
 

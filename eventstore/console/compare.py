@@ -19,7 +19,7 @@ MAX_EXECUTION_ID_LENGTH = 256
 WITH = "with"
 
 CHOSEN = {
-    compare.GIVEN: "named with ?with=",
+    compare.GIVEN: "the execution asked for",
     compare.LATEST_SUCCEEDED: "the latest run of this message that succeeded",
     compare.WORKFLOW_LATEST_SUCCEEDED: "the latest run of this workflow that succeeded (another message)",
     compare.LATEST_FAILED: "the latest run of this message that failed",
@@ -29,10 +29,11 @@ _PICKED_FAILED = "the latest run of this message that failed (this one did not)"
 
 @dataclass(frozen=True)
 class Cell:
-    """One side's value of one thing a step is compared on: text, or JSON text shown as a block."""
+    """One side's value of one thing a step is compared on: text, or JSON text shown as a block (`payload`, or
+    `error`)."""
 
     text: str | None
-    block: bool = False
+    block: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,9 @@ def _cells(step: StepTrace | None) -> dict[str, Cell]:
         "status": Cell(status),
         "attempts": Cell(str(row.attempts)),
         "duration": Cell(_duration(step)),
-        "input": Cell(step.input, block=True),
-        "output": Cell(step.output, block=True),
-        "error": Cell(row.error, block=True),
+        "input": Cell(step.input, block="payload"),
+        "output": Cell(step.output, block="payload"),
+        "error": Cell(row.error, block="error"),
     }
 
 
@@ -82,7 +83,8 @@ def shown_steps(pairs: list[compare.StepPair]) -> list[StepShown]:
         left, right = _cells(pair.left), _cells(pair.right)
         # Durations are not compared (two runs never take the same time): shown, never marked.
         lines = [Line(what, left[what], right[what], what in pair.differences) for what in left]
-        name = pair.name or (pair.left or pair.right).row.step_id  # type: ignore[union-attr]
+        either = pair.left or pair.right
+        name = pair.name or (either.row.step_id if either is not None else "")
         out.append(StepShown(name, pair.occurrence, pair.differences, lines, pair.left, pair.right))
     return out
 

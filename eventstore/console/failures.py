@@ -100,11 +100,16 @@ class Chart:
     """What the chart shows, in words (its accessible name)."""
 
 
-def scale_top(rates: Sequence[float], threshold: float) -> float:
-    """The top of the rate axis: a whole 5 % at or above the highest rate and twice the threshold (so the
-    threshold line is never at the edge), at most 100 %."""
-    highest = max([threshold * 2, *rates])
-    return min(1.0, max(0.05, math.ceil(highest * 20 - 1e-9) / 20))
+STEPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25)
+"""Between two lines of the rate axis: the least of these that needs at most 5 of them."""
+
+
+def rate_axis(rates: Sequence[float], threshold: float) -> tuple[float, float]:
+    """The top of the rate axis and the step between its lines: a whole step at or above the highest rate and
+    twice the threshold (so that the threshold line is never at the edge)."""
+    highest = min(1.0, max([threshold * 2, *rates]))
+    step = next((s for s in STEPS if highest <= 5 * s + 1e-9), STEPS[-1])
+    return min(1.0, math.ceil(highest / step - 1e-9) * step), step
 
 
 def chart(start: datetime, buckets: Sequence[FailureBucket], threshold: float) -> Chart:
@@ -114,7 +119,7 @@ def chart(start: datetime, buckets: Sequence[FailureBucket], threshold: float) -
         by_hour[hour_of(b.start)].add(b.started, b.succeeded, b.failed, b.dead_lettered)
     starts = [start + timedelta(hours=n) for n in range(HOURS)]
     counts = [by_hour.get(moment, Counts()) for moment in starts]
-    top = scale_top([r for c in counts if (r := c.failure_rate) is not None], threshold)
+    top, step = rate_axis([r for c in counts if (r := c.failure_rate) is not None], threshold)
     slot = (RIGHT - LEFT) / HOURS
 
     def y(value: float) -> float:
@@ -136,7 +141,7 @@ def chart(start: datetime, buckets: Sequence[FailureBucket], threshold: float) -
         if len(run) > 1:
             lines.append(" ".join(run))
         run = []
-    y_ticks = [Tick(y(top * k / 4), rate_text(top * k / 4)) for k in range(5)]
+    y_ticks = [Tick(y(step * k), rate_text(step * k)) for k in range(round(top / step) + 1)]
     x_ticks = []
     for n, moment in enumerate(starts):
         if moment.hour == 0:
@@ -154,9 +159,10 @@ def _summary(hours: Sequence[Hour], threshold: float) -> str:
     for h in hours:
         total.add(h.counts.started, h.counts.succeeded, h.counts.failed, h.counts.dead_lettered)
     over = [h for h in hours if h.over]
-    text = (
-        f"Hourly failure rate over the last 7 days (UTC): {total.failed} of {total.ended} executions that ended "
-        f"failed ({rate_text(total.failure_rate)}); "
+    text = "Hourly failure rate over the last 7 days (UTC): " + (
+        f"{total.failed} of {total.ended} executions that ended failed ({rate_text(total.failure_rate)}); "
+        if total.ended
+        else "no execution ended; "
     )
     if over:
         worst = max(over, key=lambda h: (h.counts.failure_rate or 0.0, h.start))

@@ -38,6 +38,9 @@ class MessageSearch(BaseModel):
     received_from: datetime | None = Field(default=None, alias="from")
     received_to: datetime | None = Field(default=None, alias="to")
     event_type: MessageEventType | None = Field(default=None, alias="type")
+    message_type: str | None = Field(
+        default=None, alias="messageType", max_length=256, pattern=NO_CONTROL_CHARACTERS
+    )  # the envelope's own type (deal.won), as an alert's link names it
     workflow_id: str | None = Field(default=None, alias="workflow", max_length=256, pattern=NO_CONTROL_CHARACTERS)
     status: MessageStatus | None = None
     before: str | None = Field(default=None, max_length=200)
@@ -64,8 +67,8 @@ class MessageSearch(BaseModel):
 
     def filter(self) -> MessageFilter:
         return MessageFilter(
-            status=self.status, event_type=self.event_type, workflow_id=self.workflow_id,
-            received_from=self.received_from, received_to=self.received_to,
+            status=self.status, event_type=self.event_type, message_type=self.message_type,
+            workflow_id=self.workflow_id, received_from=self.received_from, received_to=self.received_to,
         )  # fmt: skip
 
 
@@ -85,7 +88,8 @@ def search(asked: Asked) -> Answer:
     up_to_date(store, tenant_id, MESSAGES)
     match = asked_for.filter()
     rows = list_messages(
-        views, status=match.status, event_type=match.event_type, workflow_id=match.workflow_id,
+        views, status=match.status, event_type=match.event_type, message_type=match.message_type,
+        workflow_id=match.workflow_id,
         received_from=match.received_from, received_to=match.received_to, after=asked_for.cursor(),
         limit=PAGE_SIZE + 1, newest_first=True,
     )  # fmt: skip
@@ -93,7 +97,7 @@ def search(asked: Asked) -> Answer:
     rows = rows[:PAGE_SIZE]
     filters = {
         "from": asked.query("from"), "to": asked.query("to"), "type": asked_for.event_type,
-        "workflow": asked_for.workflow_id, "status": asked_for.status,
+        "messageType": asked_for.message_type, "workflow": asked_for.workflow_id, "status": asked_for.status,
     }  # fmt: skip
     last = rows[-1] if rows else None
     cursor = f"{last.received_at.isoformat()}|{last.event_id}" if last else None

@@ -57,8 +57,8 @@ def _read(values: Mapping[str, str]) -> tuple[MessageSearch, StartForm]:
 def _described(search: MessageSearch) -> dict[str, Any]:
     """The filter as the job records it: the JSON API's names, so that every job reads alike."""
     wire = ReplayFilter(
-        status=search.status, event_type=search.event_type, workflow_id=search.workflow_id,
-        received_from=search.received_from, received_to=search.received_to,
+        status=search.status, event_type=search.event_type, message_type=search.message_type,
+        workflow_id=search.workflow_id, received_from=search.received_from, received_to=search.received_to,
     )  # fmt: skip
     return wire.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -98,7 +98,9 @@ def _page(
         jobs = jobs[:HISTORY_PAGE]
         last = jobs[-1]
         older = path("tenants", tenant_id, "replays", jobs_before=f"{last.created_at.isoformat()}|{last.job_id}")
-    filters = {name: values.get(name) or None for name in ("from", "to", "type", "workflow", "status")}
+    filters = {
+        name: values.get(name) or None for name in ("from", "to", "type", "messageType", "workflow", "status")
+    }
     confirm_over = asked.settings.replay_confirm_over
     return asked.page(
         "replays.html", "Replays", tenant_id=tenant_id, section="replays", filters=filters, reason=start.reason,

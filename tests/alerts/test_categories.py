@@ -175,9 +175,9 @@ def test_the_id_is_the_same_in_another_process() -> None:
 def test_links_are_built_in_one_place() -> None:
     start, end = datetime(2026, 11, 9, tzinfo=UTC), datetime(2026, 11, 16, tzinfo=UTC)
     assert failures_url("https://es.example/", "t1", start, end, category_id="abc") == (
-        "https://es.example/api/admin/tenants/t1/failures?category=abc"
+        "https://es.example/api/console/tenants/t1/failures?category=abc"
         "&from=2026-11-09T00%3A00%3A00%2B00%3A00&to=2026-11-16T00%3A00%3A00%2B00%3A00"
     )
     replay = replay_url("https://es.example", "t1", start, end, message_type="deal.won", workflow_id="a&b")
-    assert replay.startswith("https://es.example/api/admin/tenants/t1/replays/new?status=failed&messageType=deal.won")
-    assert "workflowId=a%26b" in replay
+    assert replay.startswith("https://es.example/api/console/tenants/t1/replays?status=failed&messageType=deal.won")
+    assert "workflow=a%26b" in replay and replay.endswith("&dryrun=1")

@@ -74,7 +74,7 @@ def test_pagerduty_trigger_then_resolve_arrive_with_one_dedup_key(
     pd: PagerDutyStandIn, paging: Callable[..., PagerDuty]
 ) -> None:
     channel = paging(pd.routing_key, pd.base_url)
-    links = [{"href": "http://127.0.0.1:7071/api/admin/tenants/t1", "text": "Open in eventstore"}]
+    links = [{"href": "http://127.0.0.1:7071/api/console/tenants/t1", "text": "Open in eventstore"}]
 
     channel.trigger("t1/failure-rate", "failure rate 40% over 60 min", "eventstore/t1", "error",
                     {"rate": 0.4, "executions": 50}, links)  # fmt: skip

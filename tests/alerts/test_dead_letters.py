@@ -110,7 +110,7 @@ def test_poisoned_messages_are_kept_exactly_and_each_posted_once(
         [post] = _posts(slack, row.message_id)
         assert post.startswith("Dead letter: a ") and row.queue in post
     [blocks] = [json.dumps(p.blocks) for p in slack.accepted if kept[stranger].message_id in json.dumps(p.blocks)]
-    assert f"/api/admin/tenants/{never}/dead-letters?queue=" in blocks and "UnknownTenant" in blocks
+    assert f"/api/console/tenants/{never}/dead-letters?queue=" in blocks and "UnknownTenant" in blocks
 
     # The next runs find nothing new and post nothing again.
     assert drain(store, dl_settings, queues, notify=True).kept == 0

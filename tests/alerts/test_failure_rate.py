@@ -90,8 +90,8 @@ def test_ten_failures_in_a_hundred_runs_page_once_and_three_hundred_successes_re
     details = trigger["custom_details"]
     assert (details["executions"], details["failed"], details["failureRate"]) == (100, 10, 0.1)
     hrefs = [link["href"] for link in trigger["links"]]
-    assert hrefs[0].startswith(f"https://eventstore.contoso.example/api/admin/tenants/{tenant_id}/failures?")
-    assert "status=failed" in hrefs[1] and f"workflowId={WORKFLOW}" in hrefs[1]
+    assert hrefs[0].startswith(f"https://eventstore.contoso.example/api/console/tenants/{tenant_id}/failures?")
+    assert "status=failed" in hrefs[1] and f"workflow={WORKFLOW}" in hrefs[1]
     assert [k for k, _ in _outbox(alerts, "slack")] == ["failure-rate"]
 
     # Evaluated again (the next minute, or a host restarted with a fresh evaluator): nothing new.

@@ -221,12 +221,12 @@ def test_the_email_has_the_figures_the_chart_and_the_links(timed: Timed, recorde
     assert "▅▁▁··█·" in text
     assert "   50  send-email · http 503 · mail answered <n> service unavailable" in text
     failures = (
-        f"https://eventstore.contoso.example/api/admin/tenants/{tenant_id}/failures?category={category}"
+        f"https://eventstore.contoso.example/api/console/tenants/{tenant_id}/failures?category={category}"
         "&from=2026-11-09T00%3A00%3A00%2B00%3A00&to=2026-11-16T00%3A00%3A00%2B00%3A00"
     )
     replay = (
-        f"https://eventstore.contoso.example/api/admin/tenants/{tenant_id}/replays/new?status=failed"
-        f"&messageType=deal.won&workflowId={DEALS}&from=2026-11-09T00%3A00%3A00%2B00%3A00"
+        f"https://eventstore.contoso.example/api/console/tenants/{tenant_id}/replays?status=failed"
+        f"&messageType=deal.won&workflow={DEALS}&from=2026-11-09T00%3A00%3A00%2B00%3A00"
         "&to=2026-11-16T00%3A00%3A00%2B00%3A00"
     )
     assert failures in text and replay in text

@@ -15,7 +15,7 @@ import pytest
 
 from eventstore import EventStore, EventType, NewEvent, Settings
 from eventstore.console.access import ConsoleRefused, principal, same_origin
-from eventstore.store import AUDIT_STREAM_ID
+from eventstore.store import AUDIT_STREAM_ID, NewQueueDeadLetter
 from tests.helpers import random_tenant_id
 from tests.http.client import HttpApi, Response
 from tests.http.test_traces_api import execution, post_message, report
@@ -162,3 +162,31 @@ def test_access_is_off_open_or_signed_in_with_entra(settings: Settings) -> None:
             same_origin(_request("POST", **headers))
 
 
+def test_queue_dead_letters_are_listed_escaped_and_redriven_with_who(
+    api: HttpApi, tenant: str, store: EventStore
+) -> None:
+    body = json.dumps({"tenantId": tenant, "note": SCRIPT}).encode()
+    letter = NewQueueDeadLetter(
+        queue="workflow-messages-poison", message_id=str(uuid4()), body=body, base64=True, tenant_id=tenant,
+        message_type="Submit", workflow_id=SCRIPT, reason=f"InvalidInput: {SCRIPT}", dequeue_count=5, queued_at=None,
+    )  # fmt: skip
+    letters = store.queue_dead_letters()
+    letters.record(letter, [])
+    [row] = letters.list(tenant_id=tenant)
+    listed = page(api, f"tenants/{tenant}/dead-letters", messageId=letter.message_id)
+    text = listed.body.decode()
+    assert listed.status == 200 and f"{row.id} · Submit" in text and "<script>" not in text
+    assert page(api, "dead-letters", queue="nope").status == 400
+    origin = f"http://{api.host}:{api.port}"
+    route = f"console/dead-letters/{row.id}/redrive"
+    asked = api.post(route, b"reason=tenant+onboarded&back=tenant", "application/x-www-form-urlencoded", Origin=origin)
+    assert asked.status == 303 and asked.headers["location"].endswith(
+        f"/tenants/{tenant}/dead-letters?redriven={row.id}"
+    )
+    again = letters.get(row.id)
+    assert again is not None and (again.redriven_by, again.redrive_reason) == (
+        "console (open access)",
+        "tenant onboarded",
+    )
+    assert api.post("console/dead-letters/999999999/redrive", b"reason=x", "application/x-www-form-urlencoded",
+                    Origin=origin).status == 404  # fmt: skip
