@@ -132,6 +132,82 @@ def test_an_operator_finds_a_failed_message_reads_its_trace_replays_it_and_sees_
     assert dialogs == []
 
 
+def test_a_bulk_replay_is_dry_run_started_and_watched_to_its_end(
+    browser: Any, host: ConsoleHost, engine: LocalEngine, tenant: str, shots: Shots
+) -> None:
+    engine.email.fail_matching(None)  # the bug fixed
+    failed = len(host.call("GET", f"tenants/{tenant}/messages", status="failed").json()["messages"])
+    assert failed >= 1
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{host.console}/tenants/{tenant}/replays")
+    page.get_by_label("Processing status").select_option("failed")
+    page.get_by_role("button", name="Dry run").click()
+    assert page.get_by_role("status").inner_text().startswith(f"{failed} message(s) match")
+    shots.take(browser, page.url, "replays")
+    page.get_by_label("Reason (recorded with the replay, with your name)").fill("email fixed: the rest of them")
+    page.get_by_label("I checked the count").check()
+    page.get_by_role("button", name="Start the replay").click()
+    assert "/replays/" in page.url and page.locator("#sent-bar").count() == 1
+    job_url = page.url
+
+    def ended() -> bool:
+        page.goto(job_url)
+        bar = page.locator("#ended-bar")
+        return bool(page.locator(".badge.finished").count() and bar.get_attribute("value") == bar.get_attribute("max"))
+
+    wait_for("the job's progress bar reaches the end", ended, timeout=180, every=1)
+    assert page.locator("#sent-bar").get_attribute("value") == str(failed)
+    shots.take(browser, job_url, "replay-job")
+    wait_for(
+        "no failed message left",
+        lambda: not host.call("GET", f"tenants/{tenant}/messages", status="failed").json()["messages"],
+    )
+
+
+def test_the_failure_rate_chart_rises_above_the_threshold_line_during_a_spike(
+    browser: Any, host: ConsoleHost, engine: LocalEngine, storage: Any, shots: Shots
+) -> None:
+    spiking = host.onboard()
+    url = f"{host.console}/tenants/{spiking}/failures"
+
+    def send(count: int, failing: bool) -> None:
+        run = uuid4().hex[:6]
+        with engine_queue(storage.connection_string, engine.queue) as inbox:
+            for n in range(count):
+                email = f"spike{n}{FAILING}" if failing else f"calm{n}@contoso.example"
+                deal = Deal(deal_id=f"{run}-{n}", customer="Spike", amount=1.0, email=email)
+                inbox.send_message(encode_body(json.dumps(deal_won_envelope(spiking, deal)).encode()))
+
+    assert engine.engine is not None
+    seen = len(engine.engine.results)
+    engine.email.fail_matching(None)
+    send(6, failing=False)
+    engine.engine.wait_for(seen + 6, timeout=180)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    assert page.locator(".chart line.threshold").count() == 1
+    assert page.locator(".chart .dot.over").count() == 0  # calm: every run succeeded
+    engine.email.fail_matching(FAILING, status=500)
+    send(6, failing=True)
+    engine.engine.wait_for(seen + 12, timeout=180)
+
+    def above() -> bool:
+        page.goto(url)
+        return bool(page.locator(".chart .dot.over").count() >= 1)
+
+    wait_for("the hour's failure rate above the threshold line", above, timeout=60, every=1)
+    shots.take(browser, url, "failures")
+    engine.email.fail_matching(None)
+
+
+def test_the_other_pages_render_at_both_widths(browser: Any, host: ConsoleHost, tenant: str, shots: Shots) -> None:
+    executions = host.call("GET", f"tenants/{tenant}/executions", status="failed").json()["executions"]
+    shots.take(browser, f"{host.console}/tenants/{tenant}/executions/{executions[0]['executionId']}/compare", "compare")
+    shots.take(browser, f"{host.console}/tenants/{tenant}/feed", "feed")
+    shots.take(browser, f"{host.console}?q={tenant[:8]}", "tenants")
+    shots.take(browser, f"{host.console}/dead-letters", "dead-letters")
+
+
 def test_the_instance_timeline_shows_each_change_and_rebuilds_the_state_at_a_point(
     browser: Any, host: ConsoleHost, tenant: str, shots: Shots
 ) -> None:
@@ -184,5 +260,6 @@ def test_nothing_a_client_stored_runs_in_the_page(browser: Any, host: ConsoleHos
 
 def test_screenshots_are_written_for_both_widths(shots: Shots) -> None:
     written = sorted(p.name for p in Path(shots.folder).glob("*.png"))
-    for name in ("overview", "messages", "message", "trace"):
+    for name in ("overview", "messages", "message", "trace", "instance", "replays", "replay-job", "failures", "compare",
+                 "feed", "tenants", "dead-letters"):  # fmt: skip
         assert {f"{name}-wide.png", f"{name}-phone.png"} <= set(written), written
