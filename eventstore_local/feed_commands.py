@@ -71,10 +71,11 @@ def _publish(store: EventStore, tenant_ids: list[str] | None, loop: bool, interv
 def _redrive(store: EventStore, tenant_id: str, sink: str) -> None:
     from eventstore.feed.config import sinks_from_settings
     from eventstore.feed.publisher import FeedPublisher
+    from eventstore_local.replay_commands import default_requester
 
     publisher = FeedPublisher(store, sinks_from_settings(store.settings))
     try:
-        run = publisher.redrive(tenant_id, sink)
+        run = publisher.redrive(tenant_id, sink, by=default_requester())
     finally:
         publisher.close()
     if not run.locked:

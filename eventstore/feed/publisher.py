@@ -238,9 +238,11 @@ class FeedPublisher:
             since = self._failing.get((tenant_id, sink))
         return since is not None and self._clock() - since < FAILING_QUIET_SECONDS
 
-    def redrive(self, tenant_id: str, sink_name: str, *, retry_seconds: float | None = None) -> SinkRun:
+    def redrive(
+        self, tenant_id: str, sink_name: str, *, retry_seconds: float | None = None, by: str | None = None
+    ) -> SinkRun:
         """Send `sink_name` the events it refused before (after the cause was fixed). What it takes is
-        stamped redriven; what it refuses again stays a dead letter with the new reason. Redriven events
+        stamped redriven (by `by`); what it refuses again stays a dead letter with the new reason. Redriven events
         arrive after later events of their streams: subscribers that need order re-read the stream."""
         tenant = self.store.feed(tenant_id)
         sink = next((s for s in self.sinks if s.name == sink_name), None)
@@ -264,7 +266,7 @@ class FeedPublisher:
                         delivered = [e.event_id for e in batch_entries if e.event_id not in refused]
                         if letters:
                             self.store.registry.mark_alerting(tenant.tenant_id)
-                        session.complete_redrive(delivered, letters)
+                        session.complete_redrive(delivered, letters, by)
                         run.dead_lettered += len(letters)
                 run.caught_up = True
             except (SinkUnavailable, SinkMisconfigured) as exc:

@@ -23,7 +23,7 @@ from eventstore.store.alert_outbox import AlertOutbox, Notice, OutboxRow
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.cold_payloads import COLD_PREFIX, REHYDRATION_RETRY_SECONDS, ArchiveKeys, ColdRef, is_cold
 from eventstore.store.event_store import EventStore
-from eventstore.store.feed_checkpoints import DeadLetter, SinkState
+from eventstore.store.feed_checkpoints import DeadLetter, FeedDeadLetterRow, SinkState
 from eventstore.store.payload_problems import PayloadProblem
 from eventstore.store.pending_work import PendingWork
 from eventstore.store.queue_dead_letters import (
@@ -89,6 +89,7 @@ __all__ = [
     "ErasureRaced",
     "ErasureTarget",
     "EventStore",
+    "FeedDeadLetterRow",
     "FeedEntry",
     "FeedPage",
     "FeedSession",

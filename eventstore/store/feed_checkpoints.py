@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -12,7 +13,7 @@ from psycopg import sql
 
 from eventstore.models import START, Checkpoint, RecordedEvent
 from eventstore.store.read_feed import FeedEntry
-from eventstore.store.schema import FEED_CHECKPOINTS, FEED_DEAD_LETTERS, table
+from eventstore.store.schema import EVENT_IDS, EVENTS, FEED_CHECKPOINTS, FEED_DEAD_LETTERS, table
 
 
 class DeadLetter(NamedTuple):
@@ -70,7 +71,7 @@ def add_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str, lett
             sql.SQL(
                 "INSERT INTO {} (sink, event_id, global_position, status, reason) VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (sink, event_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason,"
-                " dead_at = now(), redriven_at = NULL"
+                " dead_at = now(), redriven_at = NULL, redriven_by = NULL"
             ).format(table(schema, FEED_DEAD_LETTERS)),
             [(sink, d.event.event_id, d.event.global_position, d.status, d.reason) for d in letters],
         )
@@ -86,14 +87,55 @@ def count_dead_letters(conn: psycopg.Connection[Any], schema: str, sink: str | N
     return int(row[0]) if row else 0
 
 
-def mark_redriven(conn: psycopg.Connection[Any], schema: str, sink: str, event_ids: Sequence[UUID]) -> None:
+def mark_redriven(
+    conn: psycopg.Connection[Any], schema: str, sink: str, event_ids: Sequence[UUID], by: str | None = None
+) -> None:
     if event_ids:
         conn.execute(
-            sql.SQL("UPDATE {} SET redriven_at = now() WHERE sink = %s AND event_id = ANY(%s)").format(
-                table(schema, FEED_DEAD_LETTERS)
-            ),
-            (sink, list(event_ids)),
+            sql.SQL(
+                "UPDATE {} SET redriven_at = now(), redriven_by = %s WHERE sink = %s AND event_id = ANY(%s)"
+            ).format(table(schema, FEED_DEAD_LETTERS)),
+            (by, sink, list(event_ids)),
         )
+
+
+@dataclass(frozen=True)
+class FeedDeadLetterRow:
+    sink: str
+    event_id: UUID
+    global_position: int
+    event_type: str | None
+    stream_id: str | None
+    status: int | None
+    reason: str
+    dead_at: datetime
+    redriven_at: datetime | None
+    redriven_by: str | None
+
+
+def list_dead_letters(
+    conn: psycopg.Connection[Any], schema: str, sink: str | None, *, waiting: bool, limit: int
+) -> list[FeedDeadLetterRow]:
+    """The sinks' dead letters, the most recent first: only those not delivered since with `waiting`."""
+    conditions = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    if sink is not None:
+        conditions.append(sql.SQL("d.sink = %s"))
+        params.append(sink)
+    if waiting:
+        conditions.append(sql.SQL("d.redriven_at IS NULL"))
+    statement = sql.SQL(
+        "SELECT d.sink, d.event_id, d.global_position, i.event_type, i.stream_id, d.status, d.reason, d.dead_at,"
+        " d.redriven_at, d.redriven_by FROM {letters} AS d"
+        " LEFT JOIN LATERAL (SELECT e.event_type, e.stream_id FROM {ids} AS x JOIN {events} AS e"
+        "  USING (stream_id, sequence_number) WHERE x.event_id = d.event_id LIMIT 1) AS i ON TRUE"
+        " WHERE {conditions} ORDER BY d.dead_at DESC, d.event_id LIMIT %s"
+    ).format(
+        letters=table(schema, FEED_DEAD_LETTERS), ids=table(schema, EVENT_IDS), events=table(schema, EVENTS),
+        conditions=sql.SQL(" AND ").join(conditions),
+    )  # fmt: skip
+    rows = conn.execute(statement, (*params, limit)).fetchall()
+    return [FeedDeadLetterRow(*r) for r in rows]
 
 
 def record_failure(conn: psycopg.Connection[Any], schema: str, sink: str, error: str) -> None:

@@ -22,9 +22,11 @@ from eventstore.models import Checkpoint
 from eventstore.store.connection import StorePool, run, translated_errors
 from eventstore.store.feed_checkpoints import (
     DeadLetter,
+    FeedDeadLetterRow,
     SinkState,
     add_dead_letters,
     count_dead_letters,
+    list_dead_letters,
     load_checkpoint,
     mark_redriven,
     record_failure,
@@ -82,10 +84,13 @@ class FeedSession:
         with translated_errors():
             return read_dead_letters(self._conn, self._schema, self.sink, after, limit)
 
-    def complete_redrive(self, delivered: Sequence[UUID], refused: Sequence[DeadLetter]) -> None:
-        """Stamp what the sink took on a redrive, renew the reason of what it refused again."""
+    def complete_redrive(
+        self, delivered: Sequence[UUID], refused: Sequence[DeadLetter], by: str | None = None
+    ) -> None:
+        """Stamp what the sink took on a redrive (and who asked for it), renew the reason of what it refused
+        again."""
         with translated_errors(), self._conn.transaction():
-            mark_redriven(self._conn, self._schema, self.sink, delivered)
+            mark_redriven(self._conn, self._schema, self.sink, delivered, by)
             add_dead_letters(self._conn, self._schema, self.sink, refused)
 
 
@@ -128,6 +133,12 @@ class TenantFeed:
     def pending(self, after: Checkpoint) -> PendingStats:
         """Events committed after `after`, and the oldest one's time."""
         return run(self._pool, lambda conn: pending_after(conn, self._schema, after))
+
+    def list_dead_letters(
+        self, sink: str | None = None, *, waiting: bool = True, limit: int = 100
+    ) -> list[FeedDeadLetterRow]:
+        """The sinks' dead letters, the most recent first (`waiting`: only those not delivered since)."""
+        return run(self._pool, lambda conn: list_dead_letters(conn, self._schema, sink, waiting=waiting, limit=limit))
 
     def dead_letter_count(self, sink: str | None = None) -> int:
         """Dead letters not redriven since, of `sink` or of every sink."""

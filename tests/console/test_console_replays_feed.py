@@ -210,15 +210,30 @@ def test_nothing_to_replay_is_a_page_that_says_so(api: HttpApi, tenant: str) -> 
     assert answer.status == 422 and "No message matches the filter: nothing was started." in answer.body.decode()
 
 
-def test_the_feed_page_shows_the_sinks_and_their_dead_letters(api: HttpApi, tenant: str, store: EventStore) -> None:
+def test_the_feed_page_shows_the_sinks_and_their_dead_letters_and_redrives_them(
+    api: HttpApi, tenant: str, store: EventStore
+) -> None:
     post_message(api, tenant, "deal-feed-1")
     clean = page(api, f"tenants/{tenant}/feed")
     text = clean.body.decode()
     assert clean.status == 200, text
-    assert f"<td>{EVENT_GRID_SINK}</td>" in text and "None: every sink took every event" in text
+    assert f"<td>{EVENT_GRID_SINK}</td>" in text and "None waiting: every sink took every event" in text
     settle(store, store.tenant(tenant))
     entry = read_feed(store.feed(tenant), START, 10)[0]
-    dead_letter(store, tenant, EVENT_GRID_SINK, [DeadLetter(entry, 400, "the topic refused it")])
+    dead_letter(store, tenant, EVENT_GRID_SINK, [DeadLetter(entry, 400, "the topic refused <it>")])
     shown = page(api, f"tenants/{tenant}/feed").body.decode()
-    assert "1 event(s) were refused by a sink" in shown and f"<li>{EVENT_GRID_SINK}: 1 refused</li>" in shown
+    assert "1 event(s) were refused by a sink" in shown and str(entry.event_id) in shown
+    assert "the topic refused &lt;it&gt;" in shown and f"Redrive 1 to {EVENT_GRID_SINK}" in shown
+    route = f"console/tenants/{tenant}/feed/{EVENT_GRID_SINK}/redrive"
+    assert api.post(route, b"", "application/x-www-form-urlencoded", Origin="https://evil.example").status == 403
+    origin = f"http://{api.host}:{api.port}"
+    redriven = api.post(route, b"", "application/x-www-form-urlencoded", Origin=origin)
+    assert redriven.status == 303 and "redriven=1-0" in redriven.headers["location"], redriven.headers
+    after = page(api, f"tenants/{tenant}/feed").body.decode()
+    assert "None waiting" in after
+    history = page(api, f"tenants/{tenant}/feed", all="1").body.decode()
+    assert "by console (open access)" in history and str(entry.event_id) in history
+    unknown = api.post(f"console/tenants/{tenant}/feed/nope/redrive", b"", "application/x-www-form-urlencoded",
+                       Origin=origin)  # fmt: skip
+    assert unknown.status == 404
     assert page(api, f"tenants/{random_tenant_id()}/feed").status == 404
