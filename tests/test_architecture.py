@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": {"store", "views", "query", "ingest"},
     "retention": {"store", "views"},
     "client": set(),
-    "console": {"store", "query", "feed", "http", "services", "views", "replay", "alerts"},
+    "console": {"store", "query", "feed", "http", "services", "views", "replay", "alerts", "retention"},
     "functions": {
         "store",
         "query",

@@ -206,6 +206,10 @@ def test_the_other_pages_render_at_both_widths(browser: Any, host: ConsoleHost, 
     shots.take(browser, f"{host.console}/tenants/{tenant}/feed", "feed")
     shots.take(browser, f"{host.console}?q={tenant[:8]}", "tenants")
     shots.take(browser, f"{host.console}/dead-letters", "dead-letters")
+    instance = executions[0]["workflowInstanceId"]
+    dry = f"{host.console}/tenants/{tenant}/erasures?kind=instance&value={quote(instance)}&reason=GDPR+request&dryrun=1"
+    pages = shots.take(browser, dry, "erasure")
+    assert "would be erased" in pages["wide"].get_by_role("status").inner_text()
 
 
 def test_the_instance_timeline_shows_each_change_and_rebuilds_the_state_at_a_point(
@@ -261,5 +265,5 @@ def test_nothing_a_client_stored_runs_in_the_page(browser: Any, host: ConsoleHos
 def test_screenshots_are_written_for_both_widths(shots: Shots) -> None:
     written = sorted(p.name for p in Path(shots.folder).glob("*.png"))
     for name in ("overview", "messages", "message", "trace", "instance", "replays", "replay-job", "failures", "compare",
-                 "feed", "tenants", "dead-letters"):  # fmt: skip
+                 "feed", "tenants", "dead-letters", "erasure"):  # fmt: skip
         assert {f"{name}-wide.png", f"{name}-phone.png"} <= set(written), written

@@ -190,3 +190,25 @@ def test_queue_dead_letters_are_listed_escaped_and_redriven_with_who(
     )
     assert api.post("console/dead-letters/999999999/redrive", b"reason=x", "application/x-www-form-urlencoded",
                     Origin=origin).status == 404  # fmt: skip
+
+
+def test_an_erasure_is_dry_run_then_confirmed_and_recorded_with_who(api: HttpApi, tenant: str) -> None:
+    message = post_message(api, tenant, "deal-gdpr-1")
+    report(api, tenant, execution("exec-gdpr-1", message), "deal-gdpr-1")
+    asked = {"kind": "instance", "value": "deal-gdpr-1", "reason": "GDPR request 7"}
+    dry = page(api, f"tenants/{tenant}/erasures", **asked, dryrun="1")
+    text = dry.body.decode()
+    assert dry.status == 200 and re.search(r"<strong>\d+</strong> event\(s\) would be erased", text), text
+    assert api.get(f"tenants/{tenant}/events/{message}").status == 200  # a dry run changes nothing
+    origin = f"http://{api.host}:{api.port}"
+    form = "kind=instance&value=deal-gdpr-1&reason=GDPR+request+7"
+    route = f"console/tenants/{tenant}/erasures"
+    unconfirmed = api.post(route, form.encode(), "application/x-www-form-urlencoded", Origin=origin)
+    assert unconfirmed.status == 400 and "confirm" in unconfirmed.body.decode()
+    done = api.post(route, (form + "&confirm=1").encode(), "application/x-www-form-urlencoded", Origin=origin)
+    assert done.status == 303, done.body
+    assert api.get(f"tenants/{tenant}/events/{message}").status == 410
+    listed = page(api, f"tenants/{tenant}/erasures").body.decode()
+    assert "console (open access)" in listed and "GDPR request 7" in listed and "deal-gdpr-1" not in listed
+    bad = page(api, f"tenants/{tenant}/erasures", kind="value", value="x", paths="$.a\n$..b", reason="r", dryrun="1")
+    assert bad.status == 400 and "paths (line 2)" in bad.body.decode()
