@@ -1,6 +1,9 @@
-// eventstore on Azure: Function App (Python 3.11, Linux), its Storage account (queues, payload blobs),
-// PostgreSQL Flexible Server, a Key Vault for the app's secrets, Application Insights (optional), the alert
-// channels (each off unless its settings are given). Deploy with infra/deploy.sh.
+// eventstore on Azure: Function App (Python 3.11, Flex Consumption), its Storage account (host storage, queues,
+// payload blobs, the deployment package), PostgreSQL Flexible Server (Microsoft Entra authentication on), a Key
+// Vault for the app's secrets, Application Insights with alert rules (optional), the app's own alert channels
+// (each off unless its settings are given), and optionally private networking. The app reaches Storage, the
+// vault and the Event Grid topic with its managed identity. Deploy with infra/deploy.sh or `azd up`;
+// docs/azure.md describes it all.
 targetScope = 'resourceGroup'
 
 @description('Short name used to derive resource names (3-11 lowercase letters and digits).')
@@ -10,7 +13,7 @@ param name string
 
 param location string = resourceGroup().location
 
-@description('PostgreSQL administrator login (owner role: creates tenant schemas and the application role).')
+@description('PostgreSQL administrator login (owner role: creates tenant schemas and the application role). Used by onboarding and migrations; the running app gets it only with databaseLogin=owner.')
 param postgresAdminLogin string = 'eventstoreadmin'
 
 @secure()
@@ -21,6 +24,22 @@ param postgresAdminPassword string
 @allowed(['15', '16'])
 param postgresVersion string = '16'
 
+@description('How the running app logs in to PostgreSQL. owner: the owner DSN (a Key Vault reference), switched to the application role with SET ROLE; what the app needs today (it still runs partition upkeep and its first migration as the owner). entra: its managed identity, a login that is only a member of the application role (docs/azure.md), and no owner DSN anywhere the app can read; needs the app to take Entra tokens and to leave owner work to migrations (docs/azure.md, "PostgreSQL").')
+@allowed(['owner', 'entra'])
+param databaseLogin string = 'owner'
+
+@description('Object id of the Microsoft Entra principal made PostgreSQL Entra administrator (the deployer: deploy.sh passes the signed-in user\'s). It creates the app identity\'s login. Empty: no Entra administrator.')
+param postgresEntraAdminObjectId string = ''
+
+@description('Name of that principal as PostgreSQL knows it (a user\'s UPN, a group\'s or service principal\'s display name).')
+param postgresEntraAdminName string = ''
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param postgresEntraAdminType string = 'User'
+
+@description('Public IPv4 address of the machine that runs migrations and onboarding with the owner DSN (deploy.sh: DEPLOYER_IP); a firewall rule admits it. Empty: none. Ignored with privateNetworking (no public access at all).')
+param deployerIpAddress string = ''
+
 @description('Monthly partitions kept ready ahead of the current month.')
 param partitionsAhead int = 3
 
@@ -28,10 +47,35 @@ param partitionsAhead int = 3
 @description('HMAC key signing continuation tokens (EVENTSTORE_CONTINUATION_KEY), shared by every instance. The default is new at each deployment, which ends the tokens handed out before it (clients start their list again); pass a fixed one to keep them.')
 param continuationKey string = newGuid()
 
+@description('Private networking: a VNet the Function App integrates with, private endpoints and private DNS zones for PostgreSQL, Storage (blob, queue, table), Key Vault and the Event Grid topic, and public network access off on each of them (infra/modules/network.bicep). false: public endpoints, PostgreSQL behind its firewall.')
+param privateNetworking bool = false
+
+@description('Address space of the VNet (privateNetworking only).')
+param vnetAddressPrefix string = '10.40.0.0/16'
+
+@description('Most instances the Flex Consumption plan scales the app out to. Each instance holds its own database connection pools (EVENTSTORE_POOL_MAX_SIZE and two small ones), so keep instances x connections under the server\'s max_connections.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Largest application connection pool per instance (EVENTSTORE_POOL_MAX_SIZE). Each instance also holds an owner and a maintenance pool of 2 at most: maximumInstanceCount x (this + 4) must stay under the server\'s max_connections (Standard_B2s: 429, some reserved), or go through PgBouncer.')
+@minValue(1)
+param poolMaxSize int = 5
+
+@description('Memory of each instance in MB.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Email address Azure Monitor alerts (function errors, feed lag, view lag) are sent to. Empty: the rules still fire and show in the portal, nobody is emailed.')
+param monitorAlertEmail string = ''
+
 var suffix = uniqueString(resourceGroup().id, name)
 var storageName = toLower('${name}${take(suffix, 12)}')
 var databaseName = 'eventstore'
+var deploymentContainerName = 'app-package'
 
+// Shared keys stay allowed while the app's own Blob and queue clients take a connection string (a Key Vault
+// reference below); the host and the deployment use the app's identity. docs/azure.md, "Storage".
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageName
   location: location
@@ -41,10 +85,25 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     allowBlobPublicAccess: false
     supportsHttpsTrafficOnly: true
+    allowSharedKeyAccess: true
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: 'AzureServices' }
   }
 }
 
-@description('Application Insights (workspace-based) for the app: the host logs and the OpenTelemetry metrics, exported only when APPLICATIONINSIGHTS_CONNECTION_STRING is set. false: neither resource nor setting.')
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Flex Consumption runs the app from a package in this container, which the app's identity reads and writes.
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: { publicAccess: 'None' }
+}
+
+@description('Application Insights (workspace-based) for the app: the host logs and the OpenTelemetry metrics, exported only when APPLICATIONINSIGHTS_CONNECTION_STRING is set, and the alert rules on them. false: none of these.')
 param appInsightsEnabled bool = true
 
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (appInsightsEnabled) {
@@ -60,7 +119,9 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = if (appInsightsEn
   properties: { Application_Type: 'web', WorkspaceResourceId: logs.id }
 }
 
-resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2023-06-01-preview' = {
+// Password authentication stays on for the owner login (migrations, onboarding); Entra authentication is on for
+// the app's managed identity and the deployer.
+resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
   name: '${name}-pg-${suffix}'
   location: location
   sku: { name: 'Standard_B2s', tier: 'Burstable' }
@@ -68,32 +129,61 @@ resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2023-06-01-preview'
     version: postgresVersion
     administratorLogin: postgresAdminLogin
     administratorLoginPassword: postgresAdminPassword
+    authConfig: {
+      activeDirectoryAuth: 'Enabled'
+      passwordAuth: 'Enabled'
+      tenantId: subscription().tenantId
+    }
+    network: { publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled' }
     storage: { storageSizeGB: 64, autoGrow: 'Enabled' }
     backup: { backupRetentionDays: 14, geoRedundantBackup: 'Disabled' }
     highAvailability: { mode: 'Disabled' }
   }
 }
 
-resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2023-06-01-preview' = {
+// The server takes one change at a time: its child resources go one after the other.
+resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-01' = {
   parent: postgres
   name: databaseName
   properties: { charset: 'UTF8', collation: 'en_US.utf8' }
 }
 
-// Lets Azure services (the Function App) reach the server; replace with VNet integration for production.
-resource allowAzure 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2023-06-01-preview' = {
+resource postgresEntraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = if (!(empty(postgresEntraAdminObjectId) || empty(postgresEntraAdminName))) {
+  parent: postgres
+  name: postgresEntraAdminObjectId
+  properties: {
+    principalName: postgresEntraAdminName
+    principalType: postgresEntraAdminType
+    tenantId: subscription().tenantId
+  }
+  dependsOn: [database]
+}
+
+// Without private networking the app has no fixed outbound address (Flex Consumption shares Azure's), so the
+// server admits connections from Azure's addresses: 0.0.0.0 is "any Azure service", any subscription's, each
+// still needing a login over TLS. With private networking the app comes through the VNet and no rule is made.
+resource allowAzure 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = if (!privateNetworking) {
   parent: postgres
   name: 'AllowAzureServices'
   properties: { startIpAddress: '0.0.0.0', endIpAddress: '0.0.0.0' }
+  dependsOn: [postgresEntraAdmin]
 }
 
-resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+resource allowDeployer 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = if (!(privateNetworking || empty(deployerIpAddress))) {
+  parent: postgres
+  name: 'Deployer'
+  properties: { startIpAddress: deployerIpAddress, endIpAddress: deployerIpAddress }
+  dependsOn: [allowAzure]
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: '${name}-plan-${suffix}'
   location: location
-  sku: { name: 'Y1', tier: 'Dynamic' }
+  sku: { name: 'FC1', tier: 'FlexConsumption' }
   kind: 'functionapp'
   properties: { reserved: true }
 }
+
 
 @description('Publish the change feed (the Event Grid topic below); false switches it off for the deployment.')
 param feedEnabled bool = true
@@ -111,7 +201,7 @@ resource feedTopic 'Microsoft.EventGrid/topics@2022-06-15' = {
   properties: {
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -240,17 +330,31 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableRbacAuthorization: true
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: 'AzureServices' }
   }
 }
 
 var ownerDsn = 'postgresql://${postgresAdminLogin}:${uriComponent(postgresAdminPassword)}@${postgres.properties.fullyQualifiedDomainName}:5432/${databaseName}?sslmode=require'
 
 // One secret per value given; a reference names the secret without a version, so the app reads the latest.
-resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+// The owner DSN is kept only while the app logs in as the owner: the app's identity may read every secret of
+// this vault, so with databaseLogin=entra the owner password must not be in it.
+resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (databaseLogin == 'owner') {
   parent: vault
   name: 'database-url'
   properties: { value: ownerDsn, contentType: 'EVENTSTORE_DATABASE_URL' }
+}
+
+// The app's own Blob (payloads, segments) and queue clients still take a connection string; the host's
+// storage (AzureWebJobsStorage) is identity-based. TODO (docs/azure.md): the app on DefaultAzureCredential
+// with account URLs, then this secret goes and shared keys are turned off.
+var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+
+resource storageConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  parent: vault
+  name: 'storage-connection-string'
+  properties: { value: storageConnection, contentType: 'EVENTSTORE_BLOB_CONNECTION_STRING, EVENTSTORE_QUEUE_CONNECTION_STRING' }
 }
 
 resource continuationKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(continuationKey)) {
@@ -305,40 +409,81 @@ resource acs 'Microsoft.Communication/communicationServices@2023-04-01' existing
   name: acsEmailResourceName
 }
 
-var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    name: name
+    suffix: suffix
+    location: location
+    addressPrefix: vnetAddressPrefix
+    storageAccountId: storage.id
+    keyVaultId: vault.id
+    postgresServerId: postgres.id
+    feedTopicId: feedTopic.id
+  }
+}
 
-// The app settings are a resource of their own, written after the identity may read the vault: the platform
-// resolves the references when the settings change, and a reference it cannot resolve stays the literal text.
-resource functionApp 'Microsoft.Web/sites@2023-12-01' = {
+// Flex Consumption: the runtime, the scale limits and the deployment package's container are the site's
+// functionAppConfig, not app settings (FUNCTIONS_WORKER_RUNTIME, WEBSITE_CONTENT* and the like are refused).
+// The app settings are a resource of their own, written after the identity may read the vault and Storage: the
+// platform resolves the references when the settings change, and a reference it cannot resolve stays the
+// literal text.
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: '${name}-func-${suffix}'
   location: location
   kind: 'functionapp,linux'
+  tags: { 'azd-service-name': 'api' }
   identity: { type: 'SystemAssigned' }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
     keyVaultReferenceIdentity: 'SystemAssigned'
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : null
     siteConfig: {
-      linuxFxVersion: 'Python|3.11'
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      runtime: { name: 'python', version: '3.11' }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
     }
   }
-  dependsOn: [database, allowAzure]
+  dependsOn: [database, allowAzure, deploymentContainer]
 }
 
+// The host's storage through the app's identity (no key): triggers, timers' leases, the queues it reads.
 var baseSettings = {
-  FUNCTIONS_EXTENSION_VERSION: '~4'
-  FUNCTIONS_WORKER_RUNTIME: 'python'
-  AzureWebJobsStorage: storageConnection
-  SCM_DO_BUILD_DURING_DEPLOYMENT: 'true'
-  EVENTSTORE_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${databaseUrlSecret.properties.secretUri})'
+  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  EVENTSTORE_BLOB_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${storageConnectionSecret.properties.secretUri})'
+  EVENTSTORE_QUEUE_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${storageConnectionSecret.properties.secretUri})'
   EVENTSTORE_PARTITIONS_AHEAD: string(partitionsAhead)
+  EVENTSTORE_POOL_MAX_SIZE: string(poolMaxSize)
   EVENTSTORE_FEED_ENABLED: string(feedEnabled)
   EVENTSTORE_FEED_SCHEDULE: feedSchedule
   EVENTSTORE_VIEWS_SCHEDULE: viewsSchedule
   EVENTSTORE_EVENTGRID_ENDPOINT: feedTopic.properties.endpoint
   EVENTSTORE_EVENTGRID_AUTH: 'entra'
+}
+
+// owner: the owner DSN from the vault (the app switches to the application role on each connection). entra:
+// the managed identity's login, whose DSN holds no password (the token is the password); the owner DSN is
+// nowhere the app can read. TODO (docs/azure.md): EVENTSTORE_DATABASE_AUTH: 'entra' once Settings has it.
+var appDatabaseUrl = 'postgresql://${uriComponent(functionApp.name)}@${postgres.properties.fullyQualifiedDomainName}:5432/${databaseName}?sslmode=require'
+
+var databaseSettings = (databaseLogin == 'entra') ? {
+  EVENTSTORE_APP_DATABASE_URL: appDatabaseUrl
+} : {
+  EVENTSTORE_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${databaseUrlSecret.properties.secretUri})'
 }
 
 var continuationSettings = empty(continuationKey) ? {} : {
@@ -442,12 +587,49 @@ resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!e
   }
 }
 
+
+// What the host and the app do with Storage, through the app's identity: blobs (the deployment package, timer
+// leases, payloads and cold segments: Owner, as Flex Consumption's deployment storage requires), queues
+// (ingest, replay, their poison queues) and tables (the host's own bookkeeping).
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+resource storageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+resource storageQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+resource storageTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // Replaces the app's settings as a whole: every setting the app gets is listed here.
-resource appSettings 'Microsoft.Web/sites/config@2023-12-01' = {
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: functionApp
   name: 'appsettings'
-  properties: union(baseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, archivePreviousKeysSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings, consoleSettings, consoleAuthSecretSettings)
-  dependsOn: [vaultReader, acsSender]
+  properties: union(baseSettings, databaseSettings, continuationSettings, insightsSettings, alertSettings, retentionSettings, archiveKeySettings, archivePreviousKeysSettings, pagerdutySettings, pagerdutyUrlSettings, slackSettings, smtpHostSettings, smtpUsernameSettings, smtpPasswordSettings, emailFromSettings, emailToSettings, acsEndpointSettings, acsConnectionSettings, consoleSettings, consoleAuthSecretSettings)
+  dependsOn: [vaultReader, acsSender, storageBlobOwner, storageQueueContributor, storageTableContributor]
 }
 
 // Signs operators in for the console without requiring it of anyone else: the JSON API's callers (function keys)
@@ -491,6 +673,17 @@ resource feedSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+module monitoring 'modules/monitoring.bicep' = if (appInsightsEnabled) {
+  name: 'monitoring'
+  params: {
+    name: name
+    suffix: suffix
+    location: location
+    insightsId: insights.id
+    alertEmail: monitorAlertEmail
+  }
+}
+
 // Register it on the console's app registration (Web platform); known before consoleAuthClientId is given.
 output consoleSignInRedirectUri string = 'https://${functionApp.properties.defaultHostName}/.auth/login/aad/callback'
 output feedTopicEndpoint string = feedTopic.properties.endpoint
@@ -498,4 +691,7 @@ output functionAppName string = functionApp.name
 output functionAppPrincipalId string = functionApp.identity.principalId
 output keyVaultName string = vault.name
 output postgresHost string = postgres.properties.fullyQualifiedDomainName
+output postgresAdminLogin string = postgresAdminLogin
+output databaseName string = databaseName
+output databaseLogin string = databaseLogin
 output storageAccountName string = storage.name
