@@ -1,14 +1,15 @@
 """`python -m bench.console [--dsn DSN] [--messages 100000] [--reuse TENANT | --fresh] [--calls 20]`: the server
-time of each operator console page on a tenant with 100,000 messages (issue 14: under 300 ms each).
+time of each operator console page on a tenant with 100,000 messages (issue 14: under 300 ms each). Without a
+DSN an embedded PostgreSQL is started for the run (and its seed is gone with it).
 
 The tenant is seeded once (`bench.console_seed`: messages over the last 7 days with their executions, about
 5 % failing, some instances faulted; a few minutes) and found again by the next run of the same size. Each
 GET route of `eventstore.console.routes.ROUTES` but the static assets is answered in-process by
 `eventstore.console.pages.answer` with a real `azure.functions.HttpRequest`, as the Functions host calls it
 (open access, the settings from the environment), its route's values taken from the seeded data; the message
-search also filtered, and at a page in the middle of the 100,000. Per page: 3 calls to warm up, then
-`--calls` timed ones; p50, p95 and max. Beside them, for scale, a bare psycopg SELECT of the 50 newest rows of
-the messages view. Prints a table; writes bench/results/console-latest.json.
+search also filtered and at a page half way, the replay and erasure pages also with a dry run. Per page: 3
+calls to warm up, then `--calls` timed ones; p50, p95 and max. Beside them, for scale, a bare psycopg SELECT
+of the 50 newest rows of the messages view. Prints a table; writes bench/results/console-latest.json.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -31,11 +34,13 @@ import azure.functions as func
 import psycopg
 from psycopg import sql
 
-from bench.console_seed import Seed, schema_of, seeded
+from bench.console_seed import REPLAY_ROUTER, Seed, schema_of, seeded
 from bench.facts import code_facts, server_facts
 from eventstore import EventStore, Settings
 from eventstore.console.pages import ConsoleRoute, answer
 from eventstore.console.routes import ROUTES
+from eventstore.errors import InvalidTenantId, UnknownTenant
+from eventstore.replay.requests import list_jobs
 from eventstore.services import services
 
 RESULTS = Path(__file__).resolve().parent / "results" / "console-latest.json"
@@ -110,7 +115,9 @@ class Samples:
     facts: dict[str, Any]
 
 
-def samples(dsn: str, schema: str, tenant_id: str) -> Samples:
+def samples(dsn: str, store: EventStore, tenant_id: str) -> Samples:
+    schema = schema_of(store, tenant_id)
+
     def one(conn: psycopg.Connection[Any], statement: str, *params: Any) -> tuple[Any, ...]:
         tables = {
             t: sql.Identifier(schema, t) for t in ("events", "view_messages", "view_instances", "view_trace_executions")
@@ -125,6 +132,12 @@ def samples(dsn: str, schema: str, tenant_id: str) -> Samples:
             conn,
             "SELECT event_id, latest_execution_id, workflow_instance_id FROM {view_messages}"
             " WHERE status = 'dead-lettered' ORDER BY received_at DESC LIMIT 1",
+        )
+        rerun = one(
+            conn,
+            "SELECT e.execution_id FROM {view_messages} m JOIN {view_trace_executions} e"
+            " ON e.message_event_id = m.event_id AND e.status = 'failed'"
+            " WHERE m.status = 'succeeded' AND m.attempts = 2 ORDER BY m.received_at DESC LIMIT 1",
         )
         succeeded = one(
             conn,
@@ -157,11 +170,16 @@ def samples(dsn: str, schema: str, tenant_id: str) -> Samples:
         values={
             "tenantId": [("", tenant_id)],
             "eventId": [("dead-lettered", str(failed[0])), ("succeeded", str(succeeded[0]))],
-            "executionId": [("failed", str(failed[1])), ("succeeded", str(succeeded[1]))],
+            "executionId": [
+                ("failed, dead-lettered", str(failed[1])),
+                ("succeeded", str(succeeded[1])),
+                ("failed, then a rerun succeeded", str(rerun[0])),
+            ],
             "instanceId": [
                 (f"{typical[0]} events", str(succeeded[2])),
                 (f"busiest, {busiest[1]:,} events", str(busiest[0])),
             ],
+            "replayId": [(f"{j.state}, {j.matched:,} messages", str(j.job_id)) for j in list_jobs(store, tenant_id)],
         },
         workflow_id=str(succeeded[3]),
         later_page=f"{cursor[0].isoformat()}|{cursor[1]}",
@@ -186,7 +204,7 @@ def cases(found: Samples) -> tuple[list[Case], dict[str, str]]:
             skipped[route.name] = SKIPPED_ROUTES[route.name]
             continue
         names = _PLACEHOLDER.findall(route.route)
-        unknown = [n for n in names if n not in found.values]
+        unknown = [n for n in names if not found.values.get(n)]
         if unknown:
             skipped[route.name] = f"no seeded value for {', '.join('{' + n + '}' for n in unknown)}"
             continue
@@ -204,6 +222,24 @@ def cases(found: Samples) -> tuple[list[Case], dict[str, str]]:
                      {"workflow": found.workflow_id, "from": _day_ago()}),
                 Case(f"{route.name} (a page half way: before=)", route, first, {"before": found.later_page}),
             ]  # fmt: skip
+        if route.name == "console_replays":
+            dry = {"dryrun": "1", "status": "dead-lettered"}
+            out.append(Case(f"{route.name} (dry run, status=dead-lettered)", route, first, dry))
+        if route.name == "console_erasures":
+            instance = found.values["instanceId"][0]
+            message = found.values["eventId"][-1][1]  # a succeeded one: its TransitionCompleted names it
+            out += [
+                Case(f"{route.name} (dry run, an instance of {instance[0]})", route, first,
+                     {"dryrun": "1", "kind": "instance", "value": instance[1], "reason": "bench"}),
+                Case(f"{route.name} (dry run, a value in 1 event)", route, first,
+                     {"dryrun": "1", "kind": "value", "value": message, "paths": "$.newContext.LastMessage",
+                      "eventTypes": "TransitionCompleted", "reason": "bench"}),
+                Case(f"{route.name} (dry run, a value in every message)", route, first,
+                     {"dryrun": "1", "kind": "value", "value": "J George", "paths": "$.trigger.parameters.SubmittedBy",
+                      "eventTypes": "TriggerReceived", "reason": "bench"}),
+            ]  # fmt: skip
+        if route.name == "console_failures":
+            out.append(Case(f"{route.name} (workflow=)", route, first, {"workflow": found.workflow_id}))
     return out, skipped
 
 
@@ -247,10 +283,18 @@ def raw_baseline(dsn: str, schema: str, calls: int) -> Timing:
     return Timing("raw psycopg: 50 newest rows of view_messages", "-", 200, len(rows), [s * 1000 for s in seconds])
 
 
+def _setting(dsn: str, name: str) -> str | None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting(%s)", [name]).fetchone()
+    return str(row[0]) if row else None
+
+
 def use_database(dsn: str) -> None:
-    """Point the process's `services()` (what the console's handlers use) at the bench database, open."""
+    """Point the process's `services()` (what the console's handlers use) at the bench database, open, with
+    a replay router (a dry run needs one; the bench starts no replay, so nothing is sent)."""
     os.environ["EVENTSTORE_DATABASE_URL"] = dsn
     os.environ["EVENTSTORE_CONSOLE_ACCESS"] = "open"
+    os.environ["EVENTSTORE_REPLAY_ROUTER__QUEUE"] = str(REPLAY_ROUTER.queue)
     services.cache_clear()
 
 
@@ -270,7 +314,8 @@ def render(timings: list[Timing], baseline: Timing, skipped: dict[str, str], see
             if seed.reused
             else f"; seeded in {seed.append_seconds:.0f} s of appends + {seed.views_seconds:.0f} s of views catch-up"
         ),
-        f"PostgreSQL {meta.get('server_version', '?')} ({meta.get('database', '?')}); {meta['cpus']} CPUs;"
+        f"PostgreSQL {meta.get('server_version', '?')} ({meta.get('database', '?')}, autovacuum"
+        f" {meta.get('autovacuum', '?')}); {meta['cpus']} CPUs;"
         f" load average {meta['load_average_at_start']:.2f} at start; code {meta.get('git_head', '?')}",
         f"server time per page, in-process (pages.answer), {meta['calls']} calls after {WARMUPS} warm-ups, ms;"
         f" target p95 < {TARGET_MS:.0f}",
@@ -279,7 +324,8 @@ def render(timings: list[Timing], baseline: Timing, skipped: dict[str, str], see
     ]
     for t in [*timings, baseline]:
         verdict = "" if t is baseline else ("met" if t.p95 < TARGET_MS and t.status == 200 else "MISSED")
-        lines.append(f"{t.label:<58} {t.status:>6} {t.size:>8,} {t.p50:>8.1f} {t.p95:>8.1f} {t.max:>8.1f}  {verdict}")
+        size = "-" if t is baseline else f"{t.size:,}"
+        lines.append(f"{t.label:<58} {t.status:>6} {size:>8} {t.p50:>8.1f} {t.p95:>8.1f} {t.max:>8.1f}  {verdict}")
     for name, why in skipped.items():
         lines.append(f"not measured: {name}: {why}")
     missed = [t for t in timings if t.p95 >= TARGET_MS or t.status != 200]
@@ -297,11 +343,16 @@ def run(dsn: str, messages: int, reuse: str | None, fresh: bool, calls: int, out
         "load_average_at_start": os.getloadavg()[0],
         **code_facts(),
         **server_facts(dsn),
+        "autovacuum": _setting(dsn, "autovacuum"),
     }
-    seed = seeded(dsn, messages, reuse, fresh)
+    try:
+        seed = seeded(dsn, messages, reuse, fresh)
+    except (InvalidTenantId, UnknownTenant) as exc:
+        print(f"--reuse: {exc}", file=sys.stderr)
+        return 2
     with EventStore(Settings(database_url=dsn)) as store:
         schema = schema_of(store, seed.tenant_id)
-    found = samples(dsn, schema, seed.tenant_id)
+        found = samples(dsn, store, seed.tenant_id)
     meta["tenant"] = found.facts
     use_database(dsn)
     todo, skipped = cases(found)
@@ -340,7 +391,9 @@ def run(dsn: str, messages: int, reuse: str | None, fresh: bool, calls: int, out
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", help=f"PostgreSQL DSN of an owner role (default: ${DSN_VARIABLE})")
+    parser.add_argument(
+        "--dsn", help=f"PostgreSQL DSN of an owner role (default: ${DSN_VARIABLE}, else an embedded server)"
+    )
     parser.add_argument("--messages", type=int, default=100_000, help="messages in the seeded tenant")
     seeding = parser.add_mutually_exclusive_group()
     seeding.add_argument("--reuse", metavar="TENANT", help="measure this tenant as it is (seeded before)")
@@ -348,14 +401,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=20, help="timed calls per page")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
-    dsn = args.dsn or os.environ.get(DSN_VARIABLE)
-    if not dsn:
-        parser.error(f"--dsn or ${DSN_VARIABLE} is needed")
     if args.messages < 100:
         parser.error("--messages must be at least 100")
     if args.calls < 1:
         parser.error("--calls must be at least 1")
-    return run(dsn, args.messages, args.reuse, args.fresh, args.calls, args.output)
+    dsn = args.dsn or os.environ.get(DSN_VARIABLE)
+    if dsn:
+        return run(dsn, args.messages, args.reuse, args.fresh, args.calls, args.output)
+    from eventstore_local.standins.postgres import EmbeddedPostgres
+
+    data_dir = Path(tempfile.mkdtemp(prefix="eventstore-bench-console-"))
+    print(
+        f"no --dsn or ${DSN_VARIABLE}: starting an embedded PostgreSQL in {data_dir} (the seed goes with it)",
+        file=sys.stderr,
+    )
+    server = EmbeddedPostgres(data_dir)
+    try:
+        return run(server.dsn, args.messages, args.reuse, args.fresh, args.calls, args.output)
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eventstore.alerts.weekly import summarise
+from eventstore.alerts.categories import category_of
 from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute
 from eventstore.models import invalid_input_from
 from eventstore.query.instances import up_to_date
@@ -22,10 +22,13 @@ from eventstore.query.traces import failure_counts
 from eventstore.store import NO_CONTROL_CHARACTERS, IncidentRow
 from eventstore.views import EXECUTIONS, FAILURE_COUNTS, INSTANCES, MESSAGES
 from eventstore.views.failure_counts import HOUR, FailureBucket, hour_of
-from eventstore.views.summary import Breakdown, Counts, FailureGroup
+from eventstore.views.summary import Breakdown, Counts, FailureGroup, tenant_summary
 
 HOURS = 7 * 24
 TOP = 10
+CATEGORISED = 1000
+"""The latest failures of the 7 days the categories are made from: enough to see what is failing, and a bound
+on the page's work (each is read with its failing step and put in its category)."""
 """Categories, message types and workflows shown."""
 NOTICES_SHOWN = 20
 INCIDENTS_SHOWN = 20
@@ -248,7 +251,10 @@ def failures(asked: Asked) -> Answer:
     )
     drawn = chart(start, buckets, threshold)
     # The categories and the workflows' figures over the same hours, as the weekly email reads them.
-    summary = summarise(store.views(tenant_id), start, end)
+    # The latest failures only: the page's work stays bounded however many failed (the counts stay whole).
+    summary = tenant_summary(
+        store.views(tenant_id), start, end, categorise=category_of, max_failures=CATEGORISED, latest_failures=True
+    )
     groups: list[FailureGroup] = [g for g in summary.groups if workflow is None or g.workflow_id == workflow]
     workflows = sorted({b.key for b in summary.by_workflow if b.key} | ({workflow} if workflow else set()))
     alerts = store.alerts(tenant_id)
@@ -265,7 +271,7 @@ def failures(asked: Asked) -> Answer:
         counted=[h for h in drawn.hours if h.counts.started or h.counts.ended], total=total,
         total_rate=rate_text(total.failure_rate), truncated=truncated, workflow=workflow, workflows=workflows,
         start=start, end=end, groups=groups[:TOP], group_count=len(groups),
-        groups_truncated=summary.failures_truncated, by_message_type=by_message_type(buckets),
+        groups_truncated=summary.failures_truncated, categorised=CATEGORISED, by_message_type=by_message_type(buckets),
         by_workflow=by_workflow(summary.by_workflow), incidents=incidents, notices=notices,
         threshold=rate_text(threshold), min_executions=store.settings.alert_min_executions,
         window_minutes=store.settings.alert_window_minutes, rate=rate_text,

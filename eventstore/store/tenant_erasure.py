@@ -85,9 +85,9 @@ class TenantErasure(MaintenancePath):
             "SELECT event_id, stream_id, sequence_number, recorded_at, event_type, blob_ref, " + _ERASED_BY + ","
             " payload_sha256, payload_size"
             " FROM {events} WHERE stream_id = %s"
-            " OR (stream_id = %s AND workflow_instance_id = %s) ORDER BY global_position"
-        ).format(events=self._events)
-        params = (instance_stream_id(workflow_instance_id), AUDIT_STREAM_ID, workflow_instance_id)
+            " OR (stream_id = {audit} AND workflow_instance_id = %s) ORDER BY global_position"
+        ).format(events=self._events, audit=sql.Literal(AUDIT_STREAM_ID))  # a literal: the partial index's predicate
+        params = (instance_stream_id(workflow_instance_id), workflow_instance_id)
         rows = run(self._pool, lambda conn: conn.execute(statement, params).fetchall())
         return [ErasureTarget(*r) for r in rows]
 

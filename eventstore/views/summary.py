@@ -202,19 +202,24 @@ _STEP = ", ".join("s." + name for name in StepRow._fields)
 
 
 def failed_runs(
-    views: TenantViews, start: datetime, end: datetime, limit: int = MAX_FAILURES
+    views: TenantViews, start: datetime, end: datetime, limit: int = MAX_FAILURES, *, latest: bool = False
 ) -> list[tuple[ExecutionRow, StepRow | None, str | None]]:
     """The executions that failed in [start, end) (by the time of their end), in that order, at most
     `limit`: each with its failing step (its failed step that failed last; None when none failed) and its
     message's type (None when the message is not recorded). An execution without a workflow takes its
-    message's."""
+    message's. With `latest`, the last `limit` of the range (still in end-time order)."""
     statement = (
         "SELECT " + _RUN + ", " + _STEP + ", m.message_type, m.workflow_id FROM {runs} e"
         " LEFT JOIN LATERAL (SELECT * FROM {steps} f WHERE f.execution_id = e.execution_id AND f.status = 'failed'"
         " ORDER BY f.completed_at DESC NULLS LAST, f.first_at DESC, f.step_id DESC LIMIT 1) s ON TRUE"
         " LEFT JOIN {messages} m ON m.event_id = e.message_event_id"
         " WHERE e.status = 'failed' AND e.completed_at >= %s AND e.completed_at < %s"
-        " ORDER BY e.completed_at, e.execution_id LIMIT %s"
+        + (
+            " ORDER BY e.completed_at DESC, e.execution_id DESC"
+            if latest
+            else " ORDER BY e.completed_at, e.execution_id"
+        )
+        + " LIMIT %s"
     )
     out = []
     width = len(ExecutionRow._fields)
@@ -226,7 +231,7 @@ def failed_runs(
         if execution.workflow_id is None and message_workflow is not None:
             execution = execution._replace(workflow_id=message_workflow)
         out.append((execution, step, message_type))
-    return out
+    return out[::-1] if latest else out
 
 
 def _groups(runs: list[tuple[ExecutionRow, StepRow | None, str | None]], categorise: Categorise) -> list[FailureGroup]:
@@ -300,8 +305,11 @@ def tenant_summary(
     max_failures: int = MAX_FAILURES,
     top_groups: int = TOP_GROUPS,
     examples: int = EXAMPLES,
+    latest_failures: bool = False,
 ) -> TenantSummary:
-    """The tenant's figures over [start, end) (aware datetimes; UTC days)."""
+    """The tenant's figures over [start, end) (aware datetimes; UTC days). Past `max_failures` the groups
+    cover the first failures of the range, or with `latest_failures` the latest (what a page looked at now
+    wants: its work stays bounded however many failed)."""
     start, end = _utc(start), _utc(end)
     totals = Counts()
     by_type: dict[str | None, Counts] = defaultdict(Counts)
@@ -316,9 +324,9 @@ def tenant_summary(
     [(received,)] = views.fetch(
         TABLES, "SELECT count(*) FROM {messages} WHERE received_at >= %s AND received_at < %s", [start, end]
     )
-    runs = failed_runs(views, start, end, max_failures + 1)
+    runs = failed_runs(views, start, end, max_failures + 1, latest=latest_failures)
     truncated = len(runs) > max_failures
-    groups = _groups(runs[:max_failures], categorise)
+    groups = _groups(runs[-max_failures:] if latest_failures else runs[:max_failures], categorise)
     faulted_count, faulted = _faulted(views, start, end, examples)
     dead_count, dead = _dead_letters(views, start, end, examples)
     return TenantSummary(
