@@ -85,7 +85,7 @@ def get_history(req: func.HttpRequest) -> func.HttpResponse:
         start = continuation.decode_sequence(key, params.continuation, "history", filters)
     history = query.read_history(tenant, instance_id, start, params.limit)
     token = continuation.encode(key, "history", history.next_sequence, filters) if history.next_sequence else None
-    items = (event_item(tenant.tenant_id, event) for event in history.events)
+    items = (event_item(tenant.tenant_id, event) for event in tenant.with_redactions(history.events))
     return json_response(page({"workflowInstanceId": instance_id, "continuation": token}, "events", items))
 
 
@@ -235,7 +235,7 @@ def search_audit(req: func.HttpRequest) -> func.HttpResponse:
         workflow_instance_id=params.instance_id,
     )
     token = continuation.encode_checkpoint(key, found.next_checkpoint, "audit", filters) if found.more else None
-    items = (event_item(tenant.tenant_id, event) for event in found.events)
+    items = (event_item(tenant.tenant_id, event) for event in tenant.with_redactions(found.events))
     return json_response(page({"continuation": token}, "events", items))
 
 

@@ -96,8 +96,6 @@ _RECORDED_EVENT_FIELDS: Mapping[str, str] = {
     "causation_id": "causation_id",
     "source_system": "source_system",
     "recorded_at": "recorded_at",
-    "erasure_id": "erasure_id",
-    "redacted_sha256": "redacted_sha256",
 }
 
 # `FeedEntry`'s fields: ids and positions only (the feed never carries payloads).
@@ -128,6 +126,11 @@ def columns(names: Iterable[str]) -> str:
 
 
 RECORDED_EVENT_COLUMNS = select_list(_RECORDED_EVENT_FIELDS, "e")
-"""The SELECT list (over `events AS e`) that `RecordedEvent._make` reads."""
+"""The SELECT list (over `events AS e`) that `RecordedEvent(*row)` reads. An erasure's columns are left out of
+it: reads of many events are the hot path, and only a redacted event (rare) needs them; they are read for one
+event by id (`REDACTION_COLUMNS`), for a page of an HTTP listing, and when a payload does not match its
+recorded hash (`TenantEvents.payload_of`)."""
+REDACTION_COLUMNS = "e.erasure_id, e.redacted_sha256"
+"""`RecordedEvent`'s last two fields, after `RECORDED_EVENT_COLUMNS`."""
 FEED_ENTRY_COLUMNS = select_list(_FEED_ENTRY_FIELDS, "e")
 """The SELECT list (over `events AS e`) that `FeedEntry._make` reads."""

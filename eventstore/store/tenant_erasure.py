@@ -26,7 +26,7 @@ from eventstore.errors import PayloadErased, StoreUnavailable
 from eventstore.models import NewEvent, RecordedEvent
 from eventstore.store.connection import run
 from eventstore.store.maintenance_path import MaintenancePath
-from eventstore.store.schema import EVENT_IDS, EVENTS, RECORDED_EVENT_COLUMNS, table
+from eventstore.store.schema import EVENT_IDS, EVENTS, RECORDED_EVENT_COLUMNS, REDACTION_COLUMNS, table
 from eventstore.store.streams import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID, instance_stream_id
 from eventstore.store.tenant_views import ViewWriter
 
@@ -124,7 +124,8 @@ class TenantErasure(MaintenancePath):
             ) + sql.SQL(")")
             params = list(filters)
         statement = sql.SQL(
-            "SELECT " + RECORDED_EVENT_COLUMNS + " FROM {events} AS e WHERE {where} AND e.stream_id <> %s{types}"
+            "SELECT " + RECORDED_EVENT_COLUMNS + ", " + REDACTION_COLUMNS + " FROM {events} AS e"
+            " WHERE {where} AND e.stream_id <> %s{types}"
             " ORDER BY e.global_position"
         ).format(events=self._events, where=where, types=types)
         params.append(MAINTENANCE_STREAM_ID)
