@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -126,12 +125,19 @@ class AppendResult(BaseModel):
         return self.sequence_numbers[-1]
 
 
+@dataclass(frozen=True, slots=True)
+class ErasureMark:
+    """What an erasure left on an event: which erasure, and, when it redacted the payload rather than removing
+    it, the SHA-256 of the bytes the event holds now (its `payload_sha256` stays that of what was received)."""
+
+    erasure_id: UUID
+    redacted_sha256: bytes | None
+
+
 # Reads build one of these per row: a NamedTuple is immutable and built straight from the database row
 # (~0.2 µs), where a frozen dataclass costs ~2 µs and pydantic validation more; the values come from the
-# database, so there is nothing to validate.
-_tuple_new = tuple.__new__
-
-
+# database, so there is nothing to validate. An erasure's marks are not in it: they are rare, and each column
+# more costs every read of many events (`TenantEvents.marks` reads them for the few that need them).
 class RecordedEvent(NamedTuple):
     """An event as stored. `payload` holds the exact bytes received."""
 
@@ -153,22 +159,6 @@ class RecordedEvent(NamedTuple):
     causation_id: str | None
     source_system: str | None
     recorded_at: datetime
-    erasure_id: UUID | None = None
-    """The erasure that removed or redacted this payload (its event in the tenant's maintenance stream)."""
-    redacted_sha256: bytes | None = None
-    """Set when an erasure redacted values in the payload: the SHA-256 of the bytes it now holds
-    (`payload_sha256` stays the hash of what was received)."""
-
-    @classmethod
-    def of_row(cls, row: Sequence[Any]) -> RecordedEvent:
-        """The event of a row of `RECORDED_EVENT_COLUMNS` (the erasure's two fields left None): the hot path's
-        constructor, one tuple built straight from the row."""
-        return _tuple_new(cls, (*row, None, None))
-
-    @property
-    def served_sha256(self) -> bytes:
-        """The SHA-256 of the payload as stored now: what a read verifies."""
-        return self.redacted_sha256 if self.redacted_sha256 is not None else self.payload_sha256
 
     def json(self) -> Any:
         """The payload parsed as JSON (only for JSON payloads stored inline)."""

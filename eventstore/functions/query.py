@@ -85,7 +85,8 @@ def get_history(req: func.HttpRequest) -> func.HttpResponse:
         start = continuation.decode_sequence(key, params.continuation, "history", filters)
     history = query.read_history(tenant, instance_id, start, params.limit)
     token = continuation.encode(key, "history", history.next_sequence, filters) if history.next_sequence else None
-    items = (event_item(tenant.tenant_id, event) for event in tenant.with_redactions(history.events))
+    marks = tenant.marks(history.events)
+    items = (event_item(tenant.tenant_id, event, marks.get(event.event_id)) for event in history.events)
     return json_response(page({"workflowInstanceId": instance_id, "continuation": token}, "events", items))
 
 
@@ -152,8 +153,9 @@ def get_event(req: func.HttpRequest) -> func.HttpResponse:
     params = parse_query(req, EventQuery)
     event_id = event_id_param(req)
     tenant = services().store.tenant(route_param(req, "tenantId"))
-    event, payload = query.get_event(tenant, event_id)
-    etag = f'"{bytes(event.served_sha256).hex()}"'
+    event, payload, mark = query.get_event(tenant, event_id)
+    served = mark.redacted_sha256 if mark is not None and mark.redacted_sha256 else event.payload_sha256
+    etag = f'"{bytes(served).hex()}"'
     headers = {
         "ETag": etag,
         "X-Event-Id": str(event.event_id),
@@ -168,7 +170,7 @@ def get_event(req: func.HttpRequest) -> func.HttpResponse:
         "Cache-Control": "private, no-cache",
     }
     if params.format == "envelope":
-        return json_response(event_envelope(tenant.tenant_id, event, payload), 200, headers)
+        return json_response(event_envelope(tenant.tenant_id, event, payload, mark), 200, headers)
     if etag in [tag.strip() for tag in (header(req, "If-None-Match") or "").split(",")]:
         return func.HttpResponse(status_code=304, headers=headers)
     return func.HttpResponse(
@@ -235,7 +237,8 @@ def search_audit(req: func.HttpRequest) -> func.HttpResponse:
         workflow_instance_id=params.instance_id,
     )
     token = continuation.encode_checkpoint(key, found.next_checkpoint, "audit", filters) if found.more else None
-    items = (event_item(tenant.tenant_id, event) for event in tenant.with_redactions(found.events))
+    marks = tenant.marks(found.events)
+    items = (event_item(tenant.tenant_id, event, marks.get(event.event_id)) for event in found.events)
     return json_response(page({"continuation": token}, "events", items))
 
 

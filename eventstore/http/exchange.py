@@ -22,7 +22,14 @@ from eventstore.errors import InvalidInput, PayloadTooLarge, UnsupportedContentT
 from eventstore.http.models import PATTERN_MEANINGS
 from eventstore.http.replay_models import PRINCIPAL
 from eventstore.ingest import is_json_media_type
-from eventstore.models import JSON_CONTENT_TYPE, ExpectedVersion, RecordedEvent, StreamState, is_json_content_type
+from eventstore.models import (
+    JSON_CONTENT_TYPE,
+    ErasureMark,
+    ExpectedVersion,
+    RecordedEvent,
+    StreamState,
+    is_json_content_type,
+)
 from eventstore.payload_json import common_parsers_refuse, json_problem
 from eventstore.query import inlines_payload
 from eventstore.settings import Settings
@@ -170,7 +177,7 @@ def event_path(tenant_id: str, event_id: UUID) -> str:
     return f"{tenant_path(tenant_id)}/events/{event_id}"
 
 
-def _metadata(tenant_id: str, event: RecordedEvent) -> dict[str, Any]:
+def _metadata(tenant_id: str, event: RecordedEvent, mark: ErasureMark | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {
         "eventId": str(event.event_id),
         "eventType": event.event_type,
@@ -187,8 +194,8 @@ def _metadata(tenant_id: str, event: RecordedEvent) -> dict[str, Any]:
         "payloadSha256": bytes(event.payload_sha256).hex(),
         "payloadSize": event.payload_size,
         "recordedAt": event.recorded_at.isoformat(),
-        "erasureId": str(event.erasure_id) if event.erasure_id else None,
-        "redactedSha256": bytes(event.redacted_sha256).hex() if event.redacted_sha256 else None,
+        "erasureId": str(mark.erasure_id) if mark is not None else None,
+        "redactedSha256": bytes(mark.redacted_sha256).hex() if mark is not None and mark.redacted_sha256 else None,
     }
     return {k: v for k, v in item.items() if v is not None}
 
@@ -211,9 +218,9 @@ def _with_payload_text(item: dict[str, Any], payload: bytes) -> bytes | None:
     return json.dumps(item, ensure_ascii=False).encode("utf-8")
 
 
-def event_item(tenant_id: str, event: RecordedEvent) -> bytes:
+def event_item(tenant_id: str, event: RecordedEvent, mark: ErasureMark | None = None) -> bytes:
     """One event as a listing item: JSON payloads kept in the row inline, others linked."""
-    item = _metadata(tenant_id, event)
+    item = _metadata(tenant_id, event, mark)
     if inlines_payload(event):
         assert event.payload is not None
         return _with_payload_text(item, event.payload) or _with_raw_payload(item, event.payload)
@@ -221,9 +228,9 @@ def event_item(tenant_id: str, event: RecordedEvent) -> bytes:
     return json.dumps(item, ensure_ascii=False).encode("utf-8")
 
 
-def event_envelope(tenant_id: str, event: RecordedEvent, payload: bytes) -> bytes:
+def event_envelope(tenant_id: str, event: RecordedEvent, payload: bytes, mark: ErasureMark | None = None) -> bytes:
     """One event with its payload inline: JSON as it is, anything else as base64."""
-    item = _metadata(tenant_id, event)
+    item = _metadata(tenant_id, event, mark)
     if inlines_payload(event) or (event.blob_ref is not None and _is_json(event, payload)):
         return _with_payload_text(item, payload) or _with_raw_payload(item, payload)
     item["payloadBase64"] = base64.b64encode(payload).decode("ascii")

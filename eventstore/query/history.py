@@ -10,7 +10,7 @@ from datetime import datetime
 from uuid import UUID
 
 from eventstore.errors import InvalidInput, UnknownEvent, UnknownInstance
-from eventstore.models import AllStreamPage, Checkpoint, RecordedEvent, is_json_content_type
+from eventstore.models import AllStreamPage, Checkpoint, ErasureMark, RecordedEvent, is_json_content_type
 from eventstore.store import TenantEvents, instance_stream_id
 
 MAX_PAGE_SIZE = 1000
@@ -63,12 +63,14 @@ def read_history(
     return HistoryPage(events, events[-1].sequence_number + 1 if more else None)
 
 
-def get_event(tenant: TenantEvents, event_id: UUID) -> tuple[RecordedEvent, bytes]:
-    """One event and its exact payload (from the row or Blob storage), its SHA-256 verified."""
+def get_event(tenant: TenantEvents, event_id: UUID) -> tuple[RecordedEvent, bytes, ErasureMark | None]:
+    """One event and its exact payload (from the row or Blob storage), its SHA-256 verified, with the mark of
+    the erasure that redacted it (None: as received)."""
     event = tenant.get_event(event_id)
     if event is None:
         raise UnknownEvent(event_id)
-    return event, tenant.payload_of(event)
+    payload, mark = tenant.payload_and_mark_of(event)
+    return event, payload, mark
 
 
 def search_audit(

@@ -23,6 +23,7 @@ Where the data lives, and what happens to it:
 
 The same erasure asked again finds nothing left and records nothing: idempotent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -251,7 +252,7 @@ def _redacted(payload: bytes, subject: ValueSubject, marker: str) -> bytes | Non
 
 
 def _read_and_redact(
-    store: EventStore, tenant_id: str, candidates: list[RecordedEvent], subject: ValueSubject, marker: str
+    store: EventStore, tenant_id: str, candidates: list[tuple[RecordedEvent, bytes]], subject: ValueSubject, marker: str
 ) -> tuple[list[Redaction], set[UUID], int]:
     """Each candidate read (from its row, Blob or cold storage) and redacted; with the Archive tier's events
     (whose segments the reads started rehydrating) and how many could not be read."""
@@ -260,7 +261,7 @@ def _read_and_redact(
     redactions: list[Redaction] = []
     pending: set[UUID] = set()
     unreadable = 0
-    for event in candidates:
+    for event, served in candidates:
         try:
             payload = event.payload if event.payload is not None else events.payload_of(event)
         except PayloadArchived:
@@ -273,7 +274,8 @@ def _read_and_redact(
         if new is None:
             continue
         large = len(new) > limit and store.payloads is not None
-        redactions.append(Redaction(event, new, None, json_copy=not large and wants_json_copy(new, event.content_type)))
+        json_copy = not large and wants_json_copy(new, event.content_type)
+        redactions.append(Redaction(event, new, None, json_copy=json_copy, served=served))
     return redactions, pending, unreadable
 
 

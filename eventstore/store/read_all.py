@@ -43,4 +43,4 @@ def read_all_after(
         all_stream_statement(schema, RECORDED_EVENT_COLUMNS),
         (str(checkpoint.transaction_id), checkpoint.global_position, limit + 1),
     ).fetchall()
-    return page_of(rows, limit, checkpoint, RecordedEvent.of_row)
+    return page_of(rows, limit, checkpoint, RecordedEvent._make)

@@ -47,4 +47,4 @@ def read_stream(
         raise InvalidInput(f"from_sequence must be between 0 and {_MAX_SEQUENCE}", field="from_sequence")
     cursor = conn.cursor(binary=True)
     rows = cursor.execute(_statement(schema, backwards), (stream_id, from_sequence, limit)).fetchall()
-    return [RecordedEvent.of_row(row) for row in rows]
+    return [RecordedEvent._make(row) for row in rows]

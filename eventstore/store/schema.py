@@ -126,11 +126,10 @@ def columns(names: Iterable[str]) -> str:
 
 
 RECORDED_EVENT_COLUMNS = select_list(_RECORDED_EVENT_FIELDS, "e")
-"""The SELECT list (over `events AS e`) that `RecordedEvent(*row)` reads. An erasure's columns are left out of
-it: reads of many events are the hot path, and only a redacted event (rare) needs them; they are read for one
-event by id (`REDACTION_COLUMNS`), for a page of an HTTP listing, and when a payload does not match its
-recorded hash (`TenantEvents.payload_of`)."""
+"""The SELECT list (over `events AS e`) that `RecordedEvent._make` reads. An erasure's columns are left out of
+it: reads of many events are the hot path, and only a redacted event (rare) needs them; they are read for the
+events of an HTTP answer, and when a payload does not match its recorded hash (`TenantEvents.payload_of`)."""
 REDACTION_COLUMNS = "e.erasure_id, e.redacted_sha256"
-"""`RecordedEvent`'s last two fields, after `RECORDED_EVENT_COLUMNS`."""
+"""An `ErasureMark`'s columns."""
 FEED_ENTRY_COLUMNS = select_list(_FEED_ENTRY_FIELDS, "e")
 """The SELECT list (over `events AS e`) that `FeedEntry._make` reads."""

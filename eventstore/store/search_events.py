@@ -59,4 +59,4 @@ def search_events(
         " ORDER BY e.transaction_id, e.global_position LIMIT %s"
     ).format(events=table(schema, EVENTS), filters=sql.SQL(" AND ").join(filters))
     rows = conn.cursor(binary=True).execute(query, [*params, limit + 1]).fetchall()
-    return page_of(rows, limit, after, RecordedEvent.of_row)
+    return page_of(rows, limit, after, RecordedEvent._make)

@@ -26,7 +26,7 @@ from eventstore.errors import PayloadErased, StoreUnavailable
 from eventstore.models import NewEvent, RecordedEvent
 from eventstore.store.connection import run
 from eventstore.store.maintenance_path import MaintenancePath
-from eventstore.store.schema import EVENT_IDS, EVENTS, RECORDED_EVENT_COLUMNS, REDACTION_COLUMNS, table
+from eventstore.store.schema import EVENT_IDS, EVENTS, RECORDED_EVENT_COLUMNS, table
 from eventstore.store.streams import AUDIT_STREAM_ID, MAINTENANCE_STREAM_ID, instance_stream_id
 from eventstore.store.tenant_views import ViewWriter
 
@@ -64,6 +64,9 @@ class Redaction:
     """Where it is kept: None in the row, or a hot-container blob (over the inline limit)."""
     json_copy: bool
     """Whether the row keeps a JSONB copy of it (as it would on append)."""
+    served: bytes
+    """The SHA-256 of what the row held when it was read (the received payload's, or an earlier redaction's):
+    the row is rewritten only if it still holds that."""
 
 
 class ErasureRaced(StoreUnavailable):
@@ -103,11 +106,12 @@ class TenantErasure(MaintenancePath):
 
     def value_candidates(
         self, filters: Sequence[str], event_types: Sequence[str], *, offloaded: bool
-    ) -> list[RecordedEvent]:
-        """Events that may hold a value: with `offloaded` False, those kept in the row whose JSONB copy one of
-        the jsonpath `filters` matches (the JSONB index answers); with True, every JSON payload kept in Blob or
-        cold storage, which has no copy to ask and must be read. `event_types` (when given) narrows both; the
-        maintenance stream's own events and erased ones are never candidates."""
+    ) -> list[tuple[RecordedEvent, bytes]]:
+        """Events that may hold a value, each with the SHA-256 of what it holds now. With `offloaded` False,
+        those kept in the row whose JSONB copy one of the jsonpath `filters` matches (the JSONB index answers);
+        with True, every JSON payload kept in Blob or cold storage, which has no copy to ask and must be read.
+        `event_types` (when given) narrows both; the maintenance stream's own events and erased ones are never
+        candidates."""
         types = sql.SQL(" AND e.event_type = ANY(%s)") if event_types else sql.SQL("")
         where: sql.Composable
         if offloaded:
@@ -119,12 +123,14 @@ class TenantErasure(MaintenancePath):
         else:
             if not filters:
                 return []
-            where = sql.SQL("(") + sql.SQL(" OR ").join(
-                sql.SQL("e.payload_json @? %s::jsonpath") for _ in filters
-            ) + sql.SQL(")")
+            where = (
+                sql.SQL("(")
+                + sql.SQL(" OR ").join(sql.SQL("e.payload_json @? %s::jsonpath") for _ in filters)
+                + sql.SQL(")")
+            )
             params = list(filters)
         statement = sql.SQL(
-            "SELECT " + RECORDED_EVENT_COLUMNS + ", " + REDACTION_COLUMNS + " FROM {events} AS e"
+            "SELECT " + RECORDED_EVENT_COLUMNS + ", coalesce(e.redacted_sha256, e.payload_sha256) FROM {events} AS e"
             " WHERE {where} AND e.stream_id <> %s{types}"
             " ORDER BY e.global_position"
         ).format(events=self._events, where=where, types=types)
@@ -132,7 +138,8 @@ class TenantErasure(MaintenancePath):
         if event_types:
             params.append(list(event_types))
         rows = run(self._pool, lambda conn: conn.cursor(binary=True).execute(statement, params).fetchall())
-        return [RecordedEvent._make(r) for r in rows]
+        width = len(RecordedEvent._fields)
+        return [(RecordedEvent._make(r[:width]), bytes(r[width])) for r in rows]
 
     def redact(
         self, redactions: Sequence[Redaction], erasure_id: UUID, record: NewEvent, scrubs: Sequence[Scrub]
@@ -156,7 +163,7 @@ class TenantErasure(MaintenancePath):
         params = (
             erasure_id, [e.event_id for e in events], [e.stream_id for e in events],
             [e.sequence_number for e in events], [e.recorded_at for e in events],
-            [e.served_sha256 for e in events], [e.blob_ref for e in events],
+            [r.served for r in redactions], [e.blob_ref for e in events],
             [r.payload if r.blob_ref is None else None for r in redactions], [r.blob_ref for r in redactions],
             [hashlib.sha256(r.payload).digest() for r in redactions], [r.json_copy for r in redactions],
         )  # fmt: skip

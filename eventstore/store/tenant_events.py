@@ -22,6 +22,7 @@ from eventstore.models import (
     AllStreamPage,
     AppendResult,
     Checkpoint,
+    ErasureMark,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
@@ -43,7 +44,7 @@ from eventstore.store.payload_problems import (
     record_problem,
 )
 from eventstore.store.read_all import read_all_after
-from eventstore.store.read_event import read_event, redactions_of
+from eventstore.store.read_event import marks_of, read_event
 from eventstore.store.read_stream import read_stream
 from eventstore.store.search_events import search_events
 from eventstore.store.tenant_erasure import erasure_of, is_erased
@@ -132,56 +133,57 @@ class TenantEvents:
         return run(self._pool, lambda conn: read_event(conn, self._schema, event_id))
 
     def payload_of(self, event: RecordedEvent) -> bytes:
-        """The exact payload received, from the row or from Blob storage, its SHA-256 verified.
+        """The exact payload received (or, once an erasure redacted it, the redacted one), from the row or from
+        Blob storage, its SHA-256 verified.
 
         A payload that is gone (`PayloadMissing`, naming the blob) or altered (`PayloadIntegrityError`) is
         recorded for the tenant's health before the error goes on."""
+        return self.payload_and_mark_of(event)[0]
+
+    def payload_and_mark_of(self, event: RecordedEvent) -> tuple[bytes, ErasureMark | None]:
+        """As `payload_of`, with the mark of the erasure that redacted the payload (None: as received)."""
         try:
-            if event.blob_ref is None:
-                assert event.payload is not None
-                verify(event.payload, event.served_sha256, f"of event {event.event_id}")
-                return event.payload
-            if is_erased(event.blob_ref):
-                raise run(self._pool, partial(erasure_of, schema=self._schema, event=event))
-            payloads = self._blobs
-            if payloads is None:
-                raise StoreUnavailable(
-                    f"event {event.event_id} keeps its payload in Blob storage, which is not configured"
-                )
-            if is_cold(event.blob_ref):
-                return self._cold_payload(event, payloads)
-            data = payloads.get(event.blob_ref, event.served_sha256)
+            return self._payload(event, event.payload_sha256), None
         except PayloadMissing as missing:
             self._note_payload_problem(event.event_id, event.blob_ref, "missing")
             raise PayloadMissing(missing.blob_ref, event.event_id) from missing
         except PayloadIntegrityError:
-            # Reads of many events leave an erasure's columns out (they are rare, and the hot path's width is
-            # its speed): a payload an erasure redacted does not match the hash recorded when it arrived.
-            # Look once, and verify it against the hash it was redacted to.
-            if event.erasure_id is None and event.redacted_sha256 is None:
-                redacted = self.redactions([event]).get(event.event_id)
-                if redacted is not None and redacted[1] is not None:
-                    return self.payload_of(event._replace(erasure_id=redacted[0], redacted_sha256=redacted[1]))
+            # Reads leave an erasure's marks out of each event (they are rare, and every column more costs every
+            # read of many events): a payload an erasure redacted does not match the hash recorded when it
+            # arrived. Look once, and verify it against the hash it was redacted to.
+            mark = self.marks([event]).get(event.event_id)
+            if mark is not None and mark.redacted_sha256 is not None:
+                try:
+                    return self._payload(event, mark.redacted_sha256), mark
+                except PayloadMissing as missing:
+                    self._note_payload_problem(event.event_id, event.blob_ref, "missing")
+                    raise PayloadMissing(missing.blob_ref, event.event_id) from missing
+                except PayloadIntegrityError:
+                    pass
             self._note_payload_problem(event.event_id, event.blob_ref, "mismatch")
             raise
-        return data
 
-    def redactions(self, events: Sequence[RecordedEvent]) -> dict[UUID, tuple[UUID, bytes | None]]:
-        """Of `events`, those an erasure redacted or removed: event id -> (erasure id, redacted SHA-256 or None)."""
-        return run(self._pool, lambda conn: redactions_of(conn, self._schema, events))
+    def _payload(self, event: RecordedEvent, digest: bytes) -> bytes:
+        if event.blob_ref is None:
+            assert event.payload is not None
+            verify(event.payload, digest, f"of event {event.event_id}")
+            return event.payload
+        if is_erased(event.blob_ref):
+            raise run(self._pool, partial(erasure_of, schema=self._schema, event=event))
+        payloads = self._blobs
+        if payloads is None:
+            raise StoreUnavailable(f"event {event.event_id} keeps its payload in Blob storage, which is not configured")
+        if is_cold(event.blob_ref):
+            return self._cold_payload(event, payloads, digest)
+        return payloads.get(event.blob_ref, digest)
 
-    def with_redactions(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
-        """`events` with their erasure's fields filled in (one query for the lot): for what shows metadata."""
-        found = self.redactions(events)
-        if not found:
-            return list(events)
-        out = []
-        for event in events:
-            erasure = found.get(event.event_id)
-            out.append(event if erasure is None else event._replace(erasure_id=erasure[0], redacted_sha256=erasure[1]))
-        return out
+    def marks(self, events: Sequence[RecordedEvent]) -> dict[UUID, ErasureMark]:
+        """Of `events`, those an erasure redacted or removed, with its mark (one query for the lot)."""
+        if not events:
+            return {}
+        return run(self._pool, lambda conn: marks_of(conn, self._schema, events))
 
-    def _cold_payload(self, event: RecordedEvent, payloads: BlobPayloads) -> bytes:
+    def _cold_payload(self, event: RecordedEvent, payloads: BlobPayloads, digest: bytes) -> bytes:
         """An archived payload: its range of the cold segment, opened with the data key kept in its row."""
         assert event.blob_ref is not None
         ref = ColdRef.parse(event.blob_ref)
@@ -198,7 +200,7 @@ class TenantEvents:
             status = payloads.rehydrate(ref.container, ref.segment)
             raise PayloadArchived(event.event_id, ref.segment, status, REHYDRATION_RETRY_SECONDS)
         payload = keys.open(entry, wrapped, event.event_id)
-        verify(payload, event.served_sha256, f"of event {event.event_id} (archived)")
+        verify(payload, digest, f"of event {event.event_id} (archived)")
         return payload
 
     def _note_payload_problem(self, event_id: UUID, blob_ref: str | None, problem: Problem) -> None:
