@@ -190,7 +190,8 @@ class TenantErasure(MaintenancePath):
         (whose event id is `erasure_id`), in one transaction as the maintenance role."""
         pending = [t for t in targets if t.erasure_id is None]
         update = sql.SQL(
-            "UPDATE {events} AS e SET payload = NULL, payload_json = NULL, archive_key = NULL, erasure_id = %s,"
+            "UPDATE {events} AS e SET payload = NULL, payload_json = NULL, archive_key = NULL, redacted_sha256 = NULL,"
+            " erasure_id = %s,"
             " blob_ref = %s FROM (SELECT * FROM unnest(%s::text[], %s::bigint[], %s::timestamptz[], %s::uuid[]))"
             " AS v(stream_id, sequence_number, recorded_at, event_id)"
             " WHERE e.stream_id = v.stream_id AND e.sequence_number = v.sequence_number"
