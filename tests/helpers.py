@@ -13,6 +13,7 @@ from typing import Any
 from uuid import uuid4
 
 import psycopg
+import requests
 from psycopg import sql
 
 from eventstore import (
@@ -30,6 +31,7 @@ from eventstore.models import ExpectedVersion
 from eventstore.store import DeadLetter, FeedEntry, FeedSession, TenantFeed
 from eventstore.store.append_events import append_events
 from eventstore.store.feed_checkpoints import add_dead_letters
+from eventstore_local.host.process import HostProcess
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -155,3 +157,45 @@ def settle(store: EventStore, tenant: TenantEvents, seconds: float = 30.0) -> No
     feed = store.feed(tenant.tenant_id)
     while feed_waiting(feed, tenant.read_all(START, limit=100_000).next_checkpoint) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.2) -> Any:
+    """`check()` once it is truthy; failing with `what` (and the last answer) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s (last: {found!r})"
+        time.sleep(every)
+
+
+class EngineHost(HostProcess):
+    """`eventstore host` in a process of its own with replays routed to the sample engine's queue (the engine
+    and its destinations run in the test, as another service would). `settings` add to or override its app
+    settings."""
+
+    def __init__(self, database_url: str, storage: str, queue: str, folder: Path, **settings: str) -> None:
+        env = {
+            "EVENTSTORE_DATABASE_URL": database_url,
+            "AzureWebJobsStorage": storage,
+            "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
+            "EVENTSTORE_REPLAY_ROUTER__QUEUE": queue,
+            "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
+            # The database may hold other tests' tenants: no timer goes over all of them (the views are brought
+            # up to date by the nudge after each append and before each read).
+            "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
+            "EVENTSTORE_FULL_PASS_SECONDS": "86400",
+            **settings,
+        }
+        super().__init__(folder, env, ["--no-engine", "--eventgrid-port", "-1", "--alerts-port", "-1"])
+
+    def call(self, method: str, path: str, body: Any = None, **params: str) -> requests.Response:
+        return requests.request(method, f"{self.api}/{path}", json=body, params=params or None, timeout=60)
+
+    def onboard(self) -> str:
+        tenant = uuid4().hex + uuid4().hex
+        assert self.call("PUT", f"tenants/{tenant}", {}).status_code == 201
+        return tenant

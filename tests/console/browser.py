@@ -1,5 +1,6 @@
-"""What the console's browser tests share: Debian's chromium driven by Playwright (its own browser download
-cannot run on these machines), a host with the sample engine to look at, and screenshots.
+"""What the console's tests share: a page fetched over HTTP (`page`) and, for the browser tests, Debian's
+chromium driven by Playwright (its own browser download cannot run on these machines), a host with the sample
+engine to look at, and screenshots.
 
 Without /usr/bin/chromium the browser tests skip, saying so; with EVENTSTORE_REQUIRE_BROWSER=1 (CI sets it)
 they fail instead. Screenshots go to EVENTSTORE_SCREENSHOTS_DIR when it is set (`docs/admin` refreshes the
@@ -9,17 +10,26 @@ committed ones), else to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
-import requests
 
-from eventstore_local.host.process import HostProcess
-from tests.helpers import CONTINUATION_KEY
+from tests.helpers import EngineHost
+from tests.http.client import HttpApi, Response
+
+SCRIPT = '<script>document.title="pwned"</script>'
+"""Markup a client may send in any value: every page must show it as text."""
+
+
+def page(api: HttpApi, path: str, **params: str) -> Response:
+    """A console page over HTTP: HTML, never a stack trace."""
+    answer = api.get(f"console/{path}".rstrip("/"), **params)
+    assert answer.headers.get("content-type", "").startswith("text/html"), answer.headers
+    assert "Traceback" not in answer.body.decode()
+    return answer
+
 
 CHROMIUM = Path(os.environ.get("EVENTSTORE_CHROMIUM", "/usr/bin/chromium"))
 WIDTHS = {"wide": (1280, 900), "phone": (390, 844)}
@@ -81,44 +91,15 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Shots:
     return Shots(Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots"))
 
 
-class ConsoleHost(HostProcess):
-    """`eventstore host` with the console open and replays routed to the sample engine's queue."""
+class ConsoleHost(EngineHost):
+    """The engine's host with the console open."""
 
     def __init__(self, database_url: str, storage: str, queue: str, folder: Path) -> None:
-        env = {
-            "EVENTSTORE_DATABASE_URL": database_url,
-            "AzureWebJobsStorage": storage,
-            "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
-            "EVENTSTORE_CONSOLE_ACCESS": "open",
-            "EVENTSTORE_REPLAY_ROUTER__QUEUE": queue,
-            "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
-            "EVENTSTORE_REPLAY_CONFIRM_OVER": "3",
-            # The database may hold other tests' tenants: no timer goes over all of them.
-            "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_FULL_PASS_SECONDS": "86400",
-        }
-        super().__init__(folder, env, ["--no-engine", "--eventgrid-port", "-1", "--alerts-port", "-1"])
+        super().__init__(
+            database_url, storage, queue, folder,
+            EVENTSTORE_CONSOLE_ACCESS="open", EVENTSTORE_REPLAY_CONFIRM_OVER="3",
+        )  # fmt: skip
 
     @property
     def console(self) -> str:
         return f"{self.api}/console"
-
-    def call(self, method: str, path: str, body: Any = None, **params: str) -> requests.Response:
-        return requests.request(method, f"{self.api}/{path}", json=body, params=params or None, timeout=60)
-
-    def onboard(self) -> str:
-        tenant = uuid4().hex + uuid4().hex
-        assert self.call("PUT", f"tenants/{tenant}", {}).status_code == 201
-        return tenant
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s (last: {found!r})"
-        time.sleep(every)

@@ -19,7 +19,8 @@ from eventstore_local.engine import Deal, LocalEngine, deal_won_envelope
 from eventstore_local.engine.messages import encode_body, engine_queue
 from eventstore_local.standins.azurite import Azurite
 from tests.conftest import scratch_database
-from tests.console.browser import ConsoleHost, Shots, wait_for
+from tests.console.browser import ConsoleHost, Shots
+from tests.helpers import wait_for
 
 FAILING = "@failing.example"
 DEALS = 12

@@ -19,35 +19,16 @@ from eventstore import EventStore, NewEvent, Settings, instance_stream_id
 from eventstore.alerts import failure_rate
 from eventstore.query import up_to_date
 from eventstore.views import EXECUTIONS
+from tests.console.browser import SCRIPT, page
 from tests.helpers import random_tenant_id, settle
 from tests.http.client import HttpApi, Response
 from tests.http.test_traces_api import WORKFLOW, execution, post_message, report
 
-SCRIPT = '<script>document.title="pwned"</script>'
 HOUR_ROW = re.compile(
     r'<tr class="(bad|)"><th scope="row">([^<]+)</th><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>'
     r"<td>([^<]+)</td><td>(over|)</td></tr>"
 )
 DOT = re.compile(r'<circle class="dot( over)?" cx="([\d.]+)" cy="([\d.]+)"')
-
-
-def page(api: HttpApi, path: str, **params: str) -> Response:
-    answer = api.get(f"console/{path}".rstrip("/"), **params)
-    assert answer.headers.get("content-type", "").startswith("text/html"), answer.headers
-    assert "Traceback" not in answer.body.decode()
-    return answer
-
-
-@pytest.fixture
-def api(api_url: str) -> HttpApi:
-    return HttpApi(api_url)
-
-
-@pytest.fixture
-def tenant(api: HttpApi) -> str:
-    tenant_id = random_tenant_id()
-    assert api.request("PUT", f"tenants/{tenant_id}").status == 201
-    return tenant_id
 
 
 def _spike(api: HttpApi, tenant: str, prefix: str) -> None:

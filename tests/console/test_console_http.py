@@ -16,30 +16,10 @@ import pytest
 from eventstore import EventStore, EventType, NewEvent, Settings
 from eventstore.console.access import ConsoleRefused, principal, same_origin
 from eventstore.store import AUDIT_STREAM_ID, NewQueueDeadLetter
+from tests.console.browser import SCRIPT, page
 from tests.helpers import random_tenant_id
-from tests.http.client import HttpApi, Response
+from tests.http.client import HttpApi
 from tests.http.test_traces_api import execution, post_message, report
-
-SCRIPT = '<script>document.title="pwned"</script>'
-
-
-def page(api: HttpApi, path: str, **params: str) -> Response:
-    answer = api.get(f"console/{path}".rstrip("/"), **params)
-    assert answer.headers.get("content-type", "").startswith("text/html"), answer.headers
-    assert "Traceback" not in answer.body.decode()
-    return answer
-
-
-@pytest.fixture
-def api(api_url: str) -> HttpApi:
-    return HttpApi(api_url)
-
-
-@pytest.fixture
-def tenant(api: HttpApi) -> str:
-    tenant_id = random_tenant_id()
-    assert api.request("PUT", f"tenants/{tenant_id}").status == 201
-    return tenant_id
 
 
 def test_the_tenant_picker_and_overview_answer_from_the_views(api: HttpApi, tenant: str) -> None:

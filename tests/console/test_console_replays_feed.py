@@ -19,25 +19,13 @@ from eventstore import EventStore
 from eventstore.feed.sinks import EVENT_GRID_SINK
 from eventstore.models import START
 from eventstore.store import AUDIT_STREAM_ID, DeadLetter
-from tests.console.test_console_http import SCRIPT, page
+from tests.console.browser import SCRIPT, page
 from tests.helpers import dead_letter, random_tenant_id, read_feed, settle
 from tests.http.client import HttpApi, Response
 from tests.http.test_traces_api import execution, post_message, report
 
 WHO = "console (open access)"
 """Who the suite's host (open access) records as asking."""
-
-
-@pytest.fixture
-def api(api_url: str) -> HttpApi:
-    return HttpApi(api_url)
-
-
-@pytest.fixture
-def tenant(api: HttpApi) -> str:
-    tenant_id = random_tenant_id()
-    assert api.request("PUT", f"tenants/{tenant_id}").status == 201
-    return tenant_id
 
 
 def submit(api: HttpApi, route: str, fields: dict[str, str], origin: str | None = None) -> Response:

@@ -25,8 +25,7 @@ import requests
 from eventstore.client import EventStoreClient
 from eventstore_local.engine import CREATE_CRM_RECORD, SEND_EMAIL, Deal, LocalEngine, deal_won_envelope
 from eventstore_local.engine.messages import encode_body, engine_queue
-from eventstore_local.host.process import HostProcess
-from tests.helpers import CONTINUATION_KEY, random_tenant_id
+from tests.helpers import EngineHost, random_tenant_id, wait_for
 
 MESSAGES = int(os.environ.get("EVENTSTORE_TEST_REPLAY_MESSAGES", "1000"))
 """How many deal.won messages (the issue's thousand; fewer for a quick local look)."""
@@ -37,28 +36,12 @@ WHO = "ops@contoso.example"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-class Host(HostProcess):
-    """`eventstore host` in a process of its own, with the replay router on the engine's queue."""
+class Host(EngineHost):
+    """The engine's host, asking for confirmation below the failures' count."""
 
     def __init__(self, database_url: str, storage: str, queue: str, folder: Path) -> None:
-        env = {
-            "EVENTSTORE_DATABASE_URL": database_url,
-            "AzureWebJobsStorage": storage,
-            "EVENTSTORE_CONTINUATION_KEY": CONTINUATION_KEY,
-            "EVENTSTORE_REPLAY_ROUTER__QUEUE": queue,
-            "EVENTSTORE_REPLAY_SCHEDULE": "*/1 * * * * *",
-            "EVENTSTORE_REPLAY_CONFIRM_OVER": str(max(1, MESSAGES // 20)),  # below the failures
-            # The suite's database holds every other test's tenants: no timer goes over all of them (the
-            # views are brought up to date by the nudge after each append and before each read).
-            "EVENTSTORE_FEED_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_VIEWS_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_ALERTS_SCHEDULE": "0 0 0 * * *",
-            "EVENTSTORE_FULL_PASS_SECONDS": "86400",
-        }
-        super().__init__(folder, env, ["--no-engine", "--eventgrid-port", "-1", "--alerts-port", "-1"])
-
-    def call(self, method: str, path: str, body: Any = None, **params: str) -> requests.Response:
-        return requests.request(method, f"{self.api}/{path}", json=body, params=params or None, timeout=60)
+        confirm_over = str(max(1, MESSAGES // 20))
+        super().__init__(database_url, storage, queue, folder, EVENTSTORE_REPLAY_CONFIRM_OVER=confirm_over)
 
 
 @pytest.fixture
@@ -82,16 +65,6 @@ def _deals(tenant: str, count: int = MESSAGES, every: int = 10) -> list[dict[str
         )
         for n in range(count)
     ]
-
-
-def _wait(what: str, check: Any, timeout: float = 120.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s (last: {found!r})"
-        time.sleep(every)
 
 
 def _messages(host: Host, tenant: str, **filters: str) -> list[dict[str, Any]]:
@@ -142,7 +115,7 @@ def _first_runs(host: Host, local: LocalEngine, azurite: Any, tenant: str) -> tu
     results = local.engine.wait_for(MESSAGES, timeout=600)
     assert {r.operation_id for r in results if not r.succeeded} == failing
     assert sum(r.succeeded for r in results) == MESSAGES - len(failing)
-    failed = _wait(
+    failed = wait_for(
         "every failure in the messages view",
         lambda: (f := _messages(host, tenant, status="failed")) and len(f) == len(failing) and f,
     )
@@ -162,18 +135,18 @@ def _replay_the_failed(host: Host, local: LocalEngine, tenant: str, bulk: dict[s
     assert (refused.status_code, refused.json()["type"]) == (409, "urn:eventstore:problem:confirmation-required")
     accepted = host.call("POST", f"tenants/{tenant}/replays", {**bulk, "confirm": True, "rate": 200})
     assert accepted.status_code == 202, accepted.text
-    job = _wait("the replay job finishes", lambda: _finished(host, tenant, accepted.json()["jobId"]))
+    job = wait_for("the replay job finishes", lambda: _finished(host, tenant, accepted.json()["jobId"]))
     counts = job["counts"]
     assert (job["matched"], job["sent"], counts["sent"], counts["failing"]) == (len(failing),) * 3 + (0,)
     replays = local.engine.wait_for(MESSAGES + len(failing), timeout=300)[MESSAGES:]
     assert all(r.succeeded and r.replay_id for r in replays)
     assert {r.operation_id for r in replays} == failing
     assert {r.skipped_steps for r in replays} == {(CREATE_CRM_RECORD,)}
-    _wait(
+    wait_for(
         "the replays' outcomes counted",
         lambda: _job(host, tenant, job["jobId"])["outcomes"].get("succeeded") == len(failing),
     )
-    _wait("no failed message left", lambda: not _messages(host, tenant, status="failed"))
+    wait_for("no failed message left", lambda: not _messages(host, tenant, status="failed"))
     assert len(_messages(host, tenant, status="succeeded")) == MESSAGES
     replayed = {m["eventId"]: m for m in _messages(host, tenant)}
     assert {e for e, m in replayed.items() if m["replayCount"]} == failing
@@ -225,11 +198,11 @@ def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed
         accepted = host.call("POST", f"tenants/{tenant}/replays", {**everything, "confirm": True, "rate": 100})
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["jobId"]
-        _wait("the job under way", lambda: _job(host, tenant, job_id)["sent"] >= MESSAGES // 4, every=0.05)
+        wait_for("the job under way", lambda: _job(host, tenant, job_id)["sent"] >= MESSAGES // 4, every=0.05)
         host.kill()
         sent_before_the_kill = len(engine.results)
         host.start()
-        job = _wait("the job finishes after the restart", lambda: _finished(host, tenant, job_id), timeout=300)
+        job = wait_for("the job finishes after the restart", lambda: _finished(host, tenant, job_id), timeout=300)
         counts = job["counts"]
         assert (job["matched"], job["sent"], counts["sent"], counts["pending"]) == (MESSAGES, MESSAGES, MESSAGES, 0)
         assert (counts["failing"], counts["cancelled"], counts["queued"], counts["sending"]) == (0, 0, 0, 0)
@@ -237,7 +210,7 @@ def test_a_thousand_deals_bulk_replayed_after_the_fix_and_again_through_a_killed
         # the engine took while the host was down comes back to it after its lock.
         # The replays' executions, as the job counts them from the executions view (by replay id): every one of
         # the thousand ran and succeeded, whatever the engine saw twice.
-        _wait(
+        wait_for(
             "every replay of the job succeeded at the engine",
             lambda: _job(host, tenant, job_id)["outcomes"].get("succeeded") == MESSAGES or _missing(engine, envelopes),
             timeout=300,
@@ -270,14 +243,14 @@ def test_a_canary_job_pauses_itself_while_the_replays_still_fail_and_goes_on_whe
             for envelope in envelopes:
                 engine_inbox.send_message(encode_body(json.dumps(envelope).encode()))
         assert not any(r.succeeded for r in engine.wait_for(30, timeout=120))
-        _wait("every failure in the view", lambda: len(_messages(host, tenant, status="failed")) == 30)
+        wait_for("every failure in the view", lambda: len(_messages(host, tenant, status="failed")) == 30)
 
         bulk = {"filter": {"status": "failed"}, "reason": "try the fix", "requestedBy": WHO, "confirm": True}
         canary = {**bulk, "canary": 5, "maxFailureRate": 0.2, "rate": 50}
         accepted = host.call("POST", f"tenants/{tenant}/replays", canary)
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["jobId"]
-        paused = _wait(
+        paused = wait_for(
             "the canary pauses the job", lambda: (j := _job(host, tenant, job_id))["state"] == "paused" and j
         )
         assert paused["pausedReason"].startswith("canary: 5 of the first 5 replays failed"), paused["pausedReason"]
@@ -288,13 +261,13 @@ def test_a_canary_job_pauses_itself_while_the_replays_still_fail_and_goes_on_whe
         local.email.fail_matching(None)  # the fix
         resumed = host.call("POST", f"tenants/{tenant}/replays/{job_id}/resume", {"requestedBy": WHO})
         assert resumed.status_code == 200, resumed.text
-        done = _wait("the resumed job finishes", lambda: _finished(host, tenant, job_id))
+        done = wait_for("the resumed job finishes", lambda: _finished(host, tenant, job_id))
         assert (done["sent"], done["matched"]) == (30, 30)
-        _wait("the rest succeeded", lambda: _job(host, tenant, job_id)["outcomes"].get("succeeded") == 25)
+        wait_for("the rest succeeded", lambda: _job(host, tenant, job_id)["outcomes"].get("succeeded") == 25)
         # The canary's five are still failed: replayed again (no canary now), they succeed too.
-        _wait("five left failed", lambda: len(_messages(host, tenant, status="failed")) == 5)
+        wait_for("five left failed", lambda: len(_messages(host, tenant, status="failed")) == 5)
         again = host.call("POST", f"tenants/{tenant}/replays", {**bulk, "reason": "the canary's five"})
         assert (again.status_code, again.json()["matched"]) == (202, 5)
-        _wait("all succeeded", lambda: len(_messages(host, tenant, status="succeeded")) == 30, timeout=120)
+        wait_for("all succeeded", lambda: len(_messages(host, tenant, status="succeeded")) == 30, timeout=120)
         assert local.crm.duplicates() == {} and len(local.crm.received()) == 30
         assert local.email.duplicates() == {} and len(local.email.received()) == 30
