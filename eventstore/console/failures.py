@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from eventstore.alerts.categories import category_of
-from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute
-from eventstore.models import invalid_input_from
+from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, parsed
 from eventstore.query.instances import up_to_date
 from eventstore.query.traces import failure_counts
 from eventstore.store import NO_CONTROL_CHARACTERS, IncidentRow
@@ -230,11 +229,7 @@ def _incident_order(incident: IncidentRow) -> tuple[bool, float]:
 
 
 def _query(asked: Asked) -> FailuresQuery:
-    given = {k: v for k, v in asked.req.params.items() if v != ""}
-    try:
-        return FailuresQuery.model_validate(given)
-    except ValidationError as exc:
-        raise invalid_input_from(exc) from None
+    return parsed(FailuresQuery, asked.req.params)
 
 
 def failures(asked: Asked) -> Answer:

@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, Download, Missing, Redirect
+from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, Download, Missing, Redirect, parsed
 from eventstore.console.render import MAX_SHOWN_PAYLOAD, path
 from eventstore.errors import EventStoreError, InvalidInput
 from eventstore.http.models import MessageEventType, MessageStatus
-from eventstore.models import invalid_input_from, is_json_content_type
+from eventstore.models import is_json_content_type
 from eventstore.query.instances import up_to_date
 from eventstore.query.traces import executions_of_message, read_message
 from eventstore.replay import requests as replay
@@ -73,11 +73,7 @@ class MessageSearch(BaseModel):
 
 
 def _search(asked: Asked) -> MessageSearch:
-    given = {k: v for k, v in asked.req.params.items() if v != ""}
-    try:
-        return MessageSearch.model_validate(given)
-    except ValidationError as exc:
-        raise invalid_input_from(exc) from None
+    return parsed(MessageSearch, asked.req.params)
 
 
 def search(asked: Asked) -> Answer:

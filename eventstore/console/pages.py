@@ -8,14 +8,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import azure.functions as func
+from pydantic import BaseModel, ValidationError
 
 from eventstore.console.access import OPEN_ACCESS_NAME, ConsoleRefused, principal, same_origin
 from eventstore.console.render import render
 from eventstore.errors import EventStoreError, InvalidInput, StoreUnavailable, UnknownTenant
+from eventstore.models import invalid_input_from
 from eventstore.services import services
 from eventstore.settings import Settings
 from eventstore.store import EventStore
@@ -32,6 +34,18 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parsed(model: type[M], values: Mapping[str, str]) -> M:
+    """A query string's or a form's fields as `model` (fields left empty are left out), or `InvalidInput`
+    naming the first field it refuses as the URL or form names it."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v != ""})
+    except ValidationError as exc:
+        raise invalid_input_from(exc) from None
 
 
 class Missing(Exception):

@@ -12,15 +12,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from eventstore.console.messages import MessageSearch
-from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, Handler, Missing, Page, Redirect
+from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, Handler, Missing, Page, Redirect, parsed
 from eventstore.console.render import path
 from eventstore.errors import EventStoreError, InvalidInput
 from eventstore.http.models import MessageEventType, MessageStatus
 from eventstore.http.replay_models import ReplayFilter
-from eventstore.models import invalid_input_from
 from eventstore.replay import requests as replay
 from eventstore.services import services
 from eventstore.store import ConfirmationRequired, NothingToReplay, ReplayOverlap
@@ -47,11 +46,7 @@ class StartForm(BaseModel):
 
 def _read(values: Mapping[str, str]) -> tuple[MessageSearch, StartForm]:
     """The filter (the message search's fields and parsing) and the Start form's own fields."""
-    given = {k: v for k, v in values.items() if v != ""}
-    try:
-        return MessageSearch.model_validate(given), StartForm.model_validate(given)
-    except ValidationError as exc:
-        raise invalid_input_from(exc) from None
+    return parsed(MessageSearch, values), parsed(StartForm, values)
 
 
 def _described(search: MessageSearch) -> dict[str, Any]:
