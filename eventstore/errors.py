@@ -181,6 +181,12 @@ class StoreUnavailable(EventStoreError):
     """The database could not be reached or failed in a way the caller may retry."""
 
 
+class OwnerRequired(EventStoreError):
+    """Work only the database owner may do (creating a tenant's schema, migrating) asked of an app that has no
+    owner DSN, as deployed: it runs from the deploy script or a one-off job (`eventstore migrate`,
+    `eventstore tenant onboard`). Asking again cannot help, so it is not a 503."""
+
+
 class ViewBehind(EventStoreError):
     """A read asked for a view at least at a position (`minPosition`) the view has not applied yet: it is
     busy with a backlog (retry soon) or stopped at an event it cannot apply (`stopped_reason`; an operator

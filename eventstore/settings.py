@@ -193,6 +193,29 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Further named databases a tenant can be placed in (EVENTSTORE_DSNS__<name>=<dsn>).",
     )
+    app_dsns: dict[str, str] = Field(
+        default_factory=dict,
+        description="The application's DSN for each further named database (EVENTSTORE_APP_DSNS__<name>=<dsn>), "
+        "as `app_database_url` is for the default one. Unset: that database's owner DSN with SET ROLE.",
+    )
+    direct_database_url: str = Field(
+        default="",
+        description="The application's DSN of the default database *not* through a transaction-pooling "
+        "PgBouncer (Azure: port 5432 where `app_database_url` uses 6432). Setting it says `app_database_url` "
+        "goes through such a pooler: requests use that, without server-side prepared statements, and the "
+        "readers (feed, views, retention) and the maintenance path hold their sessions here.",
+    )
+    direct_dsns: dict[str, str] = Field(
+        default_factory=dict,
+        description="`direct_database_url` of each further named database (EVENTSTORE_DIRECT_DSNS__<name>=<dsn>).",
+    )
+    database_auth: Literal["password", "entra"] = Field(
+        default="password",
+        description="How the application's connections authenticate: password (whatever the DSN says) or entra "
+        "(a Microsoft Entra token of the app's managed identity as the password of each new connection; "
+        "the DSN's user is the identity's database login). The owner DSN, used only by migrations and "
+        "onboarding, always authenticates as it says.",
+    )
     app_role: str = Field(default="eventstore_app", description="Role with SELECT/INSERT only on events.")
     console_access: Literal["off", "open", "entra"] = Field(
         default="off",
@@ -264,6 +287,12 @@ class Settings(BaseSettings):
         default="",
         validation_alias=AliasChoices("EVENTSTORE_BLOB_CONNECTION_STRING", "AzureWebJobsStorage"),
         description="Blob storage for large payloads; defaults to the Functions storage account.",
+    )
+    blob_account_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("EVENTSTORE_BLOB_ACCOUNT_URL", "AzureWebJobsStorage__blobServiceUri"),
+        description="Blob endpoint reached with the app's managed identity (DefaultAzureCredential) instead of "
+        "a connection string; wins over `blob_connection_string` when both are set.",
     )
     partitions_ahead: int = Field(
         default=3, ge=0, le=36, description="Monthly partitions kept ready after the current month."
@@ -359,6 +388,12 @@ class Settings(BaseSettings):
         default="",
         validation_alias=AliasChoices("EVENTSTORE_QUEUE_CONNECTION_STRING", "AzureWebJobsStorage"),
         description="Storage account of the app's own queues (workflow-replays); default AzureWebJobsStorage.",
+    )
+    queue_account_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("EVENTSTORE_QUEUE_ACCOUNT_URL", "AzureWebJobsStorage__queueServiceUri"),
+        description="Queue endpoint of the app's own queues reached with the app's managed identity "
+        "(DefaultAzureCredential) instead of a connection string; wins over `queue_connection_string`.",
     )
     replay_schedule: str = Field(default=_REPLAY_SCHEDULE, description=_REPLAY_SCHEDULE_TEXT)
     replay_rate: float = Field(
@@ -459,6 +494,14 @@ class Settings(BaseSettings):
     @classmethod
     def _prefix_is_simple(cls, value: str) -> str:
         return validate_identifier_prefix(value, "EVENTSTORE_SCHEMA_PREFIX")
+
+    def app_dsn(self, name: str) -> str:
+        """The application's own DSN of database `name`, or "" when it logs in with the owner's."""
+        return self.app_database_url if name == "default" else self.app_dsns.get(name, "")
+
+    def direct_dsn(self, name: str) -> str:
+        """The application's DSN of database `name` that bypasses a transaction pooler, or "" (none is used)."""
+        return self.direct_database_url if name == "default" else self.direct_dsns.get(name, "")
 
     def dsn(self, name: str) -> str:
         """The DSN registered under `name`; `default` is `database_url`."""

@@ -36,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     tenant.add_parser("list", help="every onboarded tenant")
 
     commands.add_parser("migrate", help="bring the registry and every tenant's schema to the latest version")
+    grant = commands.add_parser(
+        "grant-login",
+        help="let a database login run the app: member of the application and maintenance roles, starting "
+        "its sessions as the application role (for Entra logins and PgBouncer in transaction mode)",
+    )
+    grant.add_argument("login")
+    grant.add_argument("--dsn-name", default="default", help="named database (default: the main one)")
     partitions = commands.add_parser("partitions", help="create monthly partitions ahead of time")
     partitions.add_argument("--months-ahead", type=int, default=None)
     commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
@@ -222,6 +229,9 @@ def _run(args: argparse.Namespace) -> None:
 
             done = store.migrate(progress)
             print(f"control schema {store.control_schema} and {len(done)} tenant(s) migrated")
+        elif args.command == "grant-login":
+            store.grant_login(args.login, args.dsn_name)
+            print(f"{args.login} runs the app on DSN {args.dsn_name} as {store.settings.app_role}")
         elif args.command == "partitions":
             for tenant_id, names in store.ensure_partitions(args.months_ahead).items():
                 print(f"{tenant_id}: {', '.join(names)}", flush=True)

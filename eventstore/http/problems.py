@@ -24,6 +24,7 @@ from eventstore.errors import (
     InvalidEventType,
     InvalidInput,
     InvalidTenantId,
+    OwnerRequired,
     PayloadArchived,
     PayloadErased,
     PayloadIntegrityError,
@@ -92,6 +93,8 @@ PROBLEM_KINDS: tuple[tuple[type[BaseException], ProblemKind], ...] = (
     (RouterNotConfigured, ProblemKind(409, "No replay router", "router-not-configured")),
     (UnknownReplayJob, ProblemKind(404, "Unknown replay job", "unknown-replay-job")),
     (UnknownDeadLetter, ProblemKind(404, "Unknown dead letter", "unknown-dead-letter")),
+    # The deployed app holds no owner credentials: onboarding and migrations run from the command line.
+    (OwnerRequired, ProblemKind(403, "Needs the database owner", "owner-required")),
     (StoreUnavailable, ProblemKind(503, "Service Unavailable", "store-unavailable")),
     (ViewBehind, ProblemKind(503, "View behind", "view-behind")),
     # The event is stored, its payload is gone for good (until restored): not the server failing now.

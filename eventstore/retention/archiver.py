@@ -135,7 +135,9 @@ class Archiver:
                     if deadline is not None and time.monotonic() >= deadline:
                         return run
             # Also when nothing was left to move: a month finished by an earlier run is compacted now.
-            if self.settings.retention_compact:
+            # VACUUM FULL needs the table's owner: an app deployed without the owner DSN leaves it to
+            # `eventstore retention run` from the deploy job (docs/retention.md).
+            if self.settings.retention_compact and self.store.pools.has_owner(retention.placement.dsn_name):
                 self._compact(retention, cutoff, run, deadline)
             current = self.store.archive_keys()
             if current is not None and current.previous_kids:

@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from eventstore.errors import AppendOnlyViolation, InvalidInput, StoreUnavailable
+from eventstore.errors import AppendOnlyViolation, InvalidInput, OwnerRequired, StoreUnavailable
 from eventstore.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -154,58 +154,127 @@ def run(pool: ConnectionPool[Conn], operation: Callable[[Conn], T], *, writes: b
     raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-class Pools:
-    """One application pool, one owner pool and one maintenance pool per named DSN, opened on first use.
+def token_connection(get_token: Callable[[], str]) -> type[Conn]:
+    """A connection class whose every new connection logs in with a fresh `get_token()` as its password
+    (a Microsoft Entra token: the credential caches it and renews it before it expires, so a pool that
+    reconnects after an hour gets a valid one, where a password fixed at start would have expired)."""
 
-    Application connections run as `settings.app_role` (SET ROLE on connect), which holds SELECT and
-    INSERT only on the event tables; owner connections are for migrations and partition upkeep;
-    maintenance connections log in as the application does and run as `settings.maintenance_role`, the only
-    role the append-only triggers let change stored events (archiving, erasure).
+    class TokenConnection(psycopg.Connection[tuple[Any, ...]]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> TokenConnection:
+            return super().connect(conninfo, **{**kwargs, "password": get_token()})
+
+    return TokenConnection
+
+
+class Pools:
+    """The connection pools of each named database, opened on first use:
+
+    - `app`: every request. Runs as `settings.app_role` (SELECT and INSERT only on the event tables).
+    - `session`: the readers' sessions (feed publishers, view runners), which hold a session-level advisory
+      lock for the length of a run and read and write through the same connection. The `app` pool itself,
+      unless the app's DSN goes through a transaction-pooling PgBouncer (`direct_database_url` set): a
+      session lock taken through such a pooler belongs to whichever server connection ran that statement,
+      so these connections go to the server directly.
+    - `maintenance`: logs in as the application does (directly, when there is a pooler) and runs as
+      `settings.maintenance_role`, the only role the append-only triggers let change stored events
+      (archiving, erasure).
+    - `owner`: migrations, onboarding, view rebuilds and compaction, from the command line; a deployment
+      whose app has no owner DSN never opens it (`OwnerRequired`).
+
+    Behind a transaction pooler each statement may run on another server connection, so the app pool
+    neither switches role (its login's default role, `ALTER ROLE ... SET role`, is the application role:
+    `eventstore db grant-login`) nor prepares statements on the server.
     """
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._app: dict[str, StorePool] = {}
-        self._owner: dict[str, StorePool] = {}
-        self._maintenance: dict[str, StorePool] = {}
+        self._pools: dict[tuple[str, str], StorePool] = {}
         self._lock = Lock()
+        self._token: Callable[[], str] | None = None
+        if settings.database_auth == "entra":
+            from eventstore.identity import database_token
+
+            self._token = database_token
 
     def app(self, dsn_name: str) -> StorePool:
-        pool = self._app.get(dsn_name)
-        return pool if pool is not None else self._open(dsn_name, owner=False)
+        return self._pools.get(("app", dsn_name)) or self._open("app", dsn_name)
+
+    def session(self, dsn_name: str) -> StorePool:
+        if not self._settings.direct_dsn(dsn_name):
+            return self.app(dsn_name)
+        return self._pools.get(("session", dsn_name)) or self._open("session", dsn_name)
 
     def owner(self, dsn_name: str) -> StorePool:
-        pool = self._owner.get(dsn_name)
-        return pool if pool is not None else self._open(dsn_name, owner=True)
+        return self._pools.get(("owner", dsn_name)) or self._open("owner", dsn_name)
 
     def maintenance(self, dsn_name: str) -> StorePool:
-        pool = self._maintenance.get(dsn_name)
-        return pool if pool is not None else self._open(dsn_name, owner=False, maintenance=True)
+        return self._pools.get(("maintenance", dsn_name)) or self._open("maintenance", dsn_name)
 
-    def _open(self, dsn_name: str, *, owner: bool, maintenance: bool = False) -> StorePool:
+    def has_owner(self, dsn_name: str = "default") -> bool:
+        """Whether this process holds the owner DSN of that database (the command line does; an app whose
+        settings give it only its own login does not)."""
+        return bool(self._settings.dsns.get(dsn_name) if dsn_name != "default" else self._settings.database_url)
+
+    def pooled(self, dsn_name: str) -> bool:
+        """Whether the app's DSN of that database goes through a transaction-pooling PgBouncer."""
+        return bool(self._settings.direct_dsn(dsn_name))
+
+    def _conninfo(self, kind: str, dsn_name: str) -> str:
+        settings = self._settings
+        owner = settings.dsn(dsn_name) if dsn_name == "default" or dsn_name in settings.dsns else ""
+        if kind == "owner":
+            if not owner:
+                raise OwnerRequired(
+                    f"this needs the owner DSN of database {dsn_name!r}, which this deployment's app does not "
+                    "have: run it with the command line (`eventstore migrate`, `eventstore tenant onboard`)"
+                )
+            return owner
+        if kind in ("session", "maintenance") and settings.direct_dsn(dsn_name):
+            return settings.direct_dsn(dsn_name)
+        conninfo = settings.app_dsn(dsn_name) or owner
+        if not conninfo:
+            raise StoreUnavailable(f"no database configured for DSN {dsn_name!r} (EVENTSTORE_DATABASE_URL)")
+        return conninfo
+
+    def _open(self, kind: str, dsn_name: str) -> StorePool:
         with self._lock:
-            pools = self._owner if owner else self._maintenance if maintenance else self._app
-            if dsn_name in pools:
-                return pools[dsn_name]
+            if (kind, dsn_name) in self._pools:
+                return self._pools[(kind, dsn_name)]
             settings = self._settings
-            conninfo = settings.dsn(dsn_name)
-            if not owner and dsn_name == "default" and settings.app_database_url:
-                conninfo = settings.app_database_url
-            if not conninfo:
-                raise StoreUnavailable(f"no database configured for DSN {dsn_name!r} (EVENTSTORE_DATABASE_URL)")
-            role = settings.maintenance_role if maintenance else settings.app_role
+            conninfo = self._conninfo(kind, dsn_name)
+            behind_pooler = kind == "app" and self.pooled(dsn_name)
+            role = settings.maintenance_role if kind == "maintenance" else settings.app_role
 
             def set_role(conn: Conn) -> None:
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
 
+            def check_role(conn: Conn) -> None:
+                # A SET ROLE here would stay on one server connection of the pooler and leave the rest as
+                # the login: the login must already run as the application role.
+                row = conn.execute("SELECT current_user").fetchone()
+                if not row or row[0] != role:
+                    log.error(
+                        "pool eventstore-app-%s: the login runs as %r, not as %r; behind a transaction pooler the "
+                        "app's login needs that default role (eventstore db grant-login <login>)",
+                        dsn_name, row[0] if row else None, role,
+                    )  # fmt: skip
+                    raise StoreUnavailable(f"the application login of {dsn_name!r} does not run as {role}")
+
+            small = kind in ("owner", "maintenance")
             timeout = settings.dependency_timeout_seconds
+            options: dict[str, Any] = {"autocommit": True, **connect_options(conninfo, timeout)}
+            if behind_pooler:
+                options["prepare_threshold"] = None  # a statement prepared on one server connection is
+                # unknown to the next one the pooler picks
             pool = StorePool(
                 conninfo,
-                min_size=1 if owner or maintenance else settings.pool_min_size,
-                max_size=2 if owner or maintenance else settings.pool_max_size,
-                kwargs={"autocommit": True, **connect_options(conninfo, timeout)},
-                configure=None if owner else set_role,
-                name=f"eventstore-{'owner' if owner else 'maintenance' if maintenance else 'app'}-{dsn_name}",
+                connection_class=self._token_class() if kind != "owner" and self._token else psycopg.Connection,
+                min_size=1 if small else settings.pool_min_size,
+                max_size=2 if small else settings.pool_max_size,
+                kwargs=options,
+                configure=None if kind == "owner" else check_role if behind_pooler else set_role,
+                name=f"eventstore-{kind}-{dsn_name}",
                 # How long a request waits for a connection before it answers 503.
                 timeout=timeout,
                 # How long the pool keeps retrying (1 s, 2 s... apart) before it waits for demand again:
@@ -218,13 +287,15 @@ class Pools:
             # after k timeouts). The pool connects in the background; a request waits for a connection
             # (`StorePool.getconn`) for the timeout at most, all of them at once.
             pool.open(wait=False)
-            pools[dsn_name] = pool
+            self._pools[(kind, dsn_name)] = pool
             return pool
+
+    def _token_class(self) -> type[Conn]:
+        assert self._token is not None
+        return token_connection(self._token)
 
     def close(self) -> None:
         with self._lock:
-            for pool in [*self._app.values(), *self._owner.values(), *self._maintenance.values()]:
+            for pool in self._pools.values():
                 pool.close()
-            self._app.clear()
-            self._owner.clear()
-            self._maintenance.clear()
+            self._pools.clear()

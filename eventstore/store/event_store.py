@@ -3,17 +3,23 @@ their change feeds."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
-from eventstore.errors import InvalidInput
+import psycopg
+from psycopg import sql
+
+from eventstore.errors import InvalidInput, StoreUnavailable
 from eventstore.settings import Settings
 from eventstore.store import migrations
 from eventstore.store.alert_reports import AlertReports
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.cold_payloads import ArchiveKeys
-from eventstore.store.connection import Pools, translated_errors
+from eventstore.store.connection import Pools, run, translated_errors
 from eventstore.store.partitions import ensure_partitions, list_partitions
 from eventstore.store.queue_dead_letters import QueueDeadLetters
 from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
@@ -34,6 +40,8 @@ from eventstore.tenancy import (
     validate_schema_name,
     validate_tenant_id,
 )
+
+log = logging.getLogger(__name__)
 
 
 class EventStore:
@@ -82,9 +90,27 @@ class EventStore:
     @property
     def registry(self) -> TenantRegistry:
         if self._registry is None:
-            self.migrate_control()
+            if self.pools.has_owner("default"):
+                self.migrate_control()
+            else:
+                self._require_migrated()
             self._registry = TenantRegistry(self.pools.app("default"), self.control_schema)
         return self._registry
+
+    def _require_migrated(self) -> None:
+        """An app without the owner DSN cannot create the registry: say so, rather than fail on a missing table."""
+
+        def exists(conn: psycopg.Connection[Any]) -> bool:
+            row = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (table(self.control_schema, TENANTS).as_string(None),)
+            ).fetchone()
+            return bool(row and row[0])
+
+        if not run(self.pools.app("default"), exists):
+            raise StoreUnavailable(
+                f"the database has no tenant registry ({self.control_schema}): run `eventstore migrate` with the "
+                "owner DSN (infra/migrate.sh) before the app"
+            )
 
     @property
     def alert_reports(self) -> AlertReports:
@@ -125,8 +151,6 @@ class EventStore:
             version = migrations.migrate(
                 conn, "control", self.control_schema, self.settings.app_role, self.settings.maintenance_role
             )
-            from psycopg import sql
-
             conn.execute(
                 sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {role}; GRANT SELECT ON {table} TO {role}").format(
                     schema=sql.Identifier(self.control_schema),
@@ -134,7 +158,51 @@ class EventStore:
                     role=sql.Identifier(self.settings.app_role),
                 )
             )
+            self._grant_read_all_stats(conn)
         return version
+
+    def _grant_read_all_stats(self, conn: psycopg.Connection[Any]) -> None:
+        """Let the application role see other sessions' transaction ids: the timers' "nothing in flight"
+        signal (`PendingWork`) and the feed's oldest open transaction need it, and the running app has no
+        owner role to ask. Where the owner may not grant it, the timers only poll more: said, not fatal."""
+        role = self.settings.app_role
+        held = conn.execute("SELECT pg_has_role(%s, 'pg_read_all_stats', 'USAGE')", (role,)).fetchone()
+        if held and held[0]:
+            return
+        try:
+            with conn.transaction():
+                conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(role)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            log.warning(
+                "could not grant pg_read_all_stats to %s (%s): idle tenants' readers are not skipped, so the "
+                "timers poll every tenant", role, exc.diag.message_primary,
+            )  # fmt: skip
+
+    def grant_login(self, login: str, dsn_name: str = "default") -> None:
+        """Let the database login `login` (the app's managed identity, or a password login for PgBouncer) run
+        the app: a member of the application and maintenance roles, whose sessions on this database start as
+        the application role (`ALTER ROLE ... IN DATABASE ... SET role`), so a transaction pooler's server
+        connections need no SET ROLE. It is given no other role: it cannot reach the owner's rights."""
+        if not re.fullmatch(r"[^\x00]{1,63}", login):
+            raise InvalidInput("a login name is 1 to 63 characters", field="login")
+        with translated_errors(), self.pools.owner(dsn_name).connection() as conn, conn.transaction():
+            migrations.lock_migrations(conn, "control")
+            exists = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (login,)).fetchone()
+            if exists is None:
+                raise InvalidInput(f"no login {login!r} exists on this server: create it first", field="login")
+            if exists[0]:
+                raise InvalidInput(f"{login!r} is a superuser: the app must not log in as one", field="login")
+            database = conn.execute("SELECT current_database()").fetchone()
+            assert database is not None
+            settings = self.settings
+            for role in (settings.app_role, settings.maintenance_role):
+                migrations.ensure_role(conn, role)
+                conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login)))
+            conn.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET role = {}").format(
+                    sql.Identifier(login), sql.Identifier(database[0]), sql.Literal(settings.app_role)
+                )
+            )
 
     def placement_for(
         self, tenant_id: str, *, dsn_name: str | None = None, schema: str | None = None, container: str | None = None
@@ -227,7 +295,7 @@ class EventStore:
         feed = self._feeds.get(canonical)
         if feed is None:
             placement = self.registry.get(canonical)
-            feed = TenantFeed(placement, self.pools.app(placement.dsn_name))
+            feed = TenantFeed(placement, self.pools.app(placement.dsn_name), self.pools.session(placement.dsn_name))
             self._feeds[canonical] = feed
         return feed
 
@@ -241,6 +309,7 @@ class EventStore:
             views = TenantViews(
                 placement,
                 pools.app(placement.dsn_name),
+                pools.session(placement.dsn_name),
                 lambda: pools.owner(placement.dsn_name),
                 self.settings.app_role,
             )
@@ -266,8 +335,10 @@ class EventStore:
         self, placement: TenantPlacement, months_ahead: int | None = None, now: datetime | None = None
     ) -> list[str]:
         ahead = self.settings.partitions_ahead if months_ahead is None else months_ahead
-        with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
-            return ensure_partitions(conn, placement.schema_name, ahead, now)
+        # The application role may: each partition is made by the schema's SECURITY DEFINER ensure_partition.
+        return run(
+            self.pools.app(placement.dsn_name), lambda conn: ensure_partitions(conn, placement.schema_name, ahead, now)
+        )
 
     def ensure_partitions(self, months_ahead: int | None = None) -> dict[str, list[str]]:
         """For every tenant: the current month and the next `months_ahead` (setting by default)."""
@@ -275,11 +346,10 @@ class EventStore:
 
     def oldest_writing_transaction(self, dsn_name: str = "default") -> WritingTransaction | None:
         """The oldest open transaction holding an xid on that database's server: until it ends, no
-        tenant's feed there passes it. Read through the owner role, which can see every session."""
-        with translated_errors(), self.pools.owner(dsn_name).connection() as conn:
-            return oldest_writing_transaction(conn)
+        tenant's feed there passes it. The application role sees every session's transaction through
+        pg_read_all_stats (granted by the migrations where the owner may)."""
+        return run(self.pools.app(dsn_name), oldest_writing_transaction)
 
     def partitions(self, tenant_id: str) -> list[str]:
         placement = self.registry.get(validate_tenant_id(tenant_id))
-        with translated_errors(), self.pools.owner(placement.dsn_name).connection() as conn:
-            return list_partitions(conn, placement.schema_name)
+        return run(self.pools.app(placement.dsn_name), lambda conn: list_partitions(conn, placement.schema_name))

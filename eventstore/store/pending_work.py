@@ -1,7 +1,7 @@
 """Which tenants may have events a reader (a feed sink, a view) has not taken: the cheap signal the timers
 go by, so that an idle deployment costs the database next to nothing whatever its number of tenants.
 
-One statement per database (as the owner role) reads every tenant schema's all-stream head
+One statement per database (as the application role) reads every tenant schema's all-stream head
 (`global_position_seq`'s `last_value`, from the `pg_sequences` catalog view) and whether any other
 session of that database holds a transaction id. A reader that a run found caught up (nothing after its
 checkpoint, nothing behind an open transaction) while no transaction was in flight is *settled* at that
@@ -28,10 +28,11 @@ from eventstore.store.schema import GLOBAL_POSITION_SEQUENCE
 from eventstore.tenancy import TenantPlacement
 
 # Quiet: no other session of this database holds a transaction id (only a session connected to a database
-# can write its tenants' events). Only a role that may see every session's activity can
-# tell (the owner, as for the feed's health); for any other role no server is ever quiet, so nothing is
-# settled and the timers run every reader, as they would without this signal. (The snapshot's xmin and
-# xmax cannot tell: a running transaction with the newest id is beyond the snapshot's xmax.)
+# can write its tenants' events). Only a role that may see every session's activity can tell
+# (pg_read_all_stats, which the migrations grant the application role where the owner may); for any other
+# role no server is ever quiet, so nothing is settled and the timers run every reader, as they would without
+# this signal. (The snapshot's xmin and xmax cannot tell: a running transaction with the newest id is beyond
+# the snapshot's xmax.)
 _HEADS = (
     "SELECT s.schemaname, coalesce(s.last_value, 0), q.quiet FROM pg_sequences AS s,"
     " (SELECT (pg_has_role('pg_read_all_stats', 'USAGE')"
@@ -66,7 +67,7 @@ class PendingWork:
             rows = conn.execute(_HEADS, (GLOBAL_POSITION_SEQUENCE,)).fetchall()
             return Heads({str(r[0]): int(r[1]) for r in rows}, bool(rows[0][2]) if rows else True)
 
-        return run(self._pools.owner(dsn_name), read)
+        return run(self._pools.app(dsn_name), read)
 
     def plan(self, reader: str, placements: Iterable[TenantPlacement]) -> list[tuple[TenantPlacement, int, bool]]:
         """The tenants `reader` should run for now, each with the head seen and whether the server was

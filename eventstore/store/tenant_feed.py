@@ -84,9 +84,7 @@ class FeedSession:
         with translated_errors():
             return read_dead_letters(self._conn, self._schema, self.sink, after, limit)
 
-    def complete_redrive(
-        self, delivered: Sequence[UUID], refused: Sequence[DeadLetter], by: str | None = None
-    ) -> None:
+    def complete_redrive(self, delivered: Sequence[UUID], refused: Sequence[DeadLetter], by: str | None = None) -> None:
         """Stamp what the sink took on a redrive (and who asked for it), renew the reason of what it refused
         again."""
         with translated_errors(), self._conn.transaction():
@@ -97,10 +95,12 @@ class FeedSession:
 class TenantFeed:
     """One tenant's change feed. Obtain one with `EventStore.feed(tenant_id)`."""
 
-    def __init__(self, placement: TenantPlacement, pool: StorePool) -> None:
+    def __init__(self, placement: TenantPlacement, pool: StorePool, sessions: StorePool | None = None) -> None:
         self.placement = placement
         self._schema = placement.schema_name
         self._pool = pool
+        # Publishers hold a session lock: a pool straight to the server when `pool` is a transaction pooler.
+        self._sessions = sessions or pool
 
     @property
     def tenant_id(self) -> str:
@@ -110,7 +110,7 @@ class TenantFeed:
     def session(self, sink: str) -> Iterator[FeedSession | None]:
         """Hold the publisher lock of this tenant's `sink` for the block, if no other publisher has it:
         yields the session to publish through, or None. One pooled connection, idle between statements."""
-        with translated_errors(), self._pool.connection() as conn:
+        with translated_errors(), self._sessions.connection() as conn:
             if not try_lock_feed(conn, self._schema, sink):
                 yield None
                 return

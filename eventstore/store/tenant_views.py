@@ -160,15 +160,23 @@ def shadow_of(view: str) -> str:
 class TenantViews:
     """One tenant's views. Obtain one with `EventStore.views(tenant_id)`.
 
-    `owner` gives the owner role's pool (opened on first use: only a rebuild needs it), which creates,
+    `sessions` holds the runners' locks (`Pools.session`). `owner` gives the owner role's pool (opened on
+    first use: only a rebuild, from the command line, needs it), which creates,
     drops and renames tables; the application role only reads and writes rows."""
 
     def __init__(
-        self, placement: TenantPlacement, pool: StorePool, owner: Callable[[], StorePool], app_role: str
+        self,
+        placement: TenantPlacement,
+        pool: StorePool,
+        sessions: StorePool,
+        owner: Callable[[], StorePool],
+        app_role: str,
     ) -> None:
         self.placement = placement
         self._schema = placement.schema_name
         self._pool = pool
+        # Runners hold a session lock: a pool straight to the server when `pool` is a transaction pooler.
+        self._sessions = sessions
         self._owner = owner
         self._app_role = app_role
 
@@ -181,7 +189,7 @@ class TenantViews:
         """Hold the lock of this tenant's `view` for the block, if no other runner has it: yields the
         session to keep it current through, or None. One pooled connection, idle between statements."""
         key = f"{self._schema}/{view}"
-        with translated_errors(), self._pool.connection() as conn:
+        with translated_errors(), self._sessions.connection() as conn:
             row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_VIEW_LOCK_CLASS, key)).fetchone()
             if not (row and row[0]):
                 yield None
