@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     grant.add_argument("login")
     grant.add_argument("--dsn-name", default="default", help="named database (default: the main one)")
+    principal = commands.add_parser(
+        "entra-principal",
+        help="as the server's Entra administrator (EVENTSTORE_DATABASE_URL, token in PGPASSWORD): create the "
+        "database login of a managed identity, unless it exists",
+    )
+    principal.add_argument("login", help="the login's name (the Function App's name)")
+    principal.add_argument("object_id", help="the identity's object (principal) id")
     partitions = commands.add_parser("partitions", help="create monthly partitions ahead of time")
     partitions.add_argument("--months-ahead", type=int, default=None)
     commands.add_parser("demo", help="record a Marain expense-claim walk and print history and state")
@@ -307,6 +314,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "engine":
             return _engine(args)
+        if args.command == "entra-principal":
+            from eventstore.settings import Settings
+            from eventstore_local.entra_principal import create_principal
+
+            made = create_principal(Settings().database_url, args.login, args.object_id)
+            print(f"login {args.login} {'created' if made else 'already exists'} for principal {args.object_id}")
+            return 0
         if args.command == "alerts":
             from eventstore_local.alert_commands import watch as watch_alerts
 

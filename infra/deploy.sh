@@ -86,9 +86,15 @@ principal=$(output functionAppPrincipalId)
 login=$(output databaseLogin)
 
 # Before the code: with databaseLogin=entra the app cannot migrate anything itself.
+# With it, migrate.sh also makes the identity's login (as the Entra administrator, when known) and grants it the
+# application role (as the owner).
 if [[ "${MIGRATE:-}" == 1 || -n "${ONBOARD_TENANTS:-}" || "$login" == entra ]]; then
-  POSTGRES_HOST=$host POSTGRES_ADMIN_LOGIN=$(output postgresAdminLogin) POSTGRES_DATABASE=$(output databaseName) \
-    "$here/migrate.sh"
+  identity=()
+  if [[ "$login" == entra ]]; then
+    identity=(APP_LOGIN="$app" APP_PRINCIPAL_ID="$principal" ENTRA_ADMIN="$admin_name")
+  fi
+  env ${identity[@]+"${identity[@]}"} POSTGRES_HOST="$host" POSTGRES_ADMIN_LOGIN="$(output postgresAdminLogin)" \
+    POSTGRES_DATABASE="$(output databaseName)" "$here/migrate.sh"
 fi
 
 # Package the app as the Functions host expects it (remote build installs requirements.txt).
@@ -98,14 +104,13 @@ az functionapp deployment source config-zip --resource-group "$group" --name "$a
 # The deployment restarted the app, minutes after its identity got the vault role: the references resolve now.
 echo "deployed $app; database host $host; secrets in Key Vault $vault"
 echo "console sign-in redirect URI (register it on the console's app registration): $redirect"
-if [[ "$login" == entra ]]; then
-  # The app identity's login: made by the Entra administrator, then a member of the application role only.
+if [[ "$login" == entra && -z "$admin_name" ]]; then
+  # No Entra administrator was known to make the identity's login: the SQL to run by hand.
   cat <<SQL
-The app logs in to PostgreSQL as its managed identity. Once, as the Entra administrator ($admin_name) in the
+The app logs in to PostgreSQL as its managed identity. Once, as the server's Entra administrator in the
 postgres database (password: az account get-access-token --resource-type oss-rdbms --query accessToken -o tsv):
   SELECT * FROM pgaadauth_create_principal_with_oid('$app', '$principal', 'service', false, false);
-then as the owner in the eventstore database:
-  GRANT eventstore_app TO "$app";
+then, with the owner DSN: eventstore grant-login '$app'
 (docs/azure.md, "PostgreSQL")
 SQL
 fi

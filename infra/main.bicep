@@ -24,9 +24,20 @@ param postgresAdminPassword string
 @allowed(['15', '16'])
 param postgresVersion string = '16'
 
-@description('How the running app logs in to PostgreSQL. owner: the owner DSN (a Key Vault reference), switched to the application role with SET ROLE; what the app needs today (it still runs partition upkeep and its first migration as the owner). entra: its managed identity, a login that is only a member of the application role (docs/azure.md), and no owner DSN anywhere the app can read; needs the app to take Entra tokens and to leave owner work to migrations (docs/azure.md, "PostgreSQL").')
+@description('How the running app logs in to PostgreSQL. entra: its managed identity with an Entra token as password (EVENTSTORE_DATABASE_AUTH=entra), a login that is a member of the application and maintenance roles only (eventstore grant-login), and no owner DSN anywhere the app can read: the owner work (migrations, onboarding, view rebuilds, compaction) runs from deploy.sh / migrate.sh. owner: the owner DSN as a Key Vault reference, switched to the application role with SET ROLE (a process holding it can RESET ROLE to the owner); for a server without an Entra administrator.')
 @allowed(['owner', 'entra'])
-param databaseLogin string = 'owner'
+param databaseLogin string = 'entra'
+
+@description('How the app\'s requests reach PostgreSQL with databaseLogin=entra. pgbouncer: the server\'s built-in PgBouncer (port 6432, transaction pooling; not offered on the Burstable tier, so it needs a General Purpose or Memory Optimized postgresSkuName), with the feed, view and retention runners\' session locks and the maintenance path on direct connections (EVENTSTORE_DIRECT_DATABASE_URL, port 5432). direct: every connection on port 5432.')
+@allowed(['direct', 'pgbouncer'])
+param databasePooling string = 'direct'
+
+@description('Compute of the PostgreSQL server (e.g. Standard_B2s, Standard_D2ds_v5).')
+param postgresSkuName string = 'Standard_B2s'
+
+@description('Tier of postgresSkuName: Burstable, GeneralPurpose or MemoryOptimized. The built-in PgBouncer needs one of the last two.')
+@allowed(['Burstable', 'GeneralPurpose', 'MemoryOptimized'])
+param postgresTier string = 'Burstable'
 
 @description('Object id of the Microsoft Entra principal made PostgreSQL Entra administrator (the deployer: deploy.sh passes the signed-in user\'s). It creates the app identity\'s login. Empty: no Entra administrator.')
 param postgresEntraAdminObjectId string = ''
@@ -74,8 +85,8 @@ var storageName = toLower('${name}${take(suffix, 12)}')
 var databaseName = 'eventstore'
 var deploymentContainerName = 'app-package'
 
-// Shared keys stay allowed while the app's own Blob and queue clients take a connection string (a Key Vault
-// reference below); the host and the deployment use the app's identity. docs/azure.md, "Storage".
+// No shared keys: the host, the deployment and the app's own Blob and queue clients all use the app's identity
+// (EVENTSTORE_BLOB_ACCOUNT_URL, EVENTSTORE_QUEUE_ACCOUNT_URL). docs/azure.md, "Storage".
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageName
   location: location
@@ -85,7 +96,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     allowBlobPublicAccess: false
     supportsHttpsTrafficOnly: true
-    allowSharedKeyAccess: true
+    allowSharedKeyAccess: false
     publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: { defaultAction: privateNetworking ? 'Deny' : 'Allow', bypass: 'AzureServices' }
   }
@@ -124,7 +135,7 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = if (appInsightsEn
 resource postgres 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
   name: '${name}-pg-${suffix}'
   location: location
-  sku: { name: 'Standard_B2s', tier: 'Burstable' }
+  sku: { name: postgresSkuName, tier: postgresTier }
   properties: {
     version: postgresVersion
     administratorLogin: postgresAdminLogin
@@ -146,6 +157,24 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-0
   parent: postgres
   name: databaseName
   properties: { charset: 'UTF8', collation: 'en_US.utf8' }
+}
+
+// Transaction pooling, as the app expects behind port 6432 (tests/store/test_pgbouncer.py runs it against Debian's
+// PgBouncer in that mode). After the database: the server takes one change at a time.
+var usePgBouncer = (databasePooling == 'pgbouncer') && (databaseLogin == 'entra')
+
+resource pgbouncerEnabled 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = if (usePgBouncer) {
+  parent: postgres
+  name: 'pgbouncer.enabled'
+  properties: { value: 'true', source: 'user-override' }
+  dependsOn: [database]
+}
+
+resource pgbouncerPoolMode 'Microsoft.DBforPostgreSQL/flexibleServers/configurations@2024-08-01' = if (usePgBouncer) {
+  parent: postgres
+  name: 'pgbouncer.pool_mode'
+  properties: { value: 'transaction', source: 'user-override' }
+  dependsOn: [pgbouncerEnabled]
 }
 
 resource postgresEntraAdmin 'Microsoft.DBforPostgreSQL/flexibleServers/administrators@2024-08-01' = if (!(empty(postgresEntraAdminObjectId) || empty(postgresEntraAdminName))) {
@@ -346,17 +375,6 @@ resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (
   properties: { value: ownerDsn, contentType: 'EVENTSTORE_DATABASE_URL' }
 }
 
-// The app's own Blob (payloads, segments) and queue clients still take a connection string; the host's
-// storage (AzureWebJobsStorage) is identity-based. TODO (docs/azure.md): the app on DefaultAzureCredential
-// with account URLs, then this secret goes and shared keys are turned off.
-var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};EndpointSuffix=${environment().suffixes.storage};AccountKey=${storage.listKeys().keys[0].value}'
-
-resource storageConnectionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: vault
-  name: 'storage-connection-string'
-  properties: { value: storageConnection, contentType: 'EVENTSTORE_BLOB_CONNECTION_STRING, EVENTSTORE_QUEUE_CONNECTION_STRING' }
-}
-
 resource continuationKeySecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(continuationKey)) {
   parent: vault
   name: 'continuation-key'
@@ -464,8 +482,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 var baseSettings = {
   AzureWebJobsStorage__accountName: storage.name
   AzureWebJobsStorage__credential: 'managedidentity'
-  EVENTSTORE_BLOB_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${storageConnectionSecret.properties.secretUri})'
-  EVENTSTORE_QUEUE_CONNECTION_STRING: '@Microsoft.KeyVault(SecretUri=${storageConnectionSecret.properties.secretUri})'
+  EVENTSTORE_BLOB_ACCOUNT_URL: storage.properties.primaryEndpoints.blob
+  EVENTSTORE_QUEUE_ACCOUNT_URL: storage.properties.primaryEndpoints.queue
   EVENTSTORE_PARTITIONS_AHEAD: string(partitionsAhead)
   EVENTSTORE_POOL_MAX_SIZE: string(poolMaxSize)
   EVENTSTORE_FEED_ENABLED: string(feedEnabled)
@@ -476,12 +494,16 @@ var baseSettings = {
 }
 
 // owner: the owner DSN from the vault (the app switches to the application role on each connection). entra:
-// the managed identity's login, whose DSN holds no password (the token is the password); the owner DSN is
-// nowhere the app can read. TODO (docs/azure.md): EVENTSTORE_DATABASE_AUTH: 'entra' once Settings has it.
-var appDatabaseUrl = 'postgresql://${uriComponent(functionApp.name)}@${postgres.properties.fullyQualifiedDomainName}:5432/${databaseName}?sslmode=require'
+// the managed identity's login, whose DSN holds no password (an Entra token is the password of each new
+// connection); the owner DSN is nowhere the app can read. With PgBouncer, requests go to 6432 and the
+// runners' sessions to 5432.
+var appLogin = 'postgresql://${uriComponent(functionApp.name)}@${postgres.properties.fullyQualifiedDomainName}'
+var directDatabaseUrl = '${appLogin}:5432/${databaseName}?sslmode=require'
 
 var databaseSettings = (databaseLogin == 'entra') ? {
-  EVENTSTORE_APP_DATABASE_URL: appDatabaseUrl
+  EVENTSTORE_DATABASE_AUTH: 'entra'
+  EVENTSTORE_APP_DATABASE_URL: usePgBouncer ? '${appLogin}:6432/${databaseName}?sslmode=require' : directDatabaseUrl
+  EVENTSTORE_DIRECT_DATABASE_URL: usePgBouncer ? directDatabaseUrl : ''
 } : {
   EVENTSTORE_DATABASE_URL: '@Microsoft.KeyVault(SecretUri=${databaseUrlSecret.properties.secretUri})'
 }
@@ -694,4 +716,5 @@ output postgresHost string = postgres.properties.fullyQualifiedDomainName
 output postgresAdminLogin string = postgresAdminLogin
 output databaseName string = databaseName
 output databaseLogin string = databaseLogin
+output databasePooling string = usePgBouncer ? 'pgbouncer' : 'direct'
 output storageAccountName string = storage.name

@@ -6,7 +6,8 @@
 #   POSTGRES_HOST=<server> POSTGRES_PASSWORD=... infra/migrate.sh
 # Environment: POSTGRES_HOST and POSTGRES_PASSWORD (required); POSTGRES_ADMIN_LOGIN (default eventstoreadmin);
 # POSTGRES_DATABASE (default eventstore); POSTGRES_PORT (default 5432: the server itself, not its PgBouncer);
-# ONBOARD_TENANTS (tenant ids, separated by spaces or commas);
+# ONBOARD_TENANTS (tenant ids, separated by spaces or commas); APP_LOGIN (the app's own database login, granted the
+# application roles; with APP_PRINCIPAL_ID and ENTRA_ADMIN it is first created as the Entra administrator);
 # EVENTSTORE_CLI (default: the project's .venv/bin/eventstore, else `eventstore` on PATH).
 # This machine must reach the server: its address in the firewall (deploy.sh: DEPLOYER_IP), or, with private
 # networking, a machine inside the VNet.
@@ -40,6 +41,25 @@ run() {
 
 tenants=${ONBOARD_TENANTS:-}
 run migrate
+# The app's own login (databaseLogin=entra): its managed identity's login, made by the Entra administrator with
+# the deployer's token (never stored), then a member of the application roles, starting as eventstore_app.
+if [[ -n "${APP_LOGIN:-}" ]]; then
+  if [[ -n "${APP_PRINCIPAL_ID:-}" && -n "${ENTRA_ADMIN:-}" ]]; then
+    token=$(az account get-access-token --resource-type oss-rdbms --query accessToken --output tsv)
+    admin_dsn=$(ENTRA_ADMIN=$ENTRA_ADMIN python3 - <<'PY'
+import os
+from urllib.parse import quote
+
+port = os.environ.get("POSTGRES_PORT") or "5432"
+print(f"postgresql://{quote(os.environ['ENTRA_ADMIN'], safe='')}@{quote(os.environ['POSTGRES_HOST'], safe='')}:{port}/postgres?sslmode=require")
+PY
+)
+    env -u EVENTSTORE_APP_DATABASE_URL PGPASSWORD="$token" EVENTSTORE_DATABASE_URL="$admin_dsn" \
+      "$cli" entra-principal "$APP_LOGIN" "$APP_PRINCIPAL_ID"
+  fi
+  # Without an Entra administrator the login may not exist yet: deploy.sh prints how to make it and grant it.
+  run grant-login "$APP_LOGIN" || echo "grant-login $APP_LOGIN failed: make the login first, then run it again" >&2
+fi
 for tenant in ${tenants//,/ }; do
   run tenant onboard "$tenant"
 done

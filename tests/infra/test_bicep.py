@@ -441,6 +441,8 @@ if args[:3] == ["deployment", "group", "create"]:
     outputs = {name: {"value": name + "-value"} for name in names}
     outputs["databaseLogin"] = {"value": os.environ.get("FAKE_AZ_DATABASE_LOGIN", "owner")}
     print(json.dumps(outputs))
+if args[:2] == ["account", "get-access-token"]:
+    print("entra-token-value")
 if args[:3] == ["ad", "signed-in-user", "show"] and os.environ.get("FAKE_AZ_USER"):
     print(json.dumps({"id": "user-object-id", "name": os.environ["FAKE_AZ_USER"]}))
 """
@@ -450,7 +452,8 @@ FAKE_CLI = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ["FAKE_CLI_LOG"], "a") as log:
     log.write(json.dumps({"args": sys.argv[1:], "dsn": os.environ.get("EVENTSTORE_DATABASE_URL"),
-                          "app_dsn": os.environ.get("EVENTSTORE_APP_DATABASE_URL")}) + "\\n")
+                          "app_dsn": os.environ.get("EVENTSTORE_APP_DATABASE_URL"),
+                          "password": os.environ.get("PGPASSWORD")}) + "\\n")
 """
 
 
@@ -551,14 +554,37 @@ def test_deploy_leaves_migrations_to_the_app_unless_asked_while_it_logs_in_as_th
     assert deploy(tmp_path, {}).cli == []
 
 
-def test_deploy_always_migrates_when_the_app_has_no_owner_dsn_and_prints_the_identity_sql(tmp_path: Path) -> None:
+TOKEN = "entra-token-value"  # noqa: S105 - what the stand-in az answers get-access-token with
+
+
+def test_deploy_with_an_entra_login_makes_and_grants_the_identitys_login_before_the_code(tmp_path: Path) -> None:
+    run = deploy(tmp_path, {"FAKE_AZ_DATABASE_LOGIN": "entra", "FAKE_AZ_USER": "ops@example.com"})
+    assert [c["args"] for c in run.cli] == [
+        ["migrate"],
+        ["entra-principal", "functionAppName-value", "functionAppPrincipalId-value"],
+        ["grant-login", "functionAppName-value"],
+        ["partitions"],
+    ]
+    principal, grant = run.cli[1], run.cli[2]
+    # The principal is made by the Entra administrator with the deployer's token, in the postgres database...
+    assert principal["dsn"] == "postgresql://ops%40example.com@postgresHost-value:5432/postgres?sslmode=require"
+    assert principal["password"] == TOKEN
+    # ...the grant by the owner; the token is on no command line.
+    assert grant["dsn"].startswith("postgresql://postgresAdminLogin-value:") and grant["password"] is None
+    assert not any(TOKEN in arg for c in [*run.az, *run.cli] for arg in c["args"])
+    assert "pgaadauth_create_principal_with_oid" not in run.stdout, "nothing is left to do by hand"
+    upload = next(i for i, c in enumerate(run.az) if c["args"][:2] == ["functionapp", "deployment"])
+    assert upload == len(run.az) - 1
+
+
+def test_deploy_without_an_entra_administrator_grants_and_prints_the_principal_sql(tmp_path: Path) -> None:
     run = deploy(tmp_path, {"FAKE_AZ_DATABASE_LOGIN": "entra"})
-    assert [c["args"][0] for c in run.cli] == ["migrate", "partitions"]
+    assert [c["args"][0] for c in run.cli] == ["migrate", "grant-login", "partitions"]
     assert (
         "pgaadauth_create_principal_with_oid('functionAppName-value', 'functionAppPrincipalId-value', 'service', "
         "false, false)" in run.stdout
     )
-    assert 'GRANT eventstore_app TO "functionAppName-value";' in run.stdout
+    assert "eventstore grant-login 'functionAppName-value'" in run.stdout
 
 
 def test_deploy_makes_the_signed_in_user_postgres_entra_administrator(tmp_path: Path) -> None:
@@ -698,17 +724,24 @@ def test_no_app_setting_holds_an_account_key() -> None:
         assert not LIST_CALL.search(text) and '"func_name": "list' not in text, f"app setting {name} calls list*()"
 
 
-def test_connection_string_settings_are_key_vault_references() -> None:
-    # The app's own Blob and queue clients still take a connection string (docs/azure.md): from the vault only.
-    secrets = resources_of_type("Microsoft.KeyVault/vaults/secrets")
-    checked = 0
-    for name, value in app_settings():
-        if field_for(name) not in {"blob_connection_string", "queue_connection_string"}:
-            continue
-        checked += 1
-        match = KEY_VAULT_REFERENCE.match(value) if isinstance(value, str) else None
-        assert match and match.group(1) in secrets, f"{name} must be a Key Vault reference, not {value!r}"
-    assert checked == 2, "EVENTSTORE_BLOB_CONNECTION_STRING and EVENTSTORE_QUEUE_CONNECTION_STRING must be written"
+def test_the_apps_storage_clients_use_account_urls_and_shared_keys_are_off() -> None:
+    settings = dict(app_settings())
+    storage_account = the_one("Microsoft.Storage/storageAccounts")
+    assert accessor_path(settings["EVENTSTORE_BLOB_ACCOUNT_URL"]) == [
+        storage_account,
+        "properties",
+        "primaryEndpoints",
+        "blob",
+    ]
+    assert accessor_path(settings["EVENTSTORE_QUEUE_ACCOUNT_URL"]) == [
+        storage_account,
+        "properties",
+        "primaryEndpoints",
+        "queue",
+    ]
+    written = {field_for(name) for name in settings}
+    assert not written & {"blob_connection_string", "queue_connection_string"}, "a connection string holds a key"
+    assert body(template()["resources"][storage_account])["properties"]["allowSharedKeyAccess"] is False
 
 
 def test_the_apps_identity_has_the_storage_data_roles() -> None:
@@ -775,13 +808,48 @@ def test_the_app_gets_the_owner_dsn_or_its_own_login_never_both() -> None:
         "operator": {"type": "equals", "operands": {"operand_1": "databaseLogin", "operand_2": "entra"}}
     }
     entra, owner = resolve(operands["true_value"]), resolve(operands["false_value"])
-    assert set(entra) == {"EVENTSTORE_APP_DATABASE_URL"} and set(owner) == {"EVENTSTORE_DATABASE_URL"}
-    reached = reach(entra["EVENTSTORE_APP_DATABASE_URL"])[0]
-    assert not reached & (secure_parameters() | set(resources_of_type("Microsoft.KeyVault/vaults/secrets")))
-    assert function_app() in reached, "the app's login is its managed identity, named like the app"
+    assert set(entra) == {"EVENTSTORE_DATABASE_AUTH", "EVENTSTORE_APP_DATABASE_URL", "EVENTSTORE_DIRECT_DATABASE_URL"}
+    assert set(owner) == {"EVENTSTORE_DATABASE_URL"}
+    assert entra["EVENTSTORE_DATABASE_AUTH"] == "entra", "the identity's token is the password"
+    for url in ("EVENTSTORE_APP_DATABASE_URL", "EVENTSTORE_DIRECT_DATABASE_URL"):
+        reached = reach(entra[url])[0]
+        assert not reached & (secure_parameters() | set(resources_of_type("Microsoft.KeyVault/vaults/secrets")))
+    assert function_app() in reach(entra["EVENTSTORE_APP_DATABASE_URL"])[0], "the app's login is its identity"
     (secret,) = owner_dsn_secrets()
     assert KEY_VAULT_REFERENCE.match(owner["EVENTSTORE_DATABASE_URL"]).group(1) == secret  # type: ignore[union-attr]
-    assert template()["parameters"]["databaseLogin"]["default"] == "owner", "what the app can run with today"
+    assert template()["parameters"]["databaseLogin"]["default"] == "entra", "no owner rights in the running app"
+    assert {f for f in Settings.model_fields if f in {"database_auth", "direct_database_url"}} == {
+        "database_auth",
+        "direct_database_url",
+    }
+
+
+def test_pgbouncer_is_transaction_pooling_and_only_with_the_apps_own_login() -> None:
+    configurations = {
+        body(r)["name"]: (r, body(r))
+        for r in resources_of_type("Microsoft.DBforPostgreSQL/flexibleServers/configurations").values()
+    }
+    assert set(configurations) == {"pgbouncer.enabled", "pgbouncer.pool_mode"}
+    assert configurations["pgbouncer.pool_mode"][1]["properties"]["value"] == "transaction"
+    for resource, _ in configurations.values():
+        assert resource["config"].get("condition") == "usePgBouncer"
+    # An owner login through the pooler would switch role on one server connection only: entra logins only.
+    assert template()["variables"]["usePgBouncer"]["value"] == {
+        "operator": {
+            "type": "and",
+            "operands": {
+                "operand_1": {
+                    "operator": {
+                        "type": "equals",
+                        "operands": {"operand_1": "databasePooling", "operand_2": "pgbouncer"},
+                    }
+                },
+                "operand_2": {
+                    "operator": {"type": "equals", "operands": {"operand_1": "databaseLogin", "operand_2": "entra"}}
+                },
+            },
+        }
+    }
 
 
 # -- private networking ---------------------------------------------------------------------------------------
