@@ -35,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("tenant_id")
     tenant.add_parser("list", help="every onboarded tenant")
 
-    commands.add_parser("migrate", help="bring the registry and every tenant's schema to the latest version")
+    migrate = commands.add_parser(
+        "migrate",
+        help="bring the registry and every tenant's schema to the latest version (resumable: tenants already "
+        "there are skipped)",
+    )
+    migrate.add_argument("--every", action="store_true", help="migrate every tenant, even those recorded as current")
     grant = commands.add_parser(
         "grant-login",
         help="let a database login run the app: member of the application and maintenance roles, starting "
@@ -230,12 +235,19 @@ def _run(args: argparse.Namespace) -> None:
             for p in store.tenants():
                 print(f"{p.tenant_id}  {p.dsn_name}  {p.schema_name}")
         elif args.command == "migrate":
+            from rich.progress import Progress
 
-            def progress(index: int, total: int, placement: TenantPlacement, version: int) -> None:
-                print(f"[{index}/{total}] {placement.tenant_id} at version {version}", flush=True)
+            with Progress(transient=not sys.stdout.isatty()) as bar:
+                task = bar.add_task("tenants", total=None)
 
-            done = store.migrate(progress)
-            print(f"control schema {store.control_schema} and {len(done)} tenant(s) migrated")
+                def progress(index: int, total: int, placement: TenantPlacement, version: int) -> None:
+                    bar.update(task, completed=index, total=total, description=f"{placement.tenant_id[:16]} v{version}")
+
+                done = store.migrate(progress, every=args.every)
+            print(
+                f"control schema {store.control_schema} and {len(done)} tenant(s) migrated"
+                f" ({len(store.tenants())} registered; those already current were skipped)"
+            )
         elif args.command == "grant-login":
             store.grant_login(args.login, args.dsn_name)
             print(f"{args.login} runs the app on DSN {args.dsn_name} as {store.settings.app_role}")

@@ -172,6 +172,12 @@ class EventStore:
         try:
             with conn.transaction():
                 conn.execute(sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(role)))
+        except psycopg.errors.InternalError_ as exc:
+            # Role membership is per server, the migration lock per database: a migration of another database
+            # may grant it at the same moment ("tuple concurrently updated"). Then it is granted.
+            held = conn.execute("SELECT pg_has_role(%s, 'pg_read_all_stats', 'USAGE')", (role,)).fetchone()
+            if not (held and held[0]):
+                raise StoreUnavailable(f"could not grant pg_read_all_stats to {role}: {exc}") from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             log.warning(
                 "could not grant pg_read_all_stats to %s (%s): idle tenants' readers are not skipped, so the "
@@ -261,12 +267,17 @@ class EventStore:
         return version
 
     def migrate(
-        self, progress: Callable[[int, int, TenantPlacement, int], None] | None = None
+        self, progress: Callable[[int, int, TenantPlacement, int], None] | None = None, *, every: bool = False
     ) -> list[tuple[TenantPlacement, int]]:
-        """Bring the control schema and every registered tenant's schema to the latest version."""
+        """Bring the control schema and every registered tenant's schema to the latest version, one tenant per
+        transaction. Resumable: a tenant the registry records at the latest version is skipped (unless `every`),
+        so a run stopped half-way (a deploy cut off, a lost connection) goes on where it stopped when run again,
+        and a run with nothing to do reads one table. Returns the tenants migrated, each with its version."""
         self.migrate_control()
+        latest = migrations.latest_version("tenant")
+        versions = self.registry.versions()
+        tenants = [p for p in self.registry.all() if every or versions.get(p.tenant_id, 0) < latest]
         done = []
-        tenants = self.registry.all()
         for index, placement in enumerate(tenants, 1):
             version = self._migrate_tenant(placement)
             with translated_errors(), self.pools.owner("default").connection() as conn, conn.transaction():

@@ -104,6 +104,12 @@ class TenantRegistry:
             rows = conn.execute(query).fetchall()
         return [TenantPlacement(tenant_id=r[0], dsn_name=r[1], schema_name=r[2], container_name=r[3]) for r in rows]
 
+    def versions(self) -> dict[str, int]:
+        """Each tenant's recorded schema version (what `migrate` brought it to last)."""
+        query = sql.SQL("SELECT tenant_id, schema_version FROM {}").format(self._table)
+        with translated_errors(), self._pool.connection() as conn:
+            return {str(r[0]): int(r[1]) for r in conn.execute(query).fetchall()}
+
     def register(
         self, conn: psycopg.Connection[tuple[Any, ...]], placement: TenantPlacement, version: int
     ) -> TenantPlacement:
