@@ -45,7 +45,9 @@ PUT_TENANT = Operation(
     summary="Onboard a tenant (idempotent)",
     description="Creates or migrates the tenant's schema and registers where its data lives. The optional "
     "body places it (named DSN, schema, Blob container); without it the placement derives from the tenant "
-    "id. Repeating the call answers 200 with the same placement; asking to move a tenant answers 409.",
+    "id. Repeating the call answers 200 with the same placement; asking to move a tenant answers 409. An app "
+    "deployed without the owner DSN (its own database login) answers 403: onboarding then runs from the "
+    "command line (`eventstore tenant onboard`, infra/migrate.sh).",
     body=Body(
         {JSON_CONTENT_TYPE: TenantPlacementRequest},
         "Optional placement.",
@@ -61,7 +63,7 @@ PUT_TENANT = Operation(
             example=_PLACEMENT_EXAMPLE,
         ),
     ),
-    errors=(400, 409, 415, 503),
+    errors=(400, 403, 409, 415, 503),
 )
 
 

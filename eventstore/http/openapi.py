@@ -17,6 +17,7 @@ from eventstore.models import Checkpoint
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _STATUS_TEXT = {
     400: "Bad request: invalid ids, JSON, parameters or content.",
+    403: "Needs the database owner: this deployment's app has no owner DSN (onboard from the command line).",
     404: "Unknown tenant, instance, event or sequence number.",
     409: "Conflict: the stream's version differs from If-Match (see actualVersion), or an event id is taken.",
     413: "The body or a payload is over the configured limit.",
@@ -30,6 +31,9 @@ _PROBLEM_EXAMPLES: dict[int, dict[str, Any]] = {
           "detail": "no message matches the filter; nothing was started", "field": "filter"},
     400: {"type": "urn:eventstore:problem:invalid-input", "title": "Invalid request", "status": 400,
           "detail": "operationId 'x' is not a UUID", "field": "operationId"},
+    403: {"type": "urn:eventstore:problem:owner-required", "title": "Needs the database owner", "status": 403,
+          "detail": "this needs the owner DSN of database 'default', which this deployment's app does not have: "
+                    "run it with the command line (`eventstore migrate`, `eventstore tenant onboard`)"},
     404: {"type": "urn:eventstore:problem:unknown-tenant", "title": "Unknown tenant", "status": 404,
           "detail": "tenant 75b9...4f82 is not onboarded"},
     409: {"type": "urn:eventstore:problem:concurrency-conflict", "title": "Concurrency conflict", "status": 409,

@@ -195,7 +195,8 @@ class Pools:
         if settings.database_auth == "entra":
             from eventstore.identity import database_token
 
-            self._token = database_token
+            timeout = settings.dependency_timeout_seconds
+            self._token = lambda: database_token(timeout)
 
     def app(self, dsn_name: str) -> StorePool:
         return self._pools.get(("app", dsn_name)) or self._open("app", dsn_name)
