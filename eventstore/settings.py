@@ -57,7 +57,9 @@ class RouterSettings(BaseModel):
         default=None, pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$", description="Storage queue name."
     )
     connection: SecretStr | None = Field(
-        default=None, description="Storage connection string of `queue` (default: AzureWebJobsStorage)."
+        default=None,
+        description="Storage connection string of `queue`, or its account's queue URL (https://...) reached with "
+        "the app's managed identity (default: the app's own queue account).",
     )
     url: str | None = Field(default=None, pattern=r"^https?://", description="HTTP endpoint replays are POSTed to.")
     secret: SecretStr | None = Field(default=None, description="Sent to `url` in `secret_header`; required with url.")

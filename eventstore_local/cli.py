@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _engine(args)
         if args.command == "entra-principal":
             from eventstore.settings import Settings
-            from eventstore_local.entra_principal import create_principal
+            from eventstore.store import create_principal
 
             made = create_principal(Settings().database_url, args.login, args.object_id)
             print(f"login {args.login} {'created' if made else 'already exists'} for principal {args.object_id}")

@@ -20,11 +20,13 @@ ROOT = PROJECT_ROOT
 KERNEL = {
     "errors",
     "event_types",
+    "identity",
     "json_paths",
     "models",
     "payload_json",
     "replay_wire",
     "settings",
+    "storage_clients",
     "telemetry",
     "tenancy",
     "workflow_state",

@@ -25,6 +25,7 @@ from eventstore.alerts.categories import admin_url, deployment_url
 from eventstore.errors import StoreUnavailable
 from eventstore.ingest import MESSAGES_QUEUE, OUTCOMES_QUEUE, POISON_SUFFIX, diagnose
 from eventstore.settings import Settings
+from eventstore.storage_clients import StorageAccount
 from eventstore.store import (
     DeadLetterMismatch,
     EventStore,
@@ -54,34 +55,48 @@ class DrainResult:
     errors: list[str] = field(default_factory=list)
 
 
+NOT_CONFIGURED = (
+    "no queue storage is configured (AzureWebJobsStorage__queueServiceUri or EVENTSTORE_QUEUE_ACCOUNT_URL with "
+    "the app's identity, or AzureWebJobsStorage)"
+)
+
+
 class PoisonQueues:
-    """The poison queues of the ingest queues, on the app's queue storage account."""
+    """The poison queues of the ingest queues, on the app's queue storage account: `account` (or a connection
+    string of it), reached with the app's managed identity when it is an account URL (`storage_clients`)."""
 
     def __init__(
         self,
-        connection_string: str,
+        account: StorageAccount | str,
         timeout: float,
         sources: Mapping[str, str] = POISON_QUEUES,
         *,
         hide_seconds: int = HIDE_SECONDS,
     ) -> None:
-        self._connection_string = connection_string
+        self.account = account if isinstance(account, StorageAccount) else StorageAccount(connection_string=account)
         self._timeout = timeout
         self.sources = dict(sources)
         self.hide_seconds = hide_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoisonQueues | None:
-        if not settings.queue_connection_string:
-            return None
-        return cls(settings.queue_connection_string, settings.dependency_timeout_seconds)
+        """The app's poison queues; None when no queue storage is configured (neither way)."""
+        account = StorageAccount.queues(settings)
+        return cls(account, settings.dependency_timeout_seconds) if account else None
+
+    @classmethod
+    def required(cls, settings: Settings) -> PoisonQueues:
+        """`from_settings` for a redrive, which cannot do without: `StoreUnavailable` naming the settings."""
+        queues = cls.from_settings(settings)
+        if queues is None:
+            raise StoreUnavailable(NOT_CONFIGURED)
+        return queues
 
     @contextlib.contextmanager
     def client(self, name: str) -> Iterator[QueueClient]:
-        client = QueueClient.from_connection_string(
-            self._connection_string, name, retry_total=1,
-            connection_timeout=self._timeout, read_timeout=self._timeout,
-        )  # fmt: skip
+        client = self.account.queue(
+            name, timeout=self._timeout, retry_total=1, connection_timeout=self._timeout, read_timeout=self._timeout
+        )
         try:
             yield client
         finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from eventstore.alerts.poison_queues import PoisonQueues, redrive
 from eventstore.console.pages import TENANT, Answer, Asked, ConsoleRoute, Missing, Redirect
 from eventstore.console.render import path
-from eventstore.errors import InvalidInput, StoreUnavailable
+from eventstore.errors import InvalidInput
 from eventstore.tenancy import validate_tenant_id
 
 PAGE_SIZE = 50
@@ -62,9 +62,7 @@ def redrive_one(asked: Asked) -> Answer:
     reason = (asked.form.get("reason") or "").strip()
     if not reason or len(reason) > 2000 or any(ord(c) < 32 for c in reason):
         raise InvalidInput("say why (it is recorded with the redrive)", field="reason")
-    queues = PoisonQueues.from_settings(asked.settings)
-    if queues is None:
-        raise StoreUnavailable("no queue storage is configured (AzureWebJobsStorage)")
+    queues = PoisonQueues.required(asked.settings)
     redrive(asked.store, queues, letter, asked.who, reason)
     where = ("tenants", letter.tenant_id) if letter.tenant_id and asked.form.get("back") == "tenant" else ()
     return Redirect(path(*where, "dead-letters", redriven=letter.id))

@@ -10,7 +10,7 @@ import base64
 import azure.functions as func
 
 from eventstore.alerts.poison_queues import PoisonQueues, redrive
-from eventstore.errors import InvalidInput, StoreUnavailable
+from eventstore.errors import InvalidInput
 from eventstore.http.dead_letter_models import DeadLettersPage, DeadLettersQuery, QueueDeadLetter, RedriveRequest
 from eventstore.http.exchange import asked_body, json_response, parse_query, route_param
 from eventstore.http.routes import Body, Operation, Reply, http_function
@@ -156,9 +156,7 @@ def redrive_dead_letter(req: func.HttpRequest) -> func.HttpResponse:
     settings = services().settings
     asked = asked_body(req, settings, RedriveRequest)
     letter = _letter(req)
-    queues = PoisonQueues.from_settings(settings)
-    if queues is None:
-        raise StoreUnavailable("no queue storage is configured (AzureWebJobsStorage)")
+    queues = PoisonQueues.required(settings)
     return json_response(_item(redrive(services().store, queues, letter, asked.requested_by, asked.reason)))
 
 

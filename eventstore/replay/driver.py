@@ -24,6 +24,7 @@ from azure.storage.queue import QueueClient
 from eventstore.replay.forwarder import MAX_BATCH, ForwardMessage
 from eventstore.replay.requests import change_job, changed_event, replay_outcomes
 from eventstore.settings import Settings
+from eventstore.storage_clients import StorageAccount
 from eventstore.store import EventStore, ReplayJobRow, TenantReplays
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,13 @@ def queue_message(message: ForwardMessage) -> str:
 
 
 class ReplayQueue:
-    """The app's own replays queue (`REPLAY_QUEUE`), which the forwarder function reads."""
+    """The app's own replays queue (`REPLAY_QUEUE`), which the forwarder function reads: on the app's queue
+    account, reached with its managed identity when the account URL is set (`storage_clients`)."""
 
     def __init__(self, settings: Settings, name: str = REPLAY_QUEUE) -> None:
         timeout = settings.dependency_timeout_seconds
-        self._client = QueueClient.from_connection_string(
-            settings.queue_connection_string,
-            name,
-            retry_total=1,
-            connection_timeout=timeout,
-            read_timeout=timeout,
+        self._client: QueueClient = StorageAccount.queues(settings).queue(
+            name, timeout=timeout, retry_total=1, connection_timeout=timeout, read_timeout=timeout
         )
         with contextlib.suppress(ResourceExistsError):
             self._client.create_queue()

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Protocol
 import requests
 
 from eventstore.errors import RouterNotConfigured, RouterRefused, RouterUnavailable
+from eventstore.identity import IdentityUnavailable
 from eventstore.replay_wire import ReplayDelivery, http_headers, queue_text
 from eventstore.settings import RouterSettings, Settings
+from eventstore.storage_clients import StorageAccount
 
 if TYPE_CHECKING:
     from azure.core.exceptions import HttpResponseError
@@ -64,35 +66,49 @@ def open_router(settings: Settings, tenant_id: str) -> Router:
         return HttpRouter(router)
     # The engine's queue is storage like Blob: it gets the same bound as every other storage call.
     return QueueRouter(
-        router, default_connection=settings.queue_connection_string, timeout=settings.dependency_timeout_seconds
+        router, default_connection=StorageAccount.queues(settings), timeout=settings.dependency_timeout_seconds
     )
 
 
 class QueueRouter:
     """The engine's inbound Azure Storage queue: one message per replay, in the `replay_wire` format.
 
+    The router's `connection` is a connection string, or the queue service URL of the engine's account
+    (`https://<account>.queue.core.windows.net`), reached with the app's managed identity (which then needs
+    Storage Queue Data Message Sender there). Without one, the app's own queue account: `default_connection`
+    (its account URL with the identity, else AzureWebJobsStorage).
+
     The queue is never created here: a router that names a queue nobody reads would take every replay and
     deliver none, so a missing queue is refused until it exists."""
 
-    def __init__(self, router: RouterSettings, *, default_connection: str = "", timeout: float = 4.0) -> None:
-        from azure.storage.queue import QueueClient
-
+    def __init__(
+        self, router: RouterSettings, *, default_connection: StorageAccount | str = "", timeout: float = 4.0
+    ) -> None:
         if router.queue is None:
             raise ValueError("QueueRouter needs a router that names a queue")
         self.target = router.describe()
         self.queue = router.queue
-        connection = router.connection.get_secret_value() if router.connection is not None else default_connection
-        if not connection:
+        if router.connection is not None:
+            account = StorageAccount.parse(router.connection.get_secret_value())
+        elif isinstance(default_connection, StorageAccount):
+            account = default_connection
+        else:
+            account = StorageAccount(connection_string=default_connection)
+        if not account:
             raise RouterRefused(
-                self.target, "no storage connection: set the router's connection or AzureWebJobsStorage"
+                self.target,
+                "no storage connection: set the router's connection, or the app's queue account "
+                "(AzureWebJobsStorage__queueServiceUri or AzureWebJobsStorage)",
             )
+        self.account = account
         try:
-            self._client: QueueClient = QueueClient.from_connection_string(
-                connection, router.queue, retry_total=0, connection_timeout=timeout, read_timeout=timeout
+            self._client: QueueClient = account.queue(
+                router.queue, timeout=timeout, retry_total=0, connection_timeout=timeout, read_timeout=timeout
             )
         except ValueError:
-            # `from None`: the connection string holds the account key, and must not reach a log in a cause.
-            raise RouterRefused(self.target, "the storage connection string is not valid") from None
+            # `from None`: a connection string holds the account key, and must not reach a log in a cause.
+            what = "account URL" if account.uses_identity else "connection string"
+            raise RouterRefused(self.target, f"the storage {what} is not valid") from None
 
     def send(self, delivery: ReplayDelivery) -> None:
         from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
@@ -107,6 +123,8 @@ class QueueRouter:
             )
         try:
             self._client.send_message(text)
+        except IdentityUnavailable as exc:  # no token: nothing reached the queue, so a retry may get one
+            raise RouterUnavailable(self.target, _one_line(str(exc))) from exc
         except ResourceNotFoundError as exc:
             raise RouterRefused(self.target, f"queue {self.queue} does not exist", status=exc.status_code) from exc
         except HttpResponseError as exc:

@@ -16,7 +16,8 @@ it, and a test holds everyone to that. Start with `EventStore(settings)`:
 - `store.erasure(tenant_id)` -> `TenantErasure`: a subject's events, and the transaction that erases them.
 - `store.queue_dead_letters()` -> `QueueDeadLetters`: poison messages of the ingest queues, kept; the
   deployment's own alert outbox.
-- `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves.
+- `store.onboard_tenant`, `migrate`, `ensure_partitions`, `tenants`: the tenants themselves;
+  `store.grant_login` and `create_principal`: the app's own database login.
 """
 
 from eventstore.store.alert_outbox import AlertOutbox, Notice, OutboxRow
@@ -24,6 +25,7 @@ from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.cold_payloads import COLD_PREFIX, REHYDRATION_RETRY_SECONDS, ArchiveKeys, ColdRef, is_cold
 from eventstore.store.event_store import EventStore
 from eventstore.store.feed_checkpoints import DeadLetter, FeedDeadLetterRow, SinkState
+from eventstore.store.logins import conninfo_parts, conninfo_with, create_principal
 from eventstore.store.payload_problems import PayloadProblem
 from eventstore.store.pending_work import PendingWork
 from eventstore.store.queue_dead_letters import (
@@ -127,6 +129,9 @@ __all__ = [
     "ViewWriter",
     "WindowFigures",
     "WritingTransaction",
+    "conninfo_parts",
+    "conninfo_with",
+    "create_principal",
     "instance_stream_id",
     "is_cold",
     "is_erased",

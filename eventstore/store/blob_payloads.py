@@ -10,6 +10,12 @@ each socket read the whole of it, and a failed request is retried once after hal
 that refuses connections answers 503 within a second and storage that hangs within the timeout. Large
 uploads are unaffected while storage is up: the read timeout applies to each socket operation, and
 uploads over `_SINGLE_PUT` go as blocks, each answered on its own.
+
+The account is reached with the app's managed identity when `EVENTSTORE_BLOB_ACCOUNT_URL` (or
+`AzureWebJobsStorage__blobServiceUri`) is set, else with the connection string (`storage_clients`); the same
+bounds apply to both, and the identity's token requests get the same timeout (`eventstore.identity`). Storage
+that refuses the identity's token (no role on the account, a token for another audience) is unavailable too:
+a 503 that names the refusal, as for an account key that stopped working.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ from threading import Lock
 from typing import TYPE_CHECKING, Any
 
 from eventstore.errors import PayloadIntegrityError, PayloadMissing, StoreUnavailable
+from eventstore.settings import Settings
+from eventstore.storage_clients import StorageAccount
 
 if TYPE_CHECKING:
+    from azure.core.exceptions import AzureError
     from azure.storage.blob import BlobServiceClient
 
 _RETRY_PAUSE = 0.5
@@ -54,14 +63,19 @@ def client_options(timeout: float) -> dict[str, Any]:
 class BlobPayloads:
     """Puts and gets payloads in Blob storage; one client per process, containers created on first use."""
 
-    def __init__(self, connection_string: str, *, timeout: float = 4.0) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        self._service: BlobServiceClient = BlobServiceClient.from_connection_string(
-            connection_string, **client_options(timeout)
-        )
+    def __init__(self, account: StorageAccount | str, *, timeout: float = 4.0) -> None:
+        """`account`: the Blob account, or a connection string of one."""
+        self.account = account if isinstance(account, StorageAccount) else StorageAccount(connection_string=account)
+        self._service: BlobServiceClient = self.account.blob_service(timeout=timeout, **client_options(timeout))
         self._ready: set[str] = set()
         self._lock = Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobPayloads | None:
+        """The app's payload storage: its account URL with the managed identity, else its connection string;
+        None when neither is set (large payloads are then refused)."""
+        account = StorageAccount.blobs(settings)
+        return cls(account, timeout=settings.dependency_timeout_seconds) if account else None
 
     def put(self, container: str, payload: bytes, digest: bytes) -> str:
         """Store `payload` (whose SHA-256 is `digest`) and return its reference `<container>/<sha256 hex>`."""
@@ -75,7 +89,7 @@ class BlobPayloads:
         except ResourceExistsError:
             pass  # the same name is the same bytes: an earlier append of this payload wrote it
         except AzureError as exc:
-            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+            raise self._unavailable("payload storage", exc) from exc
         return f"{container}/{name}"
 
     def get(self, blob_ref: str, digest: bytes) -> bytes:
@@ -91,7 +105,7 @@ class BlobPayloads:
         except ResourceNotFoundError as exc:
             raise PayloadMissing(blob_ref) from exc
         except AzureError as exc:
-            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+            raise self._unavailable("payload storage", exc) from exc
         verify(data, digest, blob_ref)
         return data
 
@@ -105,7 +119,7 @@ class BlobPayloads:
         except ResourceNotFoundError:
             return
         except AzureError as exc:
-            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+            raise self._unavailable("payload storage", exc) from exc
 
     def exists(self, blob_ref: str) -> bool:
         """Whether the blob behind `blob_ref` is there (one HEAD request); `StoreUnavailable` when storage
@@ -116,7 +130,7 @@ class BlobPayloads:
         try:
             return bool(self._service.get_blob_client(container, name).exists())
         except AzureError as exc:
-            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+            raise self._unavailable("payload storage", exc) from exc
 
     # -- cold segments (retention: eventstore/store/cold_payloads.py) -----------------------------------------
 
@@ -130,7 +144,7 @@ class BlobPayloads:
         except ResourceNotFoundError:
             return []
         except AzureError as exc:
-            raise StoreUnavailable(f"payload storage unavailable: {exc}") from exc
+            raise self._unavailable("payload storage", exc) from exc
 
     def put_segment(self, container: str, name: str, data: bytes, tier: str) -> None:
         """Write a cold segment and read it back to check its SHA-256 before anything relies on it; written in
@@ -147,14 +161,14 @@ class BlobPayloads:
             )
             written = client.download_blob().readall()
         except AzureError as exc:
-            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+            raise self._unavailable("cold storage", exc) from exc
         if hashlib.sha256(written).hexdigest() != digest:
             raise PayloadIntegrityError(f"cold segment {container}/{name} did not read back as written")
         if tier != "Cool":
             try:
                 client.set_standard_blob_tier(StandardBlobTier(tier))
             except AzureError as exc:
-                raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+                raise self._unavailable("cold storage", exc) from exc
 
     def get_range(self, container: str, name: str, offset: int, length: int) -> bytes | None:
         """`length` bytes of a cold segment from `offset`; None when the segment is in the Archive tier
@@ -168,9 +182,9 @@ class BlobPayloads:
         except HttpResponseError as exc:
             if getattr(exc, "error_code", None) == "BlobArchived":
                 return None
-            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+            raise self._unavailable("cold storage", exc) from exc
         except AzureError as exc:
-            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+            raise self._unavailable("cold storage", exc) from exc
 
     def rehydrate(self, container: str, name: str) -> str | None:
         """Start bringing an archived segment back to the Cool tier (standard priority: up to 15 hours), unless
@@ -185,7 +199,7 @@ class BlobPayloads:
                 client.set_standard_blob_tier(StandardBlobTier.COOL, rehydrate_priority=RehydratePriority.STANDARD)
                 properties = client.get_blob_properties()
         except AzureError as exc:
-            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+            raise self._unavailable("cold storage", exc) from exc
         status = properties.archive_status
         return str(status) if status else None
 
@@ -198,7 +212,16 @@ class BlobPayloads:
         except ResourceNotFoundError:
             return None
         except AzureError as exc:
-            raise StoreUnavailable(f"cold storage unavailable: {exc}") from exc
+            raise self._unavailable("cold storage", exc) from exc
+
+    def _unavailable(self, what: str, exc: AzureError) -> StoreUnavailable:
+        """`exc` as the 503 it is; a refusal of the identity's token says so (its detail from the service)."""
+        status = getattr(exc, "status_code", None)
+        if self.account.uses_identity and status in (401, 403):
+            return StoreUnavailable(
+                f"{what} refused the app's identity at {self.account.account_url}: {refusal_detail(exc)}"
+            )
+        return StoreUnavailable(f"{what} unavailable: {exc}")
 
     def _ensure_container(self, container: str) -> None:
         from azure.core.exceptions import ResourceExistsError
@@ -209,6 +232,24 @@ class BlobPayloads:
             self._service.create_container(container)
         with self._lock:
             self._ready.add(container)
+
+
+def refusal_detail(exc: AzureError) -> str:
+    """A storage refusal on one line: its status, error code and the service's detail (Azure and Azurite send
+    `AuthenticationErrorDetail` for a token they refuse, "Invalid token audience." say)."""
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    code = getattr(code, "value", code)
+    text = getattr(exc, "message", None) or str(exc)
+    detail = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.lower().startswith("authenticationerrordetail:")
+        ),
+        text.splitlines()[0] if text else "",
+    )
+    return " ".join(str(p) for p in (status, code) if p) + f": {detail}"
 
 
 def verify(payload: bytes, digest: bytes, where: str) -> None:

@@ -74,11 +74,9 @@ class EventStore:
 
     @property
     def payloads(self) -> BlobPayloads | None:
-        """Blob storage for large payloads, or None when no connection string is configured."""
-        if self._payloads is None and self.settings.blob_connection_string:
-            self._payloads = BlobPayloads(
-                self.settings.blob_connection_string, timeout=self.settings.dependency_timeout_seconds
-            )
+        """Blob storage for large payloads, or None when neither an account URL nor a connection string is set."""
+        if self._payloads is None:
+            self._payloads = BlobPayloads.from_settings(self.settings)
         return self._payloads
 
     def archive_keys(self) -> ArchiveKeys | None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from eventstore.store import conninfo_parts, conninfo_with
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
 
@@ -54,7 +54,7 @@ class PgBouncer:
         binary = pgbouncer_binary()
         if binary is None:
             raise RuntimeError("pgbouncer is not installed (Debian package pgbouncer; ./scripts/bootstrap installs it)")
-        server = conninfo_to_dict(server_dsn)
+        server = conninfo_parts(server_dsn)
         host = str(server.get("host") or "127.0.0.1")
         if host.startswith("/"):
             raise RuntimeError("PgBouncer reaches the server over TCP here: give a host and port, not a socket")
@@ -103,7 +103,7 @@ class PgBouncer:
 
     def dsn(self, of: str) -> str:
         """`of`, a DSN of the server, through this pooler (same user, password and database)."""
-        return make_conninfo(of, host="127.0.0.1", port=str(self.port))
+        return conninfo_with(of, host="127.0.0.1", port=str(self.port))
 
     def log_tail(self, lines: int = 20) -> str:
         text = "".join(p.read_text() for p in (self._dir / "stderr.log", self._dir / "pgbouncer.log") if p.exists())

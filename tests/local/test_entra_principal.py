@@ -14,8 +14,8 @@ from psycopg.conninfo import make_conninfo
 from bench.reliability import PrivatePostgres
 from eventstore import EventStore, Settings
 from eventstore.errors import InvalidInput
+from eventstore.store import create_principal
 from eventstore_local.cli import main
-from eventstore_local.entra_principal import create_principal
 
 # What Azure's function does, as far as this command relies on it: a LOGIN role named as asked.
 STAND_IN = """

@@ -134,7 +134,7 @@ def test_appends_and_reads_from_many_threads_through_the_pooler(app: EventStore,
     for worker in range(8):
         stored = tenant.read_stream(f"instance:w{worker}")
         assert [e.sequence_number for e in stored] == list(range(1, 26))
-        assert [json.loads(e.payload)["n"] for e in stored] == list(range(25))
+        assert [json.loads(e.payload or b"")["n"] for e in stored] == list(range(25))
     assert len(tenant.read_all(START, limit=1000).events) == 200
 
 

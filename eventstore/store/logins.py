@@ -1,6 +1,7 @@
-"""`eventstore entra-principal`: the database login of a Microsoft Entra principal (the Function App's managed
-identity), made by the server's Entra administrator, as Azure Database for PostgreSQL requires: only an Entra
-administrator connected to the `postgres` database may call `pgaadauth_create_principal_with_oid`.
+"""The app's own database login, before any event table: `eventstore entra-principal` makes the login of a
+Microsoft Entra principal (the Function App's managed identity) as the server's Entra administrator, as Azure
+Database for PostgreSQL requires: only an Entra administrator connected to the `postgres` database may call
+`pgaadauth_create_principal_with_oid`. (`EventStore.grant_login`, as the owner, then gives it its roles.)
 
 deploy.sh runs it with the signed-in user's token (`az account get-access-token --resource-type oss-rdbms`) as
 `PGPASSWORD`, then `eventstore grant-login` as the owner, so a deployment with `databaseLogin=entra` needs no
@@ -9,7 +10,7 @@ step by hand. Idempotent: an existing login is left as it is."""
 from __future__ import annotations
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 
 def create_principal(admin_dsn: str, login: str, object_id: str) -> bool:
@@ -23,3 +24,13 @@ def create_principal(admin_dsn: str, login: str, object_id: str) -> bool:
             "SELECT * FROM pgaadauth_create_principal_with_oid(%s, %s, 'service', false, false)", (login, object_id)
         )
         return True
+
+
+def conninfo_with(dsn: str, **changes: str) -> str:
+    """`dsn` with some of its parts replaced (host, port, user, dbname...): the same login elsewhere."""
+    return make_conninfo(dsn, **changes)
+
+
+def conninfo_parts(dsn: str) -> dict[str, str]:
+    """The parts of a DSN (URL or key=value), as libpq reads them."""
+    return {key: str(value) for key, value in conninfo_to_dict(dsn).items() if value is not None}
