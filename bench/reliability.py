@@ -200,7 +200,8 @@ class OutageHost:
     def start(self, timeout: float = 60) -> Self:
         command = [
             sys.executable, "-m", "eventstore_local", "host", "--port", str(self.port), "--no-azurite", "--no-engine",
-            "--eventgrid-port", "-1", "--project-root", str(ROOT), "--settings", str(self.folder / "absent.json"),
+            "--eventgrid-port", "-1", "--alerts-port", "-1", "--project-root", str(ROOT),
+            "--settings", str(self.folder / "absent.json"),
         ]  # fmt: skip
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=subprocess.STDOUT)
