@@ -325,10 +325,11 @@ class Settings(BaseSettings):
     feed_schedule: str = Field(default=_FEED_SCHEDULE, description=_FEED_SCHEDULE_TEXT)
     views_schedule: str = Field(default=_VIEWS_SCHEDULE, description=_VIEWS_SCHEDULE_TEXT)
     full_pass_seconds: float = Field(
-        default=300.0,
+        default=3600.0,
         gt=0,
-        description="The timers skip a tenant's reader (feed sink, view) while its all-stream has not moved "
-        "since the reader was last found caught up; every this many seconds they run every reader anyway.",
+        description="The timers skip a tenant's reader (feed sink, view, alert rules, replay jobs) while its "
+        "all-stream has not moved since the reader was twice found caught up; every this many seconds they run "
+        "every reader of every tenant anyway (a backstop that costs a few statements per reader and tenant).",
     )
     feed_nudge: bool = Field(
         default=True, description="Publish right after an ingest append instead of waiting for the timer."

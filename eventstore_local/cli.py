@@ -252,8 +252,10 @@ def _run(args: argparse.Namespace) -> None:
             store.grant_login(args.login, args.dsn_name)
             print(f"{args.login} runs the app on DSN {args.dsn_name} as {store.settings.app_role}")
         elif args.command == "partitions":
-            for tenant_id, names in store.ensure_partitions(args.months_ahead).items():
+            created = store.ensure_partitions(args.months_ahead)
+            for tenant_id, names in created.items():
                 print(f"{tenant_id}: {', '.join(names)}", flush=True)
+            print(f"{sum(map(len, created.values()))} partition(s) created; every tenant has its months")
         elif args.command == "feed":
             from eventstore_local.feed_commands import run as run_feed
 

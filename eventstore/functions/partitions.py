@@ -24,4 +24,7 @@ SCHEDULE = "0 17 3 * * *"
 @blueprint.timer_trigger(arg_name="timer", schedule=SCHEDULE, run_on_startup=True)
 def ensure_partitions(timer: func.TimerRequest) -> None:
     created = services().store.ensure_partitions()
-    log.info("partitions ensured for %d tenant(s)%s", len(created), " (past due)" if timer.past_due else "")
+    count = sum(len(names) for names in created.values())
+    log.info(
+        "partitions: %d created for %d tenant(s)%s", count, len(created), " (past due)" if timer.past_due else ""
+    )

@@ -20,7 +20,7 @@ from eventstore.store.alert_reports import AlertReports
 from eventstore.store.blob_payloads import BlobPayloads
 from eventstore.store.cold_payloads import ArchiveKeys
 from eventstore.store.connection import Pools, run, translated_errors
-from eventstore.store.partitions import ensure_partitions, list_partitions
+from eventstore.store.partitions import create_partition_for, ensure_partitions, list_partitions, months_missing
 from eventstore.store.queue_dead_letters import QueueDeadLetters
 from eventstore.store.read_feed import WritingTransaction, oldest_writing_transaction
 from eventstore.store.registry import TenantRegistry
@@ -350,8 +350,23 @@ class EventStore:
         )
 
     def ensure_partitions(self, months_ahead: int | None = None) -> dict[str, list[str]]:
-        """For every tenant: the current month and the next `months_ahead` (setting by default)."""
-        return {p.tenant_id: self.ensure_partitions_for(p, months_ahead) for p in self.registry.all()}
+        """For every tenant: the current month and the next `months_ahead` (setting by default). One catalog
+        query per database finds the months missing; only those are created. Returns the partitions created
+        (made or found made by a racing process), by tenant; tenants with nothing missing are left out."""
+        ahead = self.settings.partitions_ahead if months_ahead is None else months_ahead
+        by_dsn: dict[str, list[TenantPlacement]] = {}
+        for placement in self.registry.all():
+            by_dsn.setdefault(placement.dsn_name, []).append(placement)
+        created: dict[str, list[str]] = {}
+        for dsn_name, placements in by_dsn.items():
+            tenant_of = {p.schema_name: p.tenant_id for p in placements}
+
+            def upkeep(conn: psycopg.Connection[Any], tenant_of: dict[str, str] = tenant_of) -> None:
+                for schema, months in months_missing(conn, list(tenant_of), ahead).items():
+                    created[tenant_of[schema]] = [create_partition_for(conn, schema, m) for m in months]
+
+            run(self.pools.app(dsn_name), upkeep)
+        return created
 
     def oldest_writing_transaction(self, dsn_name: str = "default") -> WritingTransaction | None:
         """The oldest open transaction holding an xid on that database's server: until it ends, no

@@ -36,6 +36,21 @@ def test_ensure_partitions_is_idempotent_and_safe_concurrently(store: EventStore
     assert store.ensure_partitions_for(tenant.placement, 5, later) == expected
 
 
+def test_the_daily_upkeep_creates_only_the_missing_months_of_every_tenant(store: EventStore) -> None:
+    tenant_id = random_tenant_id()
+    store.onboard_tenant(tenant_id)
+    ahead = store.settings.partitions_ahead
+    # Every tenant already has its months: nothing is created, and this tenant is not even visited.
+    assert tenant_id not in store.ensure_partitions()
+    # One month further ahead is missing for every tenant: that one alone is made, for this tenant too.
+    created = store.ensure_partitions(ahead + 1)
+    now = datetime.now(UTC)
+    month = datetime(now.year + (now.month + ahead) // 12, (now.month + ahead) % 12 + 1, 1, tzinfo=UTC)
+    assert created[tenant_id] == [f"events_{month:%Y}m{month:%m}"]
+    assert f"events_{month:%Y}m{month:%m}" in store.partitions(tenant_id)
+    assert tenant_id not in store.ensure_partitions(ahead + 1)
+
+
 def test_append_across_a_month_boundary_creates_the_missing_partition(store: EventStore, settings: Settings) -> None:
     tenant_id = random_tenant_id()
     store.onboard_tenant(tenant_id)
